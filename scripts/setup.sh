@@ -1,0 +1,22 @@
+#!/bin/sh
+# Set up .venv for this project, then install it (editable) with the extras named as arguments.
+# A torch the user already has is kept (the venv sees system packages); on a machine without an
+# NVIDIA GPU, torch comes as the CPU build, never as multi-GB CUDA wheels.
+set -e
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+    "${PYTHON:-python3}" -m venv --system-site-packages .venv
+fi
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    if command -v nvidia-smi >/dev/null 2>&1; then
+        .venv/bin/python -m pip install --quiet torch
+    else
+        .venv/bin/python -m pip install --quiet "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu
+    fi
+fi
+extras=$(echo "$*" | tr ' ' ',')
+stamp=".venv/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)-${extras:-base}"
+if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+    touch "$stamp"
+fi

@@ -1,0 +1,9 @@
+"""Networks, reached by name through the registry: `create_model("resnet56")`."""
+
+from . import resnet  # noqa: F401  (registers the paper's networks)
+from .complexity import count_macs, count_parameters, describe
+from .registry import ModelSpec, create_model, families, get_spec, list_models
+
+__all__ = [
+    "ModelSpec", "count_macs", "count_parameters", "create_model", "describe", "families", "get_spec", "list_models",
+]

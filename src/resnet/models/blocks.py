@@ -1,0 +1,141 @@
+"""The building blocks of He et al. 2015: the basic block (Fig. 2 left), the bottleneck
+(Fig. 5 right) and the three shortcut options of §3.3 (A, B, C).
+
+A block computes y = F(x) + x, where F is the residual branch and x passes through the
+shortcut. Attribute names follow torchvision (`conv1`, `bn1`, ..., `downsample`) so that
+checkpoints of the whole ecosystem load unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SHORTCUTS = ("A", "B", "C")
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """3×3 convolution with padding 1 and no bias (batch norm follows every conv)."""
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """1×1 convolution without bias."""
+    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: a parameter-free identity shortcut for increasing dimensions.
+
+    The input is subsampled by `stride` (x[:, :, ::2, ::2]) and (out - in) / 2 zero channels are
+    padded on each side, identity channels in the middle: for CIFAR's doubling stages this is the
+    `planes // 4` padding of the most widely used PyTorch reproduction.
+    """
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int) -> None:
+        super().__init__()
+        self.in_planes, self.out_planes, self.stride = in_planes, out_planes, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        extra = self.out_planes - self.in_planes
+        return F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_planes}, {self.out_planes}, stride={self.stride}"
+
+
+def make_shortcut(option: str | None, in_planes: int, out_planes: int, stride: int) -> nn.Module | None:
+    """The shortcut of one block: None for a plain block (no shortcut), else a module.
+
+    A: identity, zero-padding where dimensions increase. B: identity, 1×1 projection (+BN) where
+    the shape changes. C: projection on every shortcut.
+    """
+    if option is None:
+        return None
+    if option not in SHORTCUTS:
+        raise ValueError(f"unknown shortcut option {option!r}; choose one of {', '.join(SHORTCUTS)}")
+    shape_changes = stride != 1 or in_planes != out_planes
+    if option == "C" or (option == "B" and shape_changes):
+        return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
+    if shape_changes:
+        return ZeroPadShortcut(in_planes, out_planes, stride)
+    return nn.Identity()
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions (ResNet-18/34 and the CIFAR nets).
+
+    `downsample` is the shortcut (torchvision's name): an identity, option A's zero padding or a
+    projection; None makes the block plain, the same layers without a shortcut.
+    """
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_planes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            out = out + self.downsample(x)
+        return self.relu(out)
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn2
+
+
+class Bottleneck(nn.Module):
+    """1×1 (reduce), 3×3, 1×1 (restore ×4) convolutions (ResNet-50/101/152, ResNeXt, WRN-50-2).
+
+    `stride_in_1x1=True` strides the first 1×1 as the paper does (v1); False strides the 3×3
+    (v1.5, torchvision's default). `groups` and `base_width` give ResNeXt's and Wide ResNet's
+    wider, grouped 3×3.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_planes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        stride_in_1x1: bool = False,
+        groups: int = 1,
+        base_width: int = 64,
+    ) -> None:
+        super().__init__()
+        width = int(planes * base_width / 64) * groups
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = conv1x1(in_planes, width, stride_1x1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride_3x3, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            out = out + self.downsample(x)
+        return self.relu(out)
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn3

@@ -1,0 +1,46 @@
+"""Size and cost of a network: parameters and multiply-adds, counted on the meta device."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .registry import create_model, get_spec
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of learnable parameters (buffers such as BN running statistics excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, input_size: int, in_channels: int = 3) -> int:
+    """Multiply-adds of one forward pass on a 1×C×S×S input (convolutions and linear layers,
+    as torch.utils.flop_counter counts them: FLOPs / 2)."""
+    device = next(model.parameters()).device
+    x = torch.empty(1, in_channels, input_size, input_size, device=device)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(x)
+    return counter.get_total_flops() // 2
+
+
+def describe(name: str, input_size: int | None = None, **options) -> dict:
+    """A row of `resnet models`: family, layers, shortcut, parameters, multiply-adds, input size.
+
+    The model is built on the meta device, so even ResNet-1202 costs no memory or compute.
+    """
+    spec = get_spec(name)
+    size = input_size or spec.input_size
+    with torch.device("meta"):
+        model = create_model(name, **options)
+    return {
+        "name": name,
+        "family": spec.family,
+        "layers": spec.depth,
+        "shortcut": options.get("shortcut", spec.shortcut),
+        "params": count_parameters(model),
+        "macs": count_macs(model, size, options.get("in_channels", 3)),
+        "input_size": size,
+        "num_classes": spec.num_classes,
+        "description": spec.description,
+    }

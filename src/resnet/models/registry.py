@@ -1,0 +1,105 @@
+"""The model registry: every network is reached by name through `create_model`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from torch import nn
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows of a model before building it."""
+
+    name: str
+    build: Callable[..., nn.Module]
+    family: str
+    depth: int
+    input_size: int
+    num_classes: int
+    description: str = ""
+    options: dict = field(default_factory=dict)  # option name -> default, what users may set
+
+    @property
+    def shortcut(self) -> str:
+        """The default shortcut option, or "none" for a plain network."""
+        return self.options.get("shortcut") or "none"
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def _user_options(build: Callable[..., nn.Module]) -> dict:
+    """Keyword-only parameters of `build` (num_classes aside) that a partial did not fix."""
+    fixed = build.keywords if isinstance(build, partial) else {}
+    params = inspect.signature(build).parameters.values()
+    return {
+        p.name: p.default
+        for p in params
+        if p.kind is p.KEYWORD_ONLY and p.name != "num_classes" and p.name not in fixed
+    }
+
+
+def register(name: str, build: Callable[..., nn.Module], **meta) -> None:
+    """Add a model: `build(num_classes=..., **options)` returns it; `meta` fills ModelSpec."""
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is registered twice")
+    _MODELS[name] = ModelSpec(name=name, build=build, options=_user_options(build), **meta)
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Names of the registered models, in registration order, optionally of one family."""
+    return [name for name, spec in _MODELS.items() if family in (None, spec.family)]
+
+
+def families() -> list[str]:
+    """The model families, in registration order."""
+    return list(dict.fromkeys(spec.family for spec in _MODELS.values()))
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry of `name`; UsageError listing the valid names if there is none."""
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(_MODELS)}") from None
+
+
+def create_model(name: str, num_classes: int | None = None, **options) -> nn.Module:
+    """Build the network `name` with `num_classes` outputs (default: its data set's).
+
+    `options` are the model's own (see `get_spec(name).options`), e.g. `shortcut="A"`,
+    `variant="v1"`, `zero_init_residual=True`. Unknown names, options or values raise
+    UsageError listing the valid choices.
+    """
+    spec = get_spec(name)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        valid = ", ".join(spec.options) or "none"
+        raise UsageError(f"{name} has no option {', '.join(map(repr, unknown))}; its options: {valid}")
+    for option, value in options.items():
+        _check_type(name, option, value, spec.options[option])
+    if num_classes is None:
+        num_classes = spec.num_classes
+    _check_type(name, "num_classes", num_classes, spec.num_classes)
+    if num_classes < 1:
+        raise UsageError(f"{name}: num_classes must be positive, not {num_classes}")
+    try:
+        return spec.build(num_classes=num_classes, **options)
+    except UsageError:
+        raise
+    except ValueError as e:
+        raise UsageError(f"{name}: {e}") from None
+
+
+def _check_type(name: str, option: str, value, default) -> None:
+    """UsageError unless `value` has the type of the option's default (bool is not an int)."""
+    expected = type(default)
+    if default is None or (type(value) is expected) or (expected is float and type(value) is int):
+        return
+    raise UsageError(f"{name}: option {option} takes a {expected.__name__}, not {value!r}")

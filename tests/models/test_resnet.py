@@ -1,0 +1,151 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from reference_weights import DATA, MODELS, REFERENCE, reference_input, reference_state_dict
+
+from resnet import create_model, list_models
+from resnet.models.blocks import BasicBlock, Bottleneck, ZeroPadShortcut
+
+IMAGENET = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+@pytest.mark.parametrize("name", IMAGENET)
+def test_state_dict_keys_and_shapes_are_torchvisions(name):
+    with torch.device("meta"):
+        ours = {k: list(v.shape) for k, v in create_model(name).state_dict().items()}
+    assert ours == REFERENCE[name]["state_dict"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_torchvision_state_dict_loads_strictly_and_gives_torchvisions_outputs(name):
+    model = create_model(name)
+    state = {k: torch.from_numpy(v) for k, v in reference_state_dict(name).items()}
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        ours = model.eval()(torch.from_numpy(reference_input())).double().numpy()
+    expected = np.load(DATA / "torchvision_outputs.npz")[name]
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def _blocks(model):
+    return [m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+
+
+@pytest.mark.parametrize(
+    "name, options, projections, paddings",
+    [
+        ("resnet20", {}, 0, 2),
+        ("resnet20", {"shortcut": "B"}, 2, 0),
+        ("resnet20", {"shortcut": "C"}, 9, 0),
+        ("resnet18", {}, 3, 0),
+        ("resnet50", {}, 4, 0),  # layer1's first block grows 64 -> 256 channels
+        ("resnet50", {"shortcut": "A"}, 0, 4),
+        ("resnet34", {"shortcut": "C"}, 16, 0),
+    ],
+)
+def test_shortcut_option_places_projections_and_paddings(name, options, projections, paddings):
+    shortcuts = [type(b.downsample) for b in _blocks(create_model(name, **options))]
+    assert shortcuts.count(torch.nn.Sequential) == projections
+    assert shortcuts.count(ZeroPadShortcut) == paddings
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if n.startswith("plain")])
+def test_plain_networks_have_the_same_layers_and_no_shortcuts(name):
+    plain = create_model(name, num_classes=10)
+    residual = create_model(name.replace("plain", "resnet"), num_classes=10, shortcut="A")
+    assert all(b.downsample is None for b in _blocks(plain))
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {
+        k: v.shape for k, v in residual.state_dict().items()
+    }
+
+
+def test_shortcuts_change_the_function():
+    residual, plain = create_model("resnet20"), create_model("plain20")
+    plain.load_state_dict(residual.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(residual.eval()(x), plain.eval()(x))
+
+
+@pytest.mark.parametrize("name, depth", [("resnet20", 20), ("resnet56", 56), ("resnet110", 110), ("resnet1202", 1202)])
+def test_cifar_networks_have_6n_plus_2_layers(name, depth):
+    model = create_model(name)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) + 1 == depth  # weighted layers: the convolutions and fc
+    assert [s[0].conv1.out_channels for s in model.stages()] == [16, 32, 64]
+    assert [s[0].conv1.stride[0] for s in model.stages()] == [1, 2, 2]
+    assert model.fc.in_features == 64
+
+
+def test_imagenet_stem_and_stages():
+    model = create_model("resnet50")
+    assert (model.conv1.kernel_size, model.conv1.stride) == ((7, 7), (2, 2))
+    assert (model.maxpool.kernel_size, model.maxpool.stride) == (3, 2)
+    assert [s[-1].conv3.out_channels for s in model.stages()] == [256, 512, 1024, 2048]
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_he_initialization():
+    model = create_model("resnet56")
+    conv = model.layer3[0].conv2
+    fan_out = conv.out_channels * 9
+    assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
+    bn = model.layer2[1].bn1
+    assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and not bn.bias.any()
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet50"])
+def test_zero_init_residual_starts_every_identity_block_as_identity(name):
+    model = create_model(name, zero_init_residual=True).eval()
+    blocks = [b for b in _blocks(model) if isinstance(b.downsample, torch.nn.Identity)]
+    assert blocks
+    for block in blocks:
+        assert not block.last_bn.weight.any()
+        x = torch.randn(2, block.conv1.in_channels, 8, 8)
+        assert torch.equal(block(x), F.relu(x))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_runs_channels_last_and_under_bf16_autocast(name):
+    # Batch statistics (train mode): untrained running statistics let 1202 layers overflow.
+    model = create_model(name, num_classes=10)
+    size = 32 if model.conv1.kernel_size == (3, 3) else 64
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        last = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(x)
+    assert last.isfinite().all() and half.dtype == torch.bfloat16 and half.shape == (2, 10) and half.isfinite().all()
+
+
+# Only well-conditioned (residual) nets are compared: at initialization, deep plain nets are chaotic,
+# rounding differences of 1e-7 grow to tens of per cent at the logits (the degradation story).
+@pytest.mark.parametrize("name, size", [("resnet18", 64), ("resnet50", 64), ("resnet56", 32), ("resnet110", 32)])
+def test_channels_last_agrees_with_contiguous(name, size):
+    model = create_model(name, num_classes=10).eval()
+    x = torch.randn(8, 3, size, size)
+    with torch.no_grad():
+        reference = model(x)
+        last = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+    assert (last - reference).norm() / reference.norm() < 1e-4
+
+
+@pytest.mark.parametrize("name, size", [("resnet18", 64), ("resnet56", 32)])
+def test_bf16_autocast_agrees_with_float32(name, size):
+    model = create_model(name, num_classes=10).eval()
+    x = torch.randn(8, 3, size, size)
+    with torch.no_grad():
+        reference = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(x).float()
+    # bf16 keeps about 3 significant digits; the logits must agree to a few per cent.
+    assert (half - reference).norm() / reference.norm() < 0.05
+
+
+def test_compiles_with_fullgraph():
+    model = create_model("resnet20").eval()
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), model(x), atol=1e-5)
