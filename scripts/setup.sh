@@ -11,7 +11,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     if command -v nvidia-smi >/dev/null 2>&1; then
         .venv/bin/python -m pip install --quiet torch
     else
-        .venv/bin/python -m pip install --quiet "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu
+        # the CPU index (2.13.0+cpu); --retries 0 so that a machine without it falls back at once
+        .venv/bin/python -m pip install --quiet --retries 0 "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu
     fi
 fi
 extras=$(echo "$*" | tr ' ' ',')
