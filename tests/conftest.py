@@ -1,14 +1,39 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-DATA = Path(__file__).parent / "data"
-sys.path.insert(0, str(DATA))
+FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+
+from datasets import QUICK, make_image_folder  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Decoded data sets are cached in a folder of the test session, not the user's."""
+    os.environ["RESNET_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(autouse=True)
 def _seeded():
     """Every test starts from the same random state."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> Path:
+    """Three color classes, 40 train and 10 test 32×32 PNGs each (do not modify: shared)."""
+    return make_image_folder(tmp_path_factory.mktemp("colors"))
+
+
+@pytest.fixture(scope="session")
+def trained_run(image_folder, tmp_path_factory) -> Path:
+    """A resnet20 trained for 30 iterations on the color folder (do not modify: shared)."""
+    from resnet import train
+
+    out = tmp_path_factory.mktemp("run")
+    train("resnet20", str(image_folder), "cifar-paper", out, QUICK, iters=30, device="cpu", force=True, progress=False)
+    return out

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from resnet.cli import main
 
 
@@ -37,3 +39,134 @@ def test_unknown_command_is_one_line_and_exit_2(capsys):
         assert e.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "invalid choice: 'modles'" in err[0]
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "resnet", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def _one_line_error(done, *texts):
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for text in texts:
+        assert text in lines[0]
+
+
+def test_train_contract(image_folder, tmp_path):
+    done = _run(
+        "train",
+        "--model",
+        "resnet20",
+        "--data",
+        image_folder,
+        "--recipe",
+        "fast",
+        "--out",
+        tmp_path / "run",
+        "--iters",
+        "8",
+        "--set",
+        "batch_size=16",
+        "--set",
+        "data.workers=0",
+        "--device",
+        "cpu",
+    )
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("final test accuracy ") and "%" in last
+    assert {"last.pt", "best.pt", "metrics.jsonl", "curves.png", "config.yaml"} <= {
+        p.name for p in (tmp_path / "run").iterdir()
+    }
+
+
+def test_eval_and_predict_commands(trained_run, image_folder, tmp_path):
+    done = _run("eval", trained_run / "last.pt", "--out", tmp_path / "report", "--tta", "flip", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert "top-1 error" in done.stdout and (tmp_path / "report" / "confusion.png").exists()
+    image = sorted((image_folder / "test" / "green").iterdir())[0]
+    done = _run("predict", trained_run / "last.pt", image, "--topk", "2", "--json")
+    rows = json.loads(done.stdout)
+    assert rows[0]["image"] == str(image) and len(rows[0]["top"]) == 2
+    assert rows[0]["top"][0]["probability"] >= rows[0]["top"][1]["probability"]
+
+
+@pytest.mark.parametrize(
+    "args, texts",
+    [
+        (["--data", "{tmp}/missing"], ["missing: no such file or folder"]),
+        (["--data", "{tmp}"], ["the folder is empty"]),
+        (["--model", "resnet21"], ["unknown model 'resnet21'", "resnet20"]),
+        (["--recipe", "nope"], ["unknown recipe 'nope'", "cifar-paper"]),
+        (["--set", "optimizer.lrr=1"], ["unknown key 'optimizer.lrr'"]),
+        (["--set", "batch_size=-4"], ["batch_size must be positive"]),
+        (["--iters", "0"], ["--iters: must be positive"]),
+        (["--epochs", "-1"], ["--epochs: must be positive"]),
+    ],
+)
+def test_train_bad_input_is_one_line_and_exit_2(tmp_path, args, texts):
+    args = [a.format(tmp=tmp_path) for a in args]
+    done = (
+        _run("train", "--out", tmp_path / "run", "--iters", "1", *args)
+        if "--iters" not in args
+        else _run("train", "--out", tmp_path / "run", *args)
+    )
+    _one_line_error(done, *texts)
+    assert not (tmp_path / "run").exists()
+
+
+def test_class_folder_without_images(tmp_path, image_folder):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    (data / "train" / "purple").mkdir()
+    _one_line_error(
+        _run("train", "--data", data, "--out", tmp_path / "run", "--iters", "1"), "train/purple has no images"
+    )
+
+
+def test_bad_image_named_and_skipped(tmp_path, image_folder):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    bad = data / "train" / "red" / "007.png"
+    bad.write_bytes(bad.read_bytes()[:60])
+    _one_line_error(_run("train", "--data", data, "--out", tmp_path / "run", "--iters", "1"), "red/007.png")
+    done = _run(
+        "train",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "run",
+        "--iters",
+        "2",
+        "--skip-bad-images",
+        "--set",
+        "batch_size=16",
+        "--device",
+        "cpu",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["skipped_images"] == 1
+
+
+def test_resume_with_another_model(trained_run):
+    _one_line_error(
+        _run("train", "--resume", "--out", trained_run, "--model", "resnet56"), "checkpoint of resnet20, not resnet56"
+    )
+
+
+def test_eval_of_a_damaged_checkpoint_leaves_the_report_alone(trained_run, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes((trained_run / "last.pt").read_bytes()[:4000])
+    _one_line_error(_run("eval", bad, "--out", tmp_path / "report"), "bad.pt: damaged or truncated")
+    assert not (tmp_path / "report").exists()
+
+
+def test_predict_on_a_bad_image(trained_run, tmp_path):
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("not a picture")
+    _one_line_error(_run("predict", trained_run / "last.pt", junk), "junk.jpg: not an image")

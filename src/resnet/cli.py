@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .errors import UsageError
 
@@ -43,6 +44,83 @@ def _si(n: float) -> str:
     return f"{n / 1e9:.2f}G" if n >= 1e9 else f"{n / 1e6:.2f}M"
 
 
+def _train(args: argparse.Namespace) -> None:
+    from .train import train
+
+    overrides = list(args.set)
+    if args.skip_bad_images:
+        overrides.append("data.skip_bad_images=true")
+    if args.download:
+        overrides.append("data.download=true")
+    result = train(
+        args.model,
+        args.data,
+        args.recipe,
+        args.out,
+        overrides,
+        iters=args.iters,
+        epochs=args.epochs,
+        device=args.device,
+        resume=args.resume,
+        force=args.force,
+    )
+    print(f"run folder {result.out} · plot {result.plot}")
+    print(
+        f"final {result.split} accuracy {100 * result.test_accuracy:.2f}% (top-1 error {100 * result.test_error:.2f}%, "
+        f"top-5 error {100 * result.test_top5_error:.2f}%) after {result.steps} iterations"
+    )
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .inference import evaluate
+
+    out = args.out or Path(args.checkpoint).parent / f"eval-{args.split}-{args.tta}"
+    m = evaluate(args.checkpoint, args.data, args.split, args.tta, out, args.batch_size, args.device)
+    if args.json:
+        print(json.dumps(m, indent=2))
+        return
+    width = max(len(c) for c in m["classes"])
+    for name, accuracy in zip(m["classes"], m["per_class_accuracy"]):
+        print(f"  {name:<{width}}  {100 * accuracy:6.2f}%")
+    print(f"report in {out} (metrics.json, confusion.csv, confusion.png)")
+    print(
+        f"{m['model']} on {m['count']} {m['split']} images (tta {m['tta']}): top-1 error {100 * m['top1_error']:.2f}%, "
+        f"top-5 error {100 * m['top5_error']:.2f}%, accuracy {100 * (1 - m['top1_error']):.2f}%"
+    )
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from .inference import load
+
+    if args.topk < 1:
+        raise UsageError(f"--topk must be positive, not {args.topk}")
+    classifier = load(args.checkpoint, args.device)
+    results = classifier.predict(args.images, args.topk)
+    if args.json:
+        rows = [
+            {"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]}
+            for path, top in zip(args.images, results)
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    for path, top in zip(args.images, results):
+        print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -54,6 +132,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", help="only this family (e.g. imagenet, cifar)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_models)
+
+    p = commands.add_parser("train", help="train a network (default: resnet20 on the embedded CIFAR-10 subset)")
+    p.add_argument("--model", help="a name from `resnet models` (default: the recipe's)")
+    p.add_argument(
+        "--data",
+        help="a class-folder folder or .tar(.gz), a CIFAR python archive, cifar10, cifar100 "
+        "(default: the embedded CIFAR-10 subset)",
+    )
+    p.add_argument("--recipe", default="cifar-paper", help="cifar-paper, imagenet-paper, fast, or a YAML file")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/MODEL-RECIPE-TIME)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set optimizer.lr=0.05 (repeatable)",
+    )
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive_float, help="length of the run in epochs")
+    length.add_argument("--iters", type=_positive_int, help="length of the run in iterations")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out")
+    p.add_argument("--download", action="store_true", help="download cifar10/cifar100 if missing")
+    p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
+    p.set_defaults(run=_train)
+
+    p = commands.add_parser("eval", help="top-1/top-5 error, per-class accuracy, confusion matrix of a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", help="data set (default: the one it was trained on)")
+    p.add_argument("--split", default="test", help="test, val or train")
+    p.add_argument("--tta", default="none", choices=["none", "flip", "10crop"], help="test-time augmentation")
+    p.add_argument("--out", type=Path, help="report folder (default: beside the checkpoint)")
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_eval)
+
+    p = commands.add_parser("predict", help="the most probable classes of images")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_predict)
     return parser
 
 

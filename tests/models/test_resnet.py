@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from reference_weights import DATA, MODELS, REFERENCE, reference_input, reference_state_dict
+from reference_weights import FIXTURES, MODELS, REFERENCE, reference_input, reference_state_dict
 
 from resnet import create_model, list_models
 from resnet.models.blocks import BasicBlock, Bottleneck, ZeroPadShortcut
@@ -24,7 +24,7 @@ def test_torchvision_state_dict_loads_strictly_and_gives_torchvisions_outputs(na
     model.load_state_dict(state, strict=True)
     with torch.no_grad():
         ours = model.eval()(torch.from_numpy(reference_input())).double().numpy()
-    expected = np.load(DATA / "torchvision_outputs.npz")[name]
+    expected = np.load(FIXTURES / "torchvision_outputs.npz")[name]
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
@@ -55,9 +55,7 @@ def test_plain_networks_have_the_same_layers_and_no_shortcuts(name):
     plain = create_model(name, num_classes=10)
     residual = create_model(name.replace("plain", "resnet"), num_classes=10, shortcut="A")
     assert all(b.downsample is None for b in _blocks(plain))
-    assert {k: v.shape for k, v in plain.state_dict().items()} == {
-        k: v.shape for k, v in residual.state_dict().items()
-    }
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in residual.state_dict().items()}
 
 
 def test_shortcuts_change_the_function():

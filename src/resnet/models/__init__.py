@@ -5,5 +5,12 @@ from .complexity import count_macs, count_parameters, describe
 from .registry import ModelSpec, create_model, families, get_spec, list_models
 
 __all__ = [
-    "ModelSpec", "count_macs", "count_parameters", "create_model", "describe", "families", "get_spec", "list_models",
+    "ModelSpec",
+    "count_macs",
+    "count_parameters",
+    "create_model",
+    "describe",
+    "families",
+    "get_spec",
+    "list_models",
 ]

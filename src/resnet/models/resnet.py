@@ -146,8 +146,15 @@ def imagenet_resnet(
     elif (groups, base_width) != (1, 64):
         raise ValueError("groups and base_width apply to bottleneck networks (50 layers and more)")
     return ResNet(
-        block, layers, IMAGENET_WIDTHS, stem="imagenet", shortcut=shortcut, num_classes=num_classes,
-        zero_init_residual=zero_init_residual, in_channels=in_channels, block_options=options,
+        block,
+        layers,
+        IMAGENET_WIDTHS,
+        stem="imagenet",
+        shortcut=shortcut,
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        in_channels=in_channels,
+        block_options=options,
     )
 
 
@@ -164,8 +171,14 @@ def cifar_resnet(
         raise ValueError(f"CIFAR ResNets have 6n+2 layers (20, 32, 44, 56, 110, 1202, ...), not {depth}")
     n = (depth - 2) // 6
     return ResNet(
-        BasicBlock, (n, n, n), CIFAR_WIDTHS, stem="cifar", shortcut=shortcut, num_classes=num_classes,
-        zero_init_residual=zero_init_residual, in_channels=in_channels,
+        BasicBlock,
+        (n, n, n),
+        CIFAR_WIDTHS,
+        stem="cifar",
+        shortcut=shortcut,
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        in_channels=in_channels,
     )
 
 
@@ -174,15 +187,19 @@ def _register_all() -> None:
         meta = dict(family="imagenet", depth=depth, input_size=224, num_classes=1000)
         register(f"resnet{depth}", partial(imagenet_resnet, depth), description=f"ResNet-{depth} (Table 1)", **meta)
         register(
-            f"plain{depth}", partial(imagenet_resnet, depth, shortcut=None),
-            description=f"plain-{depth}: ResNet-{depth} without shortcuts", **meta,
+            f"plain{depth}",
+            partial(imagenet_resnet, depth, shortcut=None),
+            description=f"plain-{depth}: ResNet-{depth} without shortcuts",
+            **meta,
         )
     for depth in CIFAR_DEPTHS:
         meta = dict(family="cifar", depth=depth, input_size=32, num_classes=10)
         register(f"resnet{depth}", partial(cifar_resnet, depth), description=f"CIFAR ResNet-{depth} (§4.2)", **meta)
         register(
-            f"plain{depth}", partial(cifar_resnet, depth, shortcut=None),
-            description=f"CIFAR plain-{depth}: ResNet-{depth} without shortcuts", **meta,
+            f"plain{depth}",
+            partial(cifar_resnet, depth, shortcut=None),
+            description=f"CIFAR plain-{depth}: ResNet-{depth} without shortcuts",
+            **meta,
         )
 
 

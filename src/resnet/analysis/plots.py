@@ -1,0 +1,81 @@
+"""Figures in the paper's style (Fig. 6: training error dashed, test error solid)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def error_curves(
+    runs: dict[str, list[dict]], path: Path | None = None, title: str = "", ax=None, eval_key: str = "test_error"
+):
+    """Training (dashed) and test (solid) error in % against iterations, one color per run.
+
+    `runs` maps a label to its metrics rows (dicts with step, train_error and `eval_key`).
+    Saves a PNG to `path` when given; returns the axes.
+    """
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(6, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, rows) in enumerate(runs.items()):
+        color = colors[i % len(colors)]
+        steps = [r["step"] for r in rows if r.get("train_error") is not None]
+        ax.plot(
+            steps,
+            [100 * r["train_error"] for r in rows if r.get("train_error") is not None],
+            "--",
+            color=color,
+            linewidth=1,
+        )
+        evals = [r for r in rows if r.get(eval_key) is not None]
+        ax.plot(
+            [r["step"] for r in evals], [100 * r[eval_key] for r in evals], "-", color=color, linewidth=1.6, label=label
+        )
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("error (%)")
+    ax.set_title(title or "training error (dashed), test error (solid)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if own and path is not None:
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return ax
+
+
+def confusion_matrix(confusion: list[list[int]], classes: list[str], path: Path, title: str = "") -> None:
+    """The confusion matrix as a PNG: rows true classes, columns predicted, each row normalized."""
+    import numpy as np
+
+    counts = np.asarray(confusion, dtype=float)
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    n = len(classes)
+    size = max(4.5, 0.45 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    if n <= 30:
+        ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(n), classes, fontsize=8)
+        for i in range(n):
+            for j in range(n):
+                if counts[i, j]:
+                    ax.text(
+                        j,
+                        i,
+                        int(counts[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if rates[i, j] > 0.5 else "black",
+                    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,281 @@
+"""Training configuration: typed sections, filled from a recipe file and `key=value` overrides.
+
+Recipes are YAML files shipped in `resnet/recipes/`; every key is checked against the dataclasses
+below, so a misspelt key or a value of the wrong type is a one-line UsageError naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .errors import UsageError
+
+
+@dataclass
+class DataConfig:
+    source: str | None = None  # a folder or archive, "cifar10", "cifar100"; None: the embedded subset
+    root: str | None = None  # where named data sets are looked for and downloaded (default: the cache)
+    download: bool = False  # fetch a named data set if it is missing
+    mode: str = "auto"  # tensor: decoded once, resident on the device; stream: files through workers
+    image_size: int = 32  # training crop size
+    augment: str = "pad-crop-flip"  # pad-crop-flip | scale | random-resized-crop | flip | none
+    pad: int = 4  # pad-crop-flip: zero padding on each side
+    scale: list[float] = field(default_factory=lambda: [256, 480])  # scale: shorter side range
+    area: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random-resized-crop: area range
+    eval_resize: float = 1.143  # stream eval: shorter side = image_size × this, then a center crop
+    normalize: str = "channel"  # channel: per-channel mean/std; pixel-mean: subtract the mean image
+    val_size: float = 0  # held out of train for validation: a count (≥ 1) or a fraction (< 1)
+    test_fraction: float = 0.1  # held out when the source has no test/ or val/ split
+    workers: int = 8  # stream mode decoding processes
+    skip_bad_images: bool = False  # skip (and count) unreadable images instead of stopping
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # sgd
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    decay_norm_and_bias: bool = True  # False: no weight decay on BN parameters and biases
+    scale_lr: bool = False  # linear scaling rule: lr × global batch / reference_batch
+    reference_batch: int = 256
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "step"  # step | plateau | cosine | onecycle | constant
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: fractions of the run
+    gamma: float = 0.1  # step and plateau: factor at each milestone or plateau
+    patience: int = 5  # plateau: evaluations without a better validation (else test) error
+    warmup: float = 0  # linear warm-up: iterations (≥ 1) or a fraction of the run (< 1)
+    final_lr: float = 0  # cosine and onecycle: learning rate at the end, as a fraction of lr
+    warmup_lr: float = 0  # §4.2: hold this learning rate until the training error falls below ...
+    warmup_until_error: float = 0.8  # ... this (0.8, "about 400 iterations") ...
+    warmup_min_depth: int = 110  # ... for networks this deep or deeper
+    warmup_max_iters: int = 2000  # ... but never longer than this
+
+
+@dataclass
+class LogConfig:
+    evals: int = 40  # evaluations over the run (the curves' points)
+    every: int = 0  # evaluate every N iterations instead (0: use `evals`)
+    tensorboard: bool = False
+    checkpoint_every: int = 0  # also save `last` every N iterations (0: at each evaluation)
+
+
+@dataclass
+class TrainConfig:
+    model: str = "resnet20"
+    model_options: dict = field(default_factory=dict)
+    recipe: str = "cifar-paper"
+    batch_size: int = 128
+    iters: int = 0  # length of the run in iterations ...
+    epochs: float = 0  # ... or in epochs (exactly one of the two is set)
+    label_smoothing: float = 0.0
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast) | auto (bf16 on CUDA, fp32 on CPU)
+    channels_last: bool = False
+    compile: str = "none"  # none | default | reduce-overhead | max-autotune
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    deterministic: bool = False  # deterministic kernels (CPU runs are bit-for-bit reproducible anyway)
+    nonfinite: str = "stop"  # stop | skip: what a NaN or infinite loss does
+    sync_bn: bool = False  # distributed: SyncBatchNorm
+    data: DataConfig = field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+CHOICES = {
+    "data.mode": ("auto", "tensor", "stream"),
+    "data.augment": ("pad-crop-flip", "scale", "random-resized-crop", "flip", "none"),
+    "data.normalize": ("channel", "pixel-mean"),
+    "optimizer.name": ("sgd",),
+    "schedule.name": ("step", "plateau", "cosine", "onecycle", "constant"),
+    "precision": ("fp32", "bf16", "fp16", "auto"),
+    "compile": ("none", "default", "reduce-overhead", "max-autotune"),
+    "nonfinite": ("stop", "skip"),
+}
+POSITIVE = {"batch_size", "data.image_size", "log.evals", "optimizer.reference_batch", "schedule.patience"}
+NON_NEGATIVE = {
+    "iters",
+    "epochs",
+    "label_smoothing",
+    "data.pad",
+    "data.val_size",
+    "data.test_fraction",
+    "optimizer.lr",
+    "optimizer.momentum",
+    "optimizer.weight_decay",
+    "schedule.warmup",
+    "schedule.final_lr",
+    "schedule.warmup_lr",
+    "log.every",
+    "log.checkpoint_every",
+    "schedule.warmup_max_iters",
+    "data.workers",
+}
+
+
+def recipe_names() -> list[str]:
+    """The recipes shipped with the package."""
+    return sorted(
+        p.name.removesuffix(".yaml") for p in resources.files("resnet.recipes").iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def load_recipe(name: str) -> dict:
+    """The raw mapping of a shipped recipe, or of a YAML file when `name` is a path."""
+    path = Path(name)
+    if name.endswith((".yaml", ".yml")) or path.is_file():
+        return _read_yaml(path.read_text() if path.is_file() else None, name)
+    if name not in recipe_names():
+        raise UsageError(f"unknown recipe {name!r}; choose one of: {', '.join(recipe_names())}")
+    return _read_yaml(resources.files("resnet.recipes").joinpath(f"{name}.yaml").read_text(), name)
+
+
+def _read_yaml(text: str | None, name: str) -> dict:
+    if text is None:
+        raise UsageError(f"{name}: no such recipe file")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" line {where.line + 1}" if where else ""
+        raise UsageError(f"{name}:{line} malformed YAML ({getattr(e, 'problem', e)})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"{name}: a recipe is a mapping of keys to values, not {type(raw).__name__}")
+    return raw
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`key.sub=value` -> ("key.sub", value), the value read as YAML (numbers, booleans, lists)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"override {text!r} is not key=value")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value  # not YAML: the plain string
+    return key.strip(), parsed
+
+
+def apply_override(raw: dict, key: str, value) -> None:
+    """Set a dotted key in a nested mapping."""
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"override {key}: {part} is not a section")
+        node = child
+    node[last] = value
+
+
+def resolve(recipe: str = "cifar-paper", overrides: list[str] | dict | None = None, **fields) -> TrainConfig:
+    """The TrainConfig of `recipe` with `overrides` ("key=value" strings or a {key: value} mapping)
+    and then `fields` (top-level keys) applied, every key and value checked."""
+    raw = load_recipe(recipe)
+    raw.pop("description", None)
+    raw["recipe"] = recipe
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
+    for key, value in items:
+        apply_override(raw, key, value)
+    for key, value in fields.items():
+        if value is not None:
+            apply_override(raw, key, value)
+    config = from_dict(TrainConfig, raw)
+    check(config)
+    return config
+
+
+def from_dict(cls, raw: dict, prefix: str = ""):
+    """Build dataclass `cls` from a mapping; UsageError for unknown keys and wrong types."""
+    if not isinstance(raw, dict):
+        raise UsageError(f"{prefix.rstrip('.') or 'config'} must be a mapping, not {raw!r}")
+    fields_ = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        if key not in fields_:
+            raise UsageError(f"unknown key '{prefix}{key}'; valid keys: {', '.join(prefix + k for k in fields_)}")
+        values[key] = _convert(hints[key], value, prefix + key)
+    return cls(**values)
+
+
+def _convert(hint, value, key: str):
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key + ".")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise UsageError(f"{key} must be a list, not {value!r}")
+        return [_convert(args[0], v, key) for v in value]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise UsageError(f"{key} must be a mapping, not {value!r}")
+        return dict(value)
+    if hint is float and type(value) in (int, float):
+        return float(value)
+    if type(value) is not hint:
+        raise UsageError(f"{key} must be {hint.__name__}, not {value!r}")
+    return value
+
+
+def check(config: TrainConfig) -> None:
+    """Range and choice checks that the types alone do not express."""
+    flat = to_flat(config)
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise UsageError(f"{key}={flat[key]!r} is not one of: {', '.join(choices)}")
+    for key in POSITIVE:
+        if flat[key] <= 0:
+            raise UsageError(f"{key} must be positive, not {flat[key]}")
+    for key in NON_NEGATIVE:
+        if flat[key] < 0:
+            raise UsageError(f"{key} must not be negative, not {flat[key]}")
+    if bool(config.iters) == bool(config.epochs):
+        raise UsageError("set exactly one of iters and epochs (a positive length for the run)")
+    if not 0 <= config.label_smoothing < 1:
+        raise UsageError(f"label_smoothing must be in [0, 1), not {config.label_smoothing}")
+    if not 0 < config.data.test_fraction < 1:
+        raise UsageError(f"data.test_fraction must be in (0, 1), not {config.data.test_fraction}")
+    if any(not 0 < m < 1 for m in config.schedule.milestones):
+        raise UsageError(f"schedule.milestones are fractions of the run in (0, 1), not {config.schedule.milestones}")
+    if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise UsageError(f"device={config.device!r} is not one of: auto, cpu, cuda, cuda:N")
+
+
+def to_dict(config) -> dict:
+    """The nested plain mapping of a config (what config.yaml of a run holds)."""
+    return dataclasses.asdict(config)
+
+
+def to_flat(config) -> dict:
+    """{"data.image_size": 32, ...}: every leaf under its dotted key."""
+    flat = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict) and key != "model_options":
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[prefix + key] = value
+
+    walk(to_dict(config), "")
+    return flat

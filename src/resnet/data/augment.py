@@ -1,0 +1,117 @@
+"""Augmentation. Batched on the training device for decoded tensors (the paper's CIFAR
+augmentation), and per image with Pillow for streamed files (scale augmentation of §3.4,
+random-resized-crop)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def pad_crop_flip(images: torch.Tensor, pad: int, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
+    """§4.2: pad `pad` zero pixels on each side, take a random crop of the original size, flip
+    half of the images horizontally. One gather over the whole batch (N, C, H, W), any dtype."""
+    n, _, h, w = images.shape
+    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(images.device)
+    flips = (torch.rand(n, generator=generator) < 0.5).to(images.device) if flip else None
+    padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
+    rows = shifts[:, :1] + torch.arange(h, device=images.device)
+    cols = shifts[:, 1:] + torch.arange(w, device=images.device)
+    if flips is not None:
+        cols = torch.where(flips[:, None], cols.flip(1), cols)  # the flip is a reversed column order
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The 4 corner and the center crops of `size`, and their mirror images: (10, N, C, size, size)."""
+    _, _, h, w = images.shape
+    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
+    crops = [images[:, :, top : top + size, left : left + size] for top, left in corners]
+    return torch.stack(crops + [c.flip(3) for c in crops])
+
+
+class Normalize:
+    """(x - mean) / std on 0-255 pixel values, as float; `mean` (C,1,1) per channel or (C,H,W) per pixel."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean, self.std = mean.float(), std.float()
+
+    @classmethod
+    def fit(cls, images: torch.Tensor, per_pixel: bool) -> Normalize:
+        """Statistics of a uint8 (N, C, H, W) training set: the mean image (per_pixel) or the channel
+        means, and the channel standard deviations."""
+        x = images.double()
+        std = x.std(dim=(0, 2, 3)).view(-1, 1, 1)
+        mean = x.mean(dim=0) if per_pixel else x.mean(dim=(0, 2, 3)).view(-1, 1, 1)
+        return cls(mean, std)
+
+    def to(self, device) -> Normalize:
+        return Normalize(self.mean.to(device), self.std.to(device))
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        mean = self.mean
+        if mean.shape[-2:] != images.shape[-2:] and mean.shape[-1] != 1:
+            mean = mean.mean(dim=(1, 2), keepdim=True)  # per-pixel mean on another size: its channel means
+        return (images.float() - mean) / self.std
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.cpu(), "std": self.std.cpu()}
+
+
+# Per-image transforms of streamed files: each returns an RGB image of exactly size×size.
+
+
+def resize_shorter(image: Image.Image, shorter: int) -> Image.Image:
+    w, h = image.size
+    scale = shorter / min(w, h)
+    return image.resize((max(shorter, round(w * scale)), max(shorter, round(h * scale))), Image.BILINEAR)
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def random_crop(image: Image.Image, size: int, rng: random.Random) -> Image.Image:
+    left, top = rng.randint(0, image.width - size), rng.randint(0, image.height - size)
+    return image.crop((left, top, left + size, top + size))
+
+
+def scale_augment(image: Image.Image, size: int, shorter: tuple[float, float], rng: random.Random) -> Image.Image:
+    """§3.4: the shorter side resized to a random length in `shorter` (e.g. [256, 480]), a random crop."""
+    return random_crop(resize_shorter(image, round(rng.uniform(*shorter))), size, rng)
+
+
+def random_resized_crop(image: Image.Image, size: int, area: tuple[float, float], rng: random.Random) -> Image.Image:
+    """A crop of random area fraction in `area` and aspect ratio in [3/4, 4/3], resized to size×size."""
+    w, h = image.size
+    for _ in range(10):
+        target = w * h * rng.uniform(*area)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < cw <= w and 0 < ch <= h:
+            left, top = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            return image.resize((size, size), Image.BILINEAR, box=(left, top, left + cw, top + ch))
+    return center_crop(resize_shorter(image, size), size)  # fallback, as torchvision does
+
+
+def image_transform(image: Image.Image, augment: str, size: int, rng: random.Random, cfg) -> Image.Image:
+    """The training view of one streamed image (`cfg`: the DataConfig)."""
+    if augment == "scale":
+        image = scale_augment(image, size, tuple(cfg.scale), rng)
+    elif augment == "random-resized-crop":
+        image = random_resized_crop(image, size, tuple(cfg.area), rng)
+    elif augment == "pad-crop-flip":
+        padded = Image.new("RGB", (size + 2 * cfg.pad, size + 2 * cfg.pad))
+        padded.paste(center_crop(resize_shorter(image, size), size), (cfg.pad, cfg.pad))
+        image = random_crop(padded, size, rng)
+    else:
+        image = center_crop(resize_shorter(image, size), size)
+    if augment != "none" and rng.random() < 0.5:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    return image

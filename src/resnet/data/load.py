@@ -1,0 +1,201 @@
+"""From a `--data` argument to decoded splits: resolving the source, decoding once (cached), and
+holding out validation and test parts."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from importlib import resources
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import DataConfig
+from ..errors import UsageError
+from . import cifar
+from .augment import center_crop, resize_shorter
+from .cache import cache_dir, cached_arrays, fingerprint
+from .dataset import ArrayDataset, stratified_split
+from .folder import FolderLayout, is_archive, iter_archive, scan
+from .images import decode_image
+
+EMBEDDED = "embedded"
+SMALL_IMAGE = 64  # images up to this size are decoded once and held as tensors
+
+
+def embedded_path() -> Path:
+    """The CIFAR-10 subset shipped in the package (500 train and 100 test images per class)."""
+    return Path(str(resources.files("resnet.assets").joinpath("cifar10-subset.tar.gz")))
+
+
+@dataclass
+class Data:
+    """A data set ready to train on.
+
+    mode "tensor": `arrays` holds every split decoded (uint8 N×3×H×W). mode "stream": `files` lists
+    each split's (name, label) in `layout`, decoded on the fly by worker processes.
+    """
+
+    mode: str
+    classes: list[str]
+    source: str
+    arrays: dict[str, ArrayDataset] = field(default_factory=dict)
+    files: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    layout: FolderLayout | None = None
+    skipped: int = 0
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(self.arrays or self.files)
+
+    def size(self, split: str) -> int:
+        return len(self.arrays[split]) if self.mode == "tensor" else len(self.files[split])
+
+
+def resolve_source(cfg: DataConfig) -> Path:
+    """The path behind `data.source`: the embedded subset, a named CIFAR archive, or a user path."""
+    if cfg.source in (None, EMBEDDED):
+        return embedded_path()
+    if cfg.source in cifar.ARCHIVES:
+        root = Path(cfg.root).expanduser() if cfg.root else cache_dir() / "data"
+        path = cifar.archive_path(cfg.source, root)
+        if cfg.download:
+            return cifar.download(cfg.source, root)
+        if not path.exists():
+            raise UsageError(f"{cfg.source}: {path} not found; add --download to fetch it, or pass --data PATH")
+        return path
+    return Path(cfg.source).expanduser()
+
+
+def load_data(cfg: DataConfig, cache: bool = True) -> Data:
+    """Decode (or stream) the data set of `cfg`, with its validation and test splits."""
+    path = resolve_source(cfg)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+    if path.is_dir() and not any(path.iterdir()):
+        raise UsageError(f"{path}: the folder is empty")
+    kind = cifar.detect(path)
+    name = "embedded CIFAR-10 subset" if cfg.source in (None, EMBEDDED) else str(path)
+    if kind is not None:
+        arrays = cached_arrays({"cifar": fingerprint(path)}, lambda: cifar.load(path), cache)
+        return _split(Data("tensor", [str(c) for c in arrays["classes"]], name), arrays, cfg)
+    layout = scan(path)
+    mode = cfg.mode if cfg.mode != "auto" else _auto_mode(layout)
+    if mode == "stream":
+        if is_archive(path):
+            raise UsageError(f"{path}: streaming large images needs an extracted folder, not an archive")
+        return _split_files(Data("stream", layout.classes, name, layout=layout), layout, cfg)
+    key = {"folder": fingerprint(path), "size": cfg.image_size, "skip_bad": cfg.skip_bad_images}
+    arrays = cached_arrays(key, lambda: decode_layout(layout, cfg.image_size, cfg.skip_bad_images), cache)
+    data = Data("tensor", layout.classes, name, skipped=int(arrays.pop("skipped")))
+    return _split(data, arrays, cfg)
+
+
+def _auto_mode(layout: FolderLayout) -> str:
+    name = layout.splits["train"][0][0]
+    source = next(iter_archive(layout.root, {name}))[1] if is_archive(layout.root) else layout.read(name)
+    return "tensor" if max(decode_image(source, name).size) <= SMALL_IMAGE else "stream"
+
+
+def decode_layout(layout: FolderLayout, size: int, skip_bad: bool) -> dict[str, np.ndarray]:
+    """Every image of every split decoded to uint8 3×size×size (resized and center-cropped if needed),
+    in parallel processes for large sets. Unreadable images stop the decode, or are skipped and counted."""
+    wanted = {name for files in layout.splits.values() for name, _ in files}
+    blobs = dict(iter_archive(layout.root, wanted)) if is_archive(layout.root) else {}
+    arrays: dict[str, np.ndarray] = {"skipped": np.array(0), "classes": np.array(layout.classes)}
+    workers = min(os.cpu_count() or 1, 16) if len(wanted) > 4096 else 1
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        for split, files in layout.splits.items():
+            jobs = [
+                [(name, blobs.get(name) or layout.root / name) for name, _ in files[i : i + CHUNK]]
+                for i in range(0, len(files), CHUNK)
+            ]
+            chunks = list(
+                pool.map(_decode_chunk, jobs, repeat(size)) if pool else map(_decode_chunk, jobs, repeat(size))
+            )
+            images = [image for chunk in chunks for image in chunk]
+            bad = [files[i][0] for i, image in enumerate(images) if isinstance(image, str)]
+            if bad and not skip_bad:
+                raise UsageError(images[files.index(next(f for f in files if f[0] == bad[0]))])
+            good = [i for i, image in enumerate(images) if not isinstance(image, str)]
+            if not good:
+                raise UsageError(f"{layout.root}: no readable image in the {split} split")
+            arrays["skipped"] += len(bad)
+            arrays[f"{split}_images"] = np.stack([images[i] for i in good]).transpose(0, 3, 1, 2).copy()
+            arrays[f"{split}_labels"] = np.array([files[i][1] for i in good], dtype=np.int64)
+    return arrays
+
+
+CHUNK = 512
+
+
+def _decode_chunk(items: list[tuple[str, bytes | Path]], size: int) -> list[np.ndarray | str]:
+    """Each image as HWC uint8 size×size, or the error message that names it."""
+    out = []
+    for name, source in items:
+        try:
+            data = source.read_bytes() if isinstance(source, Path) else source
+            out.append(_fit(decode_image(data, name), size))
+        except UsageError as e:
+            out.append(str(e))
+        except OSError as e:
+            out.append(f"{name}: unreadable ({e.strerror or e})")
+    return out
+
+
+def _fit(image: Image.Image, size: int) -> np.ndarray:
+    """HWC uint8 of exactly size×size: the shorter side resized to `size`, then a center crop."""
+    if image.size != (size, size):
+        image = center_crop(resize_shorter(image, size), size)
+    return np.asarray(image)
+
+
+def _split(data: Data, arrays: dict[str, np.ndarray], cfg: DataConfig) -> Data:
+    """Arrays into ArrayDatasets; the test and validation parts held out of train where asked."""
+    splits = {
+        s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in ("train", "val", "test") if f"{s}_images" in arrays
+    }
+    splits = _holdouts(splits, cfg)
+    data.arrays = {
+        s: ArrayDataset(torch.from_numpy(images), torch.from_numpy(labels), data.classes)
+        for s, (images, labels) in splits.items()
+    }
+    return data
+
+
+def _split_files(data: Data, layout: FolderLayout, cfg: DataConfig) -> Data:
+    splits = {
+        s: (np.array([n for n, _ in files], dtype=object), np.array([label for _, label in files]))
+        for s, files in layout.splits.items()
+    }
+    data.files = {
+        s: list(zip(names.tolist(), labels.tolist())) for s, (names, labels) in _holdouts(splits, cfg).items()
+    }
+    return data
+
+
+def _holdouts(splits: dict[str, tuple[np.ndarray, np.ndarray]], cfg: DataConfig) -> dict:
+    """Hold out a test part (when the source has no test or val split) and a validation part."""
+    splits = dict(splits)
+    if "test" not in splits and "val" not in splits:
+        splits["train"], splits["test"] = _take(*splits["train"], cfg.test_fraction)
+    if cfg.val_size:
+        if "val" in splits:
+            raise UsageError("data.val_size is set but the source already has a val split")
+        holdout = int(cfg.val_size) if cfg.val_size >= 1 else cfg.val_size
+        if isinstance(holdout, int) and holdout >= len(splits["train"][1]):
+            raise UsageError(f"data.val_size={holdout} leaves no training images (of {len(splits['train'][1])})")
+        splits["train"], splits["val"] = _take(*splits["train"], holdout)
+    return {s: splits[s] for s in ("train", "val", "test") if s in splits}
+
+
+def _take(items: np.ndarray, labels: np.ndarray, holdout: int | float):
+    kept, held = stratified_split(labels, holdout)
+    if not len(kept) or not len(held):
+        raise UsageError(f"cannot hold out {holdout} of {len(labels)} images")
+    return (items[kept], labels[kept]), (items[held], labels[held])

@@ -1,0 +1,244 @@
+"""Batches for training and evaluation.
+
+`TensorLoader` serves decoded splits resident on the training device: shuffling, cropping and
+flipping run batched there. `StreamLoader` decodes files in worker processes. Both are
+deterministic functions of (seed, step): a resumed run sees exactly the batches it would have seen,
+and rank r of a distributed run takes its own slice of every global batch.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from itertools import count
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..config import DataConfig
+from ..errors import UsageError
+from .augment import Normalize, center_crop, image_transform, pad_crop_flip, resize_shorter, ten_crop
+from .dataset import ArrayDataset
+from .folder import FolderLayout
+from .images import decode_image
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def mix(*keys: int) -> int:
+    """A 63-bit seed from non-negative integers (seed, purpose, epoch, step, ...), stable everywhere."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+
+
+def _generator(*keys: int) -> torch.Generator:
+    return torch.Generator().manual_seed(mix(*keys))
+
+
+SHUFFLE, AUGMENT = 0, 1  # what a generator is for
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(n, generator=_generator(seed, SHUFFLE, epoch))
+
+
+class TensorLoader:
+    """Batches of a decoded split resident on `device`.
+
+    Args:
+        data: the split (uint8 images).
+        batch_size: images per process and step (the global batch is batch_size × world).
+        augment, pad: "pad-crop-flip", "flip" or "none" (tensor mode knows no resizing augmentations).
+        normalize: applied after augmentation.
+        train: False for a split only evaluated (it may be smaller than a batch).
+    """
+
+    def __init__(
+        self,
+        data: ArrayDataset,
+        *,
+        batch_size: int,
+        device,
+        normalize: Normalize,
+        augment: str = "none",
+        pad: int = 4,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        channels_last: bool = False,
+        train: bool = True,
+    ) -> None:
+        if augment not in ("pad-crop-flip", "flip", "none"):
+            raise UsageError(
+                f"data.augment={augment} needs data.mode=stream (decoded tensors are cropped, not resized)"
+            )
+        self.images = data.images.to(device)
+        self.labels = data.labels.to(device)
+        self.batch_size, self.device, self.normalize = batch_size, torch.device(device), normalize.to(device)
+        self.augment, self.pad, self.seed, self.rank, self.world = augment, pad, seed, rank, world
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.steps_per_epoch = len(data) // (batch_size * world)
+        if train and self.steps_per_epoch == 0:
+            raise UsageError(
+                f"batch_size={batch_size} (× {world} processes) is larger than the {len(data)} training images"
+            )
+        self._epoch, self._perm = -1, None
+
+    def batch(self, step: int) -> Batch:
+        """The training batch of `step`: shuffled each epoch, augmented, normalized."""
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, epoch_permutation(len(self.labels), self.seed, epoch).to(self.device)
+        start = (i * self.world + self.rank) * self.batch_size
+        index = self._perm[start : start + self.batch_size]
+        x = self.images[index]
+        if self.augment != "none":
+            x = pad_crop_flip(
+                x, self.pad if self.augment == "pad-crop-flip" else 0, _generator(self.seed, AUGMENT, step)
+            )
+        return self._finish(x), self.labels[index]
+
+    def batches(self, start: int = 0) -> Iterator[Batch]:
+        for step in count(start):
+            yield self.batch(step)
+
+    def eval_batches(self, batch_size: int | None = None, tta: str = "none") -> Iterator[Batch]:
+        """The whole split in order, unaugmented; `tta="10crop"` yields (10, N, ...) views of the padded images."""
+        batch_size = batch_size or self.batch_size
+        for start in range(self.rank * batch_size, len(self.labels), batch_size * self.world):
+            x, y = self.images[start : start + batch_size], self.labels[start : start + batch_size]
+            if tta == "10crop":
+                pad = self.pad
+                padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+                yield torch.stack([self._finish(v) for v in ten_crop(padded, x.shape[-1])]), y
+            else:
+                yield self._finish(x), y
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalize(x).contiguous(memory_format=self.memory_format)
+
+
+class _EpochSampler(Sampler):
+    """(epoch, index) pairs of one rank, from `start` within the epoch: the data set seeds each
+    image's augmentation by them, so the workers' scheduling changes nothing."""
+
+    def __init__(self, n: int, batch_size: int, world: int, rank: int, seed: int, epoch: int, start: int) -> None:
+        self.n, self.batch_size, self.world, self.rank = n, batch_size, world, rank
+        self.seed, self.epoch, self.start = seed, epoch, start
+
+    def __iter__(self):
+        perm = epoch_permutation(self.n, self.seed, self.epoch).tolist()
+        steps = self.n // (self.batch_size * self.world)
+        for i in range(self.start, steps):
+            offset = (i * self.world + self.rank) * self.batch_size
+            for index in perm[offset : offset + self.batch_size]:
+                yield self.epoch, index
+
+    def __len__(self) -> int:
+        return (self.n // (self.batch_size * self.world) - self.start) * self.batch_size
+
+
+class _FileDataset(Dataset):
+    """Decoded, transformed images of a file list; `train=False` gives the evaluation view, whose
+    center crop is `eval_crop` (default: the image size)."""
+
+    def __init__(
+        self,
+        layout: FolderLayout,
+        files: list[tuple[str, int]],
+        cfg: DataConfig,
+        seed: int,
+        train: bool,
+        eval_crop: int | None = None,
+    ):
+        self.layout, self.files, self.cfg, self.seed, self.train = layout, files, cfg, seed, train
+        self.eval_crop = eval_crop
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key):
+        epoch, index = key if self.train else (0, key)
+        name, label = self.files[index]
+        size = self.cfg.image_size
+        rng = random.Random(mix(self.seed, AUGMENT, epoch, index)) if self.train else None
+        try:
+            image = decode_image(self.layout.read(name), name)
+        except OSError as e:
+            raise UsageError(f"{name}: unreadable ({e.strerror or e})") from None
+        if self.train:
+            image = image_transform(image, self.cfg.augment, size, rng, self.cfg)
+        else:
+            image = center_crop(resize_shorter(image, round(size * self.cfg.eval_resize)), self.eval_crop or size)
+        return torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy()), label
+
+
+class StreamLoader:
+    """Batches of image files decoded and augmented by `workers` processes, normalized on `device`."""
+
+    def __init__(
+        self,
+        layout: FolderLayout,
+        files: list[tuple[str, int]],
+        cfg: DataConfig,
+        *,
+        batch_size: int,
+        device,
+        normalize: Normalize,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        channels_last: bool = False,
+        train: bool = True,
+    ) -> None:
+        self.dataset = _FileDataset(layout, files, cfg, seed, train)
+        self.batch_size, self.device, self.normalize = batch_size, torch.device(device), normalize.to(device)
+        self.seed, self.rank, self.world, self.workers = seed, rank, world, cfg.workers
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.steps_per_epoch = len(files) // (batch_size * world)
+        if train and self.steps_per_epoch == 0:
+            raise UsageError(
+                f"batch_size={batch_size} (× {world} processes) is larger than the {len(files)} training images"
+            )
+
+    def _loader(self, sampler) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if self.workers else None,
+        )
+
+    def batches(self, start: int = 0) -> Iterator[Batch]:
+        epoch, offset = divmod(start, self.steps_per_epoch)
+        while True:
+            sampler = _EpochSampler(len(self.dataset), self.batch_size, self.world, self.rank, self.seed, epoch, offset)
+            for x, y in self._loader(sampler):
+                yield self._finish(x), y.to(self.device, non_blocking=True)
+            epoch, offset = epoch + 1, 0
+
+    def eval_batches(self, batch_size: int | None = None, tta: str = "none") -> Iterator[Batch]:
+        d, size = self.dataset, self.dataset.cfg.image_size
+        crop = round(size * d.cfg.eval_resize) if tta == "10crop" else None
+        dataset = _FileDataset(d.layout, d.files, d.cfg, d.seed, train=False, eval_crop=crop)
+        indices = list(range(self.rank, len(dataset), self.world))
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size or self.batch_size,
+            sampler=indices,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        for x, y in loader:
+            y = y.to(self.device, non_blocking=True)
+            if tta == "10crop":
+                yield torch.stack([self._finish(v) for v in ten_crop(x.to(self.device), size)]), y
+            else:
+                yield self._finish(x), y
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return self.normalize(x).contiguous(memory_format=self.memory_format)

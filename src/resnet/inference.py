@@ -1,0 +1,141 @@
+"""Using a trained network: load a checkpoint, evaluate it on a data set, predict classes of images."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .config import TrainConfig, from_dict
+from .data.augment import Normalize, center_crop, resize_shorter
+from .data.images import decode_image
+from .data.load import load_data
+from .data.loader import StreamLoader, TensorLoader
+from .errors import UsageError
+from .models import create_model
+from .train import checkpoint
+from .train.evaluate import TTA, evaluate_batches
+from .train.runtime import setup
+
+
+@dataclass
+class Classifier:
+    """A trained network with what it needs to be used: class names, input size and normalization."""
+
+    model: nn.Module
+    model_name: str
+    classes: list[str]
+    normalize: Normalize
+    image_size: int
+    eval_resize: float
+    config: TrainConfig
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        """RGB images to a normalized batch: shorter side resized, center crop of the input size."""
+        size = self.image_size
+        crops = [center_crop(resize_shorter(im, round(size * self.eval_resize)), size) for im in images]
+        x = torch.from_numpy(np.stack([np.asarray(c) for c in crops]).transpose(0, 3, 1, 2).copy())
+        return self.normalize.to(self.device)(x.to(self.device))
+
+    @torch.no_grad()
+    def predict(self, images: list[str | Path | Image.Image], topk: int = 5) -> list[list[tuple[str, float]]]:
+        """The `topk` most probable classes of each image (paths or PIL images) with their probabilities."""
+        decoded = [im.convert("RGB") if isinstance(im, Image.Image) else decode_image(im) for im in images]
+        probs = self.model.eval()(self.preprocess(decoded)).float().softmax(1)
+        values, indices = probs.topk(min(topk, len(self.classes)), dim=1)
+        return [
+            [(self.classes[i], p) for i, p in zip(row_i.tolist(), row_p.tolist())]
+            for row_i, row_p in zip(indices, values)
+        ]
+
+
+def load(path: str | Path, device: str = "cpu") -> Classifier:
+    """The network of a checkpoint written by `resnet train`, in eval mode on `device`."""
+    state = checkpoint.load(path)
+    classes = list(state["classes"])
+    model = create_model(state["model_name"], num_classes=len(classes), **state["model_options"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise UsageError(
+            f"{path}: weights do not fit {state['model_name']} ({str(e).splitlines()[1].strip()})"
+        ) from None
+    config = from_dict(TrainConfig, state["config"])
+    normalize = Normalize(**state["normalize"])
+    return Classifier(
+        model.to(device).eval(),
+        state["model_name"],
+        classes,
+        normalize,
+        state["image_size"],
+        state["eval_resize"],
+        config,
+    )
+
+
+def evaluate(
+    path: str | Path,
+    data: str | None = None,
+    split: str = "test",
+    tta: str = "none",
+    out: str | Path | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+) -> dict:
+    """Top-1/top-5 error, per-class accuracy and confusion matrix of a checkpoint on `split` of `data`
+    (default: the data it was trained on). With `out`, writes metrics.json, confusion.csv and confusion.png."""
+    if tta not in TTA:
+        raise UsageError(f"unknown test-time augmentation {tta!r}; choose one of: {', '.join(TTA)}")
+    runtime = setup(device)
+    classifier = load(path, runtime.device)
+    data_cfg = classifier.config.data if data is None else replace(classifier.config.data, source=data)
+    dataset = load_data(data_cfg)
+    if split not in dataset.split_names:
+        raise UsageError(f"the data has no {split!r} split; it has: {', '.join(dataset.split_names)}")
+    if dataset.classes != classifier.classes:
+        raise UsageError(
+            f"the data's classes {dataset.classes[:5]}... are not the checkpoint's {classifier.classes[:5]}..."
+        )
+    common = dict(batch_size=batch_size, device=runtime.device, normalize=classifier.normalize)
+    if dataset.mode == "tensor":
+        loader = TensorLoader(dataset.arrays[split], pad=data_cfg.pad, train=False, **common)
+    else:
+        loader = StreamLoader(dataset.layout, dataset.files[split], data_cfg, train=False, **common)
+    metrics = evaluate_batches(classifier.model, loader.eval_batches(tta=tta), len(classifier.classes), tta=tta)
+    metrics.update(
+        {
+            "checkpoint": str(path),
+            "model": classifier.model_name,
+            "data": dataset.source,
+            "split": split,
+            "tta": tta,
+            "classes": classifier.classes,
+        }
+    )
+    if out is not None:
+        _write_report(metrics, Path(out))
+    return metrics
+
+
+def _write_report(metrics: dict, out: Path) -> None:
+    from .analysis.plots import confusion_matrix
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    classes = metrics["classes"]
+    with open(out / "confusion.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *classes])
+        writer.writerows([name, *row] for name, row in zip(classes, metrics["confusion"]))
+    title = f"{metrics['model']} on {metrics['split']}: top-1 error {100 * metrics['top1_error']:.2f}%"
+    confusion_matrix(metrics["confusion"], classes, out / "confusion.png", title)

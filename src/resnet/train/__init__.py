@@ -1,0 +1,5 @@
+"""Training: the loop, recipes' schedules, checkpoints, evaluation."""
+
+from .trainer import RunResult, train
+
+__all__ = ["RunResult", "train"]

@@ -1,0 +1,71 @@
+"""Evaluation of a classifier over batches: loss, top-1 and top-5 error, per-class accuracy and the
+confusion matrix, with optional test-time augmentation (flip, 10-crop)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TTA = ("none", "flip", "10crop")
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    num_classes: int,
+    tta: str = "none",
+    autocast: AbstractContextManager | None = None,
+    reduce=None,
+) -> dict:
+    """Run `model` in eval mode over `batches` and return the metrics.
+
+    With tta="flip" the probabilities of each image and its mirror image are averaged; with "10crop"
+    the batches are (10, N, C, H, W) views whose probabilities are averaged. `reduce` (distributed
+    runs) sums a tensor over processes. Returns loss, top1_error, top5_error, count, per_class
+    accuracy and the confusion matrix (rows: true class, columns: predicted).
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, top-5 correct, count
+    k = min(5, num_classes)
+    for x, y in batches:
+        with autocast or nullcontext():
+            probs = _probabilities(model, x, tta)
+        sums[0] += F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum").double()
+        sums[1] += (probs.topk(k, dim=1).indices == y[:, None]).any(dim=1).sum()
+        sums[2] += len(y)
+        confusion += torch.bincount(y * num_classes + probs.argmax(1), minlength=num_classes**2).view_as(confusion)
+    if reduce is not None:
+        reduce(confusion)
+        reduce(sums)
+    model.train(was_training)
+    count = int(sums[2].item())
+    correct = confusion.diag().sum().item()
+    per_class = confusion.diag().double() / confusion.sum(1).clamp_min(1)
+    return {
+        "loss": sums[0].item() / max(count, 1),
+        "top1_error": 1 - correct / max(count, 1),
+        "top5_error": 1 - sums[1].item() / max(count, 1),
+        "count": count,
+        "per_class_accuracy": per_class.tolist(),
+        "confusion": confusion.cpu().tolist(),
+    }
+
+
+def _probabilities(model: nn.Module, x: torch.Tensor, tta: str) -> torch.Tensor:
+    if tta == "10crop":
+        views = x  # (10, N, C, H, W)
+    elif tta == "flip":
+        views = torch.stack([x, x.flip(3)])
+    else:
+        views = x[None]
+    n = views.shape[1]
+    logits = model(views.flatten(0, 1)).float()
+    return logits.softmax(1).view(len(views), n, -1).mean(0)

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+import torch
+
+from resnet import UsageError, evaluate, load
+from resnet.train import checkpoint
+
+
+def test_load_gives_the_trained_network(trained_run):
+    classifier = load(trained_run / "best.pt")
+    assert classifier.classes == ["blue", "green", "red"] and classifier.model_name == "resnet20"
+    assert not classifier.model.training and classifier.image_size == 32
+
+
+def test_evaluate_reports_errors_per_class_and_confusion(trained_run, tmp_path):
+    m = evaluate(trained_run / "last.pt", out=tmp_path, device="cpu")
+    assert m["count"] == 30 and sum(map(sum, m["confusion"])) == 30
+    correct = sum(m["confusion"][i][i] for i in range(3))
+    assert m["top1_error"] == pytest.approx(1 - correct / 30)
+    assert m["top5_error"] == 0  # three classes: always in the top 5
+    assert m["per_class_accuracy"] == pytest.approx([m["confusion"][i][i] / 10 for i in range(3)])
+    rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert m["top1_error"] == pytest.approx(rows[-1]["test_error"])  # the same number the run logged
+    assert {p.name for p in tmp_path.iterdir()} == {"metrics.json", "confusion.csv", "confusion.png"}
+    assert (tmp_path / "confusion.csv").read_text().splitlines()[0] == "true \\ predicted,blue,green,red"
+
+
+@pytest.mark.parametrize("tta", ["flip", "10crop"])
+def test_test_time_augmentation(trained_run, tta):
+    m = evaluate(trained_run / "last.pt", tta=tta, device="cpu")
+    assert m["count"] == 30 and m["tta"] == tta and 0 <= m["top1_error"] <= 1
+
+
+def test_predict_ranks_the_classes(trained_run, image_folder):
+    classifier = load(trained_run / "best.pt")
+    images = sorted((image_folder / "test" / "red").iterdir())[:4]
+    results = classifier.predict(images, topk=2)
+    assert len(results) == 4 and all(len(r) == 2 and r[0][1] >= r[1][1] for r in results)
+    assert sum(r[0][0] == "red" for r in results) >= 3
+
+
+def test_checkpoint_of_another_shape_is_refused(trained_run, tmp_path):
+    state = checkpoint.load(trained_run / "last.pt")
+    state["model_name"] = "resnet32"
+    del state["format"], state["version"]
+    checkpoint.save(state, tmp_path / "x.pt")
+    with pytest.raises(UsageError, match="weights do not fit resnet32"):
+        load(tmp_path / "x.pt")
+
+
+def test_evaluate_on_data_of_other_classes(trained_run):
+    with pytest.raises(UsageError, match="are not the checkpoint's"):
+        evaluate(trained_run / "last.pt", data="embedded", device="cpu")
+
+
+def test_unknown_split(trained_run):
+    with pytest.raises(UsageError, match="no 'val' split"):
+        evaluate(trained_run / "last.pt", split="val", device="cpu")
+
+
+def test_outputs_do_not_depend_on_the_batch(trained_run, image_folder):
+    classifier = load(trained_run / "last.pt")
+    images = sorted((image_folder / "test" / "blue").iterdir())[:3]
+    together = classifier.predict(images, topk=3)
+    alone = [classifier.predict([im], topk=3)[0] for im in images]
+    for a, b in zip(together, alone):
+        assert [c for c, _ in a] == [c for c, _ in b]
+        assert torch.allclose(torch.tensor([p for _, p in a]), torch.tensor([p for _, p in b]), atol=1e-5)

@@ -1,0 +1,123 @@
+import json
+
+import pytest
+import torch
+from datasets import QUICK
+
+from resnet import UsageError, train
+from resnet.data.loader import TensorLoader
+from resnet.train import checkpoint
+
+
+def _weights(out):
+    return checkpoint.load(out / "last.pt")["model"]
+
+
+def test_the_run_folder(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "last.pt", "best.pt", "curves.png", "summary.json"} <= names
+    rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert rows[-1]["lr"] == pytest.approx(0.001)  # divided by 10 at 50% and 75% of the run
+    # three color classes are learnt: far better than chance (67% error)
+    assert rows[-1]["test_error"] < 0.35 and rows[-1]["train_loss"] < rows[0]["train_loss"]
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert summary["steps"] == 30 and summary["final"]["test_error"] == rows[-1]["test_error"]
+    state = checkpoint.load(trained_run / "best.pt")
+    assert state["classes"] == ["blue", "green", "red"] and state["model_name"] == "resnet20"
+    assert state["config"]["batch_size"] == 16
+
+
+def test_same_seed_same_weights_bit_for_bit(image_folder, tmp_path):
+    for name in ("a", "b"):
+        train("resnet20", str(image_folder), "cifar-paper", tmp_path / name, QUICK, iters=6, progress=False)
+    train("resnet20", str(image_folder), "cifar-paper", tmp_path / "c", {**QUICK, "seed": 1}, iters=6, progress=False)
+    a, b, c = (_weights(tmp_path / n) for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_continues_exactly(image_folder, tmp_path, monkeypatch):
+    settings = {**QUICK, "log.evals": 4}
+    train("resnet20", str(image_folder), "cifar-paper", tmp_path / "straight", settings, iters=12, progress=False)
+
+    batch = TensorLoader.batch
+
+    def interrupted(self, step):
+        if step == 7:
+            raise KeyboardInterrupt
+        return batch(self, step)
+
+    monkeypatch.setattr(TensorLoader, "batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train("resnet20", str(image_folder), "cifar-paper", tmp_path / "resumed", settings, iters=12, progress=False)
+    assert checkpoint.load(tmp_path / "resumed" / "last.pt")["step"] == 6
+    monkeypatch.undo()
+    train(out=tmp_path / "resumed", resume=True, progress=False)
+
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+    def rows(name):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k not in ("images_per_s", "elapsed_s")} for line in lines]
+
+    assert rows("resumed") == rows("straight")
+
+
+def test_an_existing_run_is_not_overwritten(trained_run):
+    before = {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()}
+    with pytest.raises(UsageError, match="already holds a run: --resume continues it, --force replaces it"):
+        train("resnet20", None, "cifar-paper", trained_run, QUICK, iters=2, progress=False)
+    assert before == {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()}
+
+
+def test_resume_with_another_model_is_refused(trained_run):
+    with pytest.raises(UsageError, match="is a checkpoint of resnet20, not resnet32"):
+        train("resnet32", out=trained_run, resume=True, progress=False)
+
+
+def _poison_step(monkeypatch, bad_step):
+    batch = TensorLoader.batch
+
+    def poisoned(self, step):
+        x, y = batch(self, step)
+        return (x * float("nan"), y) if step == bad_step else (x, y)
+
+    monkeypatch.setattr(TensorLoader, "batch", poisoned)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(image_folder, tmp_path, monkeypatch):
+    _poison_step(monkeypatch, 13)  # the 14th step
+    with pytest.raises(UsageError, match="the loss is not finite at step 14; stopped"):
+        train(
+            "resnet20", str(image_folder), "cifar-paper", tmp_path, {**QUICK, "log.every": 5}, iters=30, progress=False
+        )
+    state = checkpoint.load(tmp_path / "last.pt")
+    assert state["step"] == 10 and all(v.isfinite().all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_nan_steps_can_be_skipped(image_folder, tmp_path, monkeypatch):
+    _poison_step(monkeypatch, 3)
+    train(
+        "resnet20", str(image_folder), "cifar-paper", tmp_path, {**QUICK, "nonfinite": "skip"}, iters=9, progress=False
+    )
+    state = checkpoint.load(tmp_path / "last.pt")
+    assert state["skipped_steps"] == 1
+    assert all(v.isfinite().all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_epochs_set_the_length(image_folder, tmp_path):
+    result = train("resnet20", str(image_folder), "fast", tmp_path, QUICK, epochs=1, progress=False)
+    assert result.steps == 120 // 16  # one pass over the 120 training images, whole batches
+
+
+def test_validation_split_selects_the_best(image_folder, tmp_path):
+    train(
+        "resnet20", str(image_folder), "cifar-paper", tmp_path, {**QUICK, "data.val_size": 15}, iters=6, progress=False
+    )
+    row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "val_error" in row and "test_error" in row
+    assert checkpoint.load(tmp_path / "best.pt")["best"] == min(
+        json.loads(line)["val_error"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    )
