@@ -170,3 +170,16 @@ def test_predict_on_a_bad_image(trained_run, tmp_path):
     junk = tmp_path / "junk.jpg"
     junk.write_text("not a picture")
     _one_line_error(_run("predict", trained_run / "last.pt", junk), "junk.jpg: not an image")
+
+
+def test_reproduce_command(tmp_path):
+    done = _run("reproduce", "shortcuts", "--quick", "--depth", "20", "--iters", "2", "--set", "log.evals=1",
+                "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "report " in done.stdout and "every shortcut option beats the plain net" in done.stdout
+    assert (tmp_path / "report.html").exists() and (tmp_path / "summary.md").exists()
+
+
+def test_reproduce_bad_depth():
+    done = _run("reproduce", "degradation", "--quick", "--depths", "21")
+    assert done.returncode == 2 and "6n+2 layers" in done.stderr

@@ -107,6 +107,33 @@ def _predict(args: argparse.Namespace) -> None:
         print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))
 
 
+def _reproduce(args: argparse.Namespace) -> None:
+    from . import analysis
+
+    common = dict(
+        data=args.data,
+        quick=args.quick,
+        iters=args.iters,
+        device=args.device,
+        command="resnet " + " ".join(sys.argv[1:]),
+    )
+    if args.experiment == "degradation":
+        depths = (args.depths or ([20, 32] if args.quick else [20, 32, 44, 56])) + args.add
+        html, md = analysis.degradation(depths, out=args.out or Path("reproductions/degradation"), **common)
+    else:
+        html, md = analysis.shortcuts(args.depth, out=args.out or Path("reproductions/shortcuts"), **common)
+    print(f"report {html} · summary {md}")
+    for line in md.read_text().split("## Findings")[1].split("\n## ")[0].strip().splitlines():
+        print(line)
+
+
+def _depth(text: str) -> int:
+    value = int(text)
+    if value < 8 or (value - 2) % 6:
+        raise argparse.ArgumentTypeError(f"CIFAR networks have 6n+2 layers (20, 32, 44, 56, 110, 1202), not {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -177,6 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_predict)
+
+    p = commands.add_parser("reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts")
+    p.add_argument("experiment", choices=["degradation", "shortcuts"])
+    p.add_argument("--data", help="CIFAR-10 (e.g. cifar10-jpeg.tar.gz, or cifar10 --download); --quick: the subset")
+    p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT)")
+    p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: 200 iterations on the subset")
+    p.add_argument("--iters", type=_positive_int, help="iterations per model (default: the recipe's 64k)")
+    p.add_argument("--depths", type=_depth, nargs="+", help="degradation: depths (default 20 32 44 56)")
+    p.add_argument("--add", type=_depth, nargs="+", default=[], help="degradation: further depths, e.g. 110 1202")
+    p.add_argument("--depth", type=_depth, default=32, help="shortcuts: the depth (default 32)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(run=_reproduce)
     return parser
 
 

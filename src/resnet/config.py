@@ -69,6 +69,7 @@ class LogConfig:
     every: int = 0  # evaluate every N iterations instead (0: use `evals`)
     tensorboard: bool = False
     checkpoint_every: int = 0  # also save `last` every N iterations (0: at each evaluation)
+    diagnostics: bool = False  # gradient norms and layer responses at the start and each evaluation
 
 
 @dataclass

@@ -11,6 +11,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from ..analysis.diagnostics import gradient_norms, layer_responses
 from ..analysis.plots import error_curves
 from ..config import TrainConfig, from_dict, resolve, to_dict
 from ..data.augment import Normalize
@@ -34,6 +36,7 @@ from .schedule import LRSchedule
 
 NORMALIZE_SAMPLE = 512  # streamed images whose statistics give the normalization
 SYNC_EVERY = 10  # steps between reads of the running loss and error
+DIAGNOSTIC_BATCH = 128  # images of the fixed batches that diagnostics are measured on
 
 
 @dataclass
@@ -248,11 +251,11 @@ class Trainer:
         every = cfg.log.every or max(1, self.total // cfg.log.evals)
         autocast = runtime.autocast(cfg.precision)
         start_time, start_step = time.perf_counter(), self.step
+        if self.step == 0 and cfg.log.diagnostics:
+            self._diagnose()
         with Progress(self.total, self.step, enabled=self.show_progress and runtime.is_main) as bar:
             self.model.train()
-            for x, y in self.train_loader.batches(self.step):
-                if self.step >= self.total:
-                    break
+            for x, y in islice(self.train_loader.batches(self.step), self.total - self.step):
                 lr = self.schedule(self.step)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
@@ -348,27 +351,47 @@ class Trainer:
             )
         improved = selection < self.best
         self.best = min(self.best, selection)
-        self.save("last.pt")
-        if improved:
-            self.save("best.pt")
+        # Logs first, checkpoints last: a resumed run drops log rows newer than its checkpoint.
+        if self.config.log.diagnostics:
+            self._diagnose()
         if self.runtime.is_main:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             if self.config.log.tensorboard:
                 self._tensorboard(row)
+        self.save("last.pt")
+        if improved:
+            self.save("best.pt")
         evals = " · ".join(f"{s} error {100 * row[f'{s}_error']:.2f}%" for s in self.eval_loaders)
         bar.log(
             f"step {self.step}/{self.total} · epoch {row['epoch']:.1f} · lr {lr:.4g} · "
             f"train error {100 * row['train_error']:.2f}% · {evals}"
         )
 
+    def _diagnose(self) -> None:
+        """Append the gradient norm of every layer (on a fixed training batch) and the response std of
+        every 3×3 layer (on a fixed evaluation batch) to diagnostics.jsonl."""
+        if not self.runtime.is_main:
+            return
+        train_x, train_y = next(self.train_loader.eval_batches(DIAGNOSTIC_BATCH))
+        eval_x, _ = next(next(iter(self.eval_loaders.values())).eval_batches(DIAGNOSTIC_BATCH))
+        grads = gradient_norms(self.model, train_x, train_y)
+        responses = layer_responses(self.model, eval_x)
+        row = {
+            "step": self.step,
+            "gradient_norms": {g.name: g.value for g in grads},
+            "response_std": {r.name: r.value for r in responses},
+        }
+        with open(self.out / "diagnostics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
     def _prepare_folder(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
-        metrics = self.out / "metrics.jsonl"
         # Resuming: rows written after the checkpoint (by the interrupted process) are dropped.
-        rows = [r for r in read_metrics(metrics) if r["step"] <= self.step] if self.step else []
-        metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        for name in ("metrics.jsonl", "diagnostics.jsonl"):
+            rows = [r for r in read_metrics(self.out / name) if r["step"] <= self.step] if self.step else []
+            (self.out / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def _tensorboard(self, row: dict) -> None:
         if not hasattr(self, "_writer"):

@@ -1,0 +1,388 @@
+"""The paper's CIFAR-10 evidence, reproduced in one command: degradation of plain nets against
+ResNets (Fig. 6, Table 6), layer responses (Fig. 7), gradient flow, and the shortcut options
+(Table 3's question at CIFAR scale).
+
+Every model trains in its own folder under OUT/runs/; a killed reproduction, run again, skips the
+finished models and resumes the interrupted one from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import yaml
+
+from ..config import resolve, to_dict
+from ..errors import UsageError
+from ..models import describe
+from ..train import train
+from ..train.trainer import read_metrics
+from .plots import error_curves
+from .report import Report, Table
+
+# Table 6: CIFAR-10 test error (%) of the ResNets, on the original binaries (110: best of 5 runs).
+PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+# Table 3: ImageNet top-1 error (%, 10-crop) of 34-layer nets by shortcut option.
+PAPER_TABLE3 = {"none": 28.54, "A": 25.03, "B": 24.52, "C": 24.19}
+QUICK = {"iters": 200, "depths": (20, 32), "overrides": {"log.evals": 10}}
+
+
+@dataclass
+class Job:
+    """One model of a reproduction: its folder name (and legend), registry name and overrides."""
+
+    label: str
+    model: str
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    """What every model of a reproduction shares."""
+
+    out: Path
+    data: str | None
+    recipe: str = "cifar-paper"
+    iters: int | None = None
+    device: str | None = None
+    overrides: dict = field(default_factory=dict)
+    progress: bool = True
+    command: str = ""
+
+
+def _settings(out, data, quick, iters, device, recipe, progress, command, overrides) -> Settings:
+    if data is None and not quick:
+        raise UsageError(
+            "the full reproduction trains on CIFAR-10: pass --data (e.g. cifar10-jpeg.tar.gz, or "
+            "cifar10 --download); --quick uses the embedded subset"
+        )
+    overrides = {"log.diagnostics": True, **(QUICK["overrides"] if quick else {}), **(overrides or {})}
+    iters = iters or (QUICK["iters"] if quick else None)
+    return Settings(Path(out), data, recipe, iters, device, overrides, progress, command)
+
+
+def run_jobs(jobs: list[Job], s: Settings) -> dict[str, list[dict]]:
+    """Train every job not yet finished (resuming an interrupted one); returns each job's metrics rows."""
+    rows = {}
+    for i, job in enumerate(jobs, 1):
+        folder = s.out / "runs" / job.label
+        overrides = {**s.overrides, **job.overrides}
+        wanted = to_dict(
+            resolve(
+                s.recipe,
+                overrides,
+                model=job.model,
+                **{"data.source": s.data},
+                **({"iters": s.iters, "epochs": 0} if s.iters else {}),
+            )
+        )
+        if (folder / "config.yaml").exists():
+            _check_same(folder, wanted)
+        finished, started = (folder / "summary.json").exists(), (folder / "last.pt").exists()
+        if s.progress:
+            state = "finished, kept" if finished else "resuming" if started else "training"
+            print(f"[{i}/{len(jobs)}] {job.label}: {state} ({folder})", flush=True)
+        if finished:
+            pass
+        elif started:
+            train(out=folder, resume=True, progress=s.progress)
+        else:
+            train(
+                job.model,
+                s.data,
+                s.recipe,
+                folder,
+                overrides,
+                iters=s.iters,
+                device=s.device,
+                force=True,
+                progress=s.progress,
+            )
+        rows[job.label] = read_metrics(folder / "metrics.jsonl")
+    return rows
+
+
+def _check_same(folder: Path, wanted: dict) -> None:
+    have = yaml.safe_load((folder / "config.yaml").read_text())
+    for key in ("model", "model_options", "recipe", "iters", "epochs", "batch_size", "seed", "data", "optimizer"):
+        if have.get(key) != wanted.get(key):
+            raise UsageError(
+                f"{folder} holds a run with other settings ({key}: {have.get(key)} there, "
+                f"{wanted.get(key)} now); use another --out"
+            )
+
+
+def _diagnostics(folder: Path) -> list[dict]:
+    path = folder / "diagnostics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _final(rows: list[dict], key: str, last: int = 3) -> float:
+    """The mean of `key` over the last evaluations (the end of a run, less noisy than one point)."""
+    values = [r[key] for r in rows if r.get(key) is not None][-last:]
+    return 100 * float(np.mean(values)) if values else math.nan
+
+
+def degradation(
+    depths=None,
+    data: str | None = None,
+    out="reproductions/degradation",
+    quick: bool = False,
+    iters: int | None = None,
+    device: str | None = None,
+    recipe: str = "cifar-paper",
+    progress: bool = True,
+    command: str = "",
+    overrides: dict | None = None,
+) -> tuple[Path, Path]:
+    """Plain nets against ResNets of each depth (default 20, 32, 44, 56): Fig. 6, Table 6, Fig. 7 and
+    gradient flow. `overrides` change recipe keys of every model. Returns the paths of report.html and
+    summary.md."""
+    depths = sorted(depths or (QUICK["depths"] if quick else (20, 32, 44, 56)))
+    s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides)
+    jobs = [Job(f"{kind}{d}", f"{kind}{d}") for d in depths for kind in ("plain", "resnet")]
+    rows = run_jobs(jobs, s)
+    figures = s.out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    diag = {job.label: _diagnostics(s.out / "runs" / job.label) for job in jobs}
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, kind, name in zip(axes, ("plain", "resnet"), ("plain", "ResNet")):
+        error_curves(
+            {f"{name}-{d}": rows[f"{kind}{d}"] for d in depths},
+            ax=ax,
+            title=f"{name} networks: training error (dashed), test error (solid)",
+        )
+    _save(fig, figures / "fig6_training_curves.png")
+    _responses_figure(diag, depths, figures / "fig7_layer_responses.png")
+    deepest = depths[-1]
+    _gradient_figure(diag, deepest, figures / "gradient_flow.png")
+
+    table6 = Table(
+        "Table 6: CIFAR-10 error (%) by depth",
+        ["layers", "params", "plain train", "plain test", "ResNet train", "ResNet test", "paper ResNet test"],
+        [
+            [
+                d,
+                f"{describe(f'resnet{d}')['params'] / 1e6:.2f}M",
+                _final(rows[f"plain{d}"], "train_error"),
+                _final(rows[f"plain{d}"], "test_error"),
+                _final(rows[f"resnet{d}"], "train_error"),
+                _final(rows[f"resnet{d}"], "test_error"),
+                PAPER_TABLE6.get(d, math.nan),
+            ]
+            for d in depths
+        ],
+        "Errors are the mean of the last three evaluations. The paper's figures are on the original CIFAR-10 "
+        "binaries; the JPEG copy scores about 3 points lower.",
+    )
+    grads = Table(
+        "Gradient reaching the first and the last layer (L2 norm of the weight gradient)",
+        ["model", "step", "first conv", "last conv", "first / last"],
+        [
+            [label, r["step"], *_first_last(r["gradient_norms"])]
+            for label in (f"plain{deepest}", f"resnet{deepest}")
+            for r in _spread(diag[label], 3)
+        ],
+    )
+    report = Report(
+        "Degradation: plain networks against ResNets on CIFAR-10",
+        f"Plain and residual networks of {', '.join(map(str, depths))} layers trained with the {recipe} recipe"
+        f"{f' for {s.iters} iterations' if s.iters else ''} on {data or 'the embedded CIFAR-10 subset'}.",
+        figures=[
+            (
+                "Fig. 6: training on CIFAR-10. Dashed: training error; solid: test error.",
+                figures / "fig6_training_curves.png",
+            ),
+            (
+                "Fig. 7: standard deviation of the 3×3 layers' responses (after BN, before addition and ReLU); "
+                "top: in layer order, bottom: sorted by magnitude.",
+                figures / "fig7_layer_responses.png",
+            ),
+            (
+                f"Gradient flow in the {deepest}-layer nets: gradient norm at each layer's weights, at initialization "
+                "and during training.",
+                figures / "gradient_flow.png",
+            ),
+        ],
+        tables=[table6, grads],
+        findings=_degradation_findings(rows, diag, depths),
+        commands=[
+            s.command or f"resnet reproduce degradation --depths {' '.join(map(str, depths))}",
+            *(_train_command(job, s) for job in jobs),
+        ],
+    )
+    return report.write(s.out)
+
+
+def _degradation_findings(rows, diag, depths) -> list[tuple[bool, str]]:
+    if len(depths) < 2:
+        return []
+    lo, hi = depths[0], depths[-1]
+    plain_lo, plain_hi = _final(rows[f"plain{lo}"], "train_error"), _final(rows[f"plain{hi}"], "train_error")
+    res_lo, res_hi = _final(rows[f"resnet{lo}"], "test_error"), _final(rows[f"resnet{hi}"], "test_error")
+    findings = [
+        (
+            plain_hi > plain_lo,
+            f"the deeper plain net has the higher training error: plain-{hi} {plain_hi:.2f}% "
+            f"against plain-{lo} {plain_lo:.2f}%",
+        ),
+        (
+            res_hi < res_lo,
+            f"the deeper ResNet has the lower test error: ResNet-{hi} {res_hi:.2f}% against ResNet-{lo} {res_lo:.2f}%",
+        ),
+    ]
+    for d in depths:
+        plain, res = (_mean_response(diag[f"{k}{d}"]) for k in ("plain", "resnet"))
+        findings.append(
+            (
+                res < plain,
+                f"{d} layers: ResNet responses are smaller than the plain net's "
+                f"(mean std {res:.3f} against {plain:.3f})",
+            )
+        )
+    return findings
+
+
+def _mean_response(rows: list[dict]) -> float:
+    return float(np.mean(list(rows[-1]["response_std"].values()))) if rows else math.nan
+
+
+def _responses_figure(diag: dict, depths, path: Path) -> None:
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, d in enumerate(depths):
+        for kind, style, name in (("plain", "--", "plain"), ("resnet", "-", "ResNet")):
+            if not diag[f"{kind}{d}"]:
+                continue
+            stds = list(diag[f"{kind}{d}"][-1]["response_std"].values())
+            x = np.arange(1, len(stds) + 1)
+            top.plot(x, stds, style, color=colors[i % len(colors)], label=f"{name}-{d}", linewidth=1.2)
+            bottom.plot(x, sorted(stds, reverse=True), style, color=colors[i % len(colors)], linewidth=1.2)
+    top.set(xlabel="layer index (original)", ylabel="std")
+    bottom.set(xlabel="layer index (sorted by magnitude)", ylabel="std")
+    top.legend(fontsize=8, ncol=2)
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _spread(rows: list[dict], n: int) -> list[dict]:
+    """`n` rows spread over the run: the first, the last and evenly between."""
+    if len(rows) <= n:
+        return rows
+    return [rows[i] for i in sorted(set(np.linspace(0, len(rows) - 1, n).round().astype(int)))]
+
+
+def _first_last(norms: dict) -> list:
+    convs = [v for k, v in norms.items() if k != "fc"]
+    return [convs[0], convs[-1], convs[0] / convs[-1] if convs[-1] else math.nan]
+
+
+def _gradient_figure(diag: dict, depth: int, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, kind, name in zip(axes, ("plain", "resnet"), ("plain", "ResNet")):
+        for r in _spread(diag[f"{kind}{depth}"], 4):
+            norms = list(r["gradient_norms"].values())
+            ax.semilogy(np.arange(1, len(norms) + 1), norms, label=f"step {r['step']}", linewidth=1.2)
+        ax.set(title=f"{name}-{depth}", xlabel="layer (input → output)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("‖∂loss/∂W‖")
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _params(depth: int, shortcut: str) -> int:
+    if shortcut == "none":
+        return describe(f"plain{depth}")["params"]
+    return describe(f"resnet{depth}", shortcut=shortcut)["params"]
+
+
+def _train_command(job: Job, s: Settings) -> str:
+    parts = ["resnet", "train", "--model", job.model, "--recipe", s.recipe, "--out", str(s.out / "runs" / job.label)]
+    if s.data:
+        parts += ["--data", s.data]
+    if s.iters:
+        parts += ["--iters", str(s.iters)]
+    for key, value in {**s.overrides, **job.overrides}.items():
+        parts += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    return shlex.join(parts)
+
+
+def shortcuts(
+    depth: int = 32,
+    data: str | None = None,
+    out="reproductions/shortcuts",
+    quick: bool = False,
+    iters: int | None = None,
+    device: str | None = None,
+    recipe: str = "cifar-paper",
+    progress: bool = True,
+    command: str = "",
+    overrides: dict | None = None,
+) -> tuple[Path, Path]:
+    """Shortcut options A, B and C (and the plain net) at one CIFAR depth, in the spirit of Table 3."""
+    s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides)
+    options = ("none", "A", "B", "C")
+    jobs = [Job(f"plain{depth}", f"plain{depth}")] + [
+        Job(f"resnet{depth}-{o}", f"resnet{depth}", {"model_options": {"shortcut": o}}) for o in options[1:]
+    ]
+    rows = run_jobs(jobs, s)
+    figures = s.out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    labels = {job.label: o for job, o in zip(jobs, options)}
+    error_curves(
+        {f"option {o}" if o != "none" else "plain": rows[label] for label, o in labels.items()},
+        figures / "shortcut_curves.png",
+        title=f"{depth} layers: training (dashed), test (solid) error",
+    )
+    table = Table(
+        f"Shortcut options at {depth} layers (CIFAR-10)",
+        ["shortcut", "params", "train error", "test error", "paper Table 3 (ResNet-34, ImageNet top-1)"],
+        [
+            [
+                o,
+                f"{_params(depth, o):,}",
+                _final(rows[label], "train_error"),
+                _final(rows[label], "test_error"),
+                PAPER_TABLE3[o],
+            ]
+            for label, o in labels.items()
+        ],
+        "A: zero-padding identity (no parameters); B: projections where the shape changes; C: projections "
+        "everywhere. Errors are the mean of the last three evaluations.",
+    )
+    errors = {o: _final(rows[label], "test_error") for label, o in labels.items()}
+    findings = [
+        (
+            min(errors["A"], errors["B"], errors["C"]) < errors["none"],
+            f"every shortcut option beats the plain net: plain {errors['none']:.2f}%, A {errors['A']:.2f}%, "
+            f"B {errors['B']:.2f}%, C {errors['C']:.2f}%",
+        ),
+        (
+            max(errors["A"], errors["B"], errors["C"]) - min(errors["A"], errors["B"], errors["C"]) < 1.0,
+            "the three options differ little (paper: within 0.84 points), so projections are not essential",
+        ),
+    ]
+    report = Report(
+        f"Shortcut options A, B, C at {depth} layers",
+        f"{depth}-layer CIFAR networks with each shortcut option and without shortcuts, trained with the {recipe} "
+        f"recipe{f' for {s.iters} iterations' if s.iters else ''} on {data or 'the embedded CIFAR-10 subset'}.",
+        figures=[("Training (dashed) and test (solid) error by shortcut option.", figures / "shortcut_curves.png")],
+        tables=[table],
+        findings=findings,
+        commands=[s.command or f"resnet reproduce shortcuts --depth {depth}", *(_train_command(j, s) for j in jobs)],
+    )
+    return report.write(s.out)
