@@ -64,6 +64,8 @@ def _train(args: argparse.Namespace) -> None:
         resume=args.resume,
         force=args.force,
     )
+    if result.rank != 0:
+        return
     print(f"run folder {result.out} · plot {result.plot}")
     print(
         f"final {result.split} accuracy {100 * result.test_accuracy:.2f}% (top-1 error {100 * result.test_error:.2f}%, "

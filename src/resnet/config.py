@@ -77,7 +77,7 @@ class TrainConfig:
     model: str = "resnet20"
     model_options: dict = field(default_factory=dict)
     recipe: str = "cifar-paper"
-    batch_size: int = 128
+    batch_size: int = 128  # the global batch, split among the processes of a distributed run
     iters: int = 0  # length of the run in iterations ...
     epochs: float = 0  # ... or in epochs (exactly one of the two is set)
     label_smoothing: float = 0.0
@@ -88,7 +88,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     deterministic: bool = False  # deterministic kernels (CPU runs are bit-for-bit reproducible anyway)
     nonfinite: str = "stop"  # stop | skip: what a NaN or infinite loss does
-    sync_bn: bool = False  # distributed: SyncBatchNorm
+    sync_bn: bool = False  # distributed: SyncBatchNorm (CUDA)
+    freeze_bn: bool = False  # BN layers normalize with their running statistics and do not update them
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)

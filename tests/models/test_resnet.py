@@ -147,3 +147,11 @@ def test_compiles_with_fullgraph():
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(compiled(x), model(x), atol=1e-5)
+
+
+def test_features_and_a_new_classifier():
+    model = create_model("resnet20")
+    x = torch.randn(2, 3, 32, 32)
+    assert model.forward_features(x).shape == (2, model.num_features) == (2, 64)
+    model.reset_classifier(5)
+    assert model(x).shape == (2, 5) and model.fc.in_features == 64

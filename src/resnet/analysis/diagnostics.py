@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..train.modes import mode
+
 
 @dataclass
 class LayerValue:
@@ -42,13 +44,12 @@ def layer_responses(model: nn.Module, images: torch.Tensor, kernel_size: int | N
         bn.register_forward_hook(lambda m, i, out, name=name: stds.__setitem__(name, out.float().std().item()))
         for name, _, bn in conv_bn_pairs(model, kernel_size)
     ]
-    was_training = model.training
     try:
-        model.eval()(images)
+        with mode(model, training=False):
+            model(images)
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
     return [LayerValue(name, stds[name]) for name, _, _ in conv_bn_pairs(model, kernel_size) if name in stds]
 
 
@@ -60,16 +61,14 @@ def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor)
     params = list(model.parameters())
     saved_grads = [p.grad for p in params]
     saved_buffers = [b.clone() for b in model.buffers()]
-    was_training = model.training
     try:
         for p in params:
             p.grad = None
-        model.train()
-        F.cross_entropy(model(images).float(), labels).backward()
+        with mode(model, training=True):
+            F.cross_entropy(model(images).float(), labels).backward()
         return [LayerValue(n, m.weight.grad.norm().item()) for n, m in layers]
     finally:
         for p, grad in zip(params, saved_grads):
             p.grad = grad
         for buffer, saved in zip(model.buffers(), saved_buffers):
             buffer.copy_(saved)
-        model.train(was_training)

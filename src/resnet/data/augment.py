@@ -12,12 +12,18 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def pad_crop_flip(images: torch.Tensor, pad: int, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
+def pad_crop_flip(images: torch.Tensor, pad: int, generator: torch.Generator, flip: bool = True,
+                  part: tuple[int, int] | None = None) -> torch.Tensor:
     """§4.2: pad `pad` zero pixels on each side, take a random crop of the original size, flip
-    half of the images horizontally. One gather over the whole batch (N, C, H, W), any dtype."""
+    half of the images horizontally. One gather over the whole batch (N, C, H, W), any dtype.
+
+    `part=(offset, total)`: the images are items offset... of a batch of `total` (a process's slice
+    of a distributed batch); they get the random draws of those items, as in one process.
+    """
     n, _, h, w = images.shape
-    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(images.device)
-    flips = (torch.rand(n, generator=generator) < 0.5).to(images.device) if flip else None
+    offset, total = part or (0, n)
+    shifts = torch.randint(0, 2 * pad + 1, (total, 2), generator=generator)[offset : offset + n].to(images.device)
+    flips = (torch.rand(total, generator=generator) < 0.5)[offset : offset + n].to(images.device) if flip else None
     padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
     rows = shifts[:, :1] + torch.arange(h, device=images.device)
     cols = shifts[:, 1:] + torch.arange(w, device=images.device)

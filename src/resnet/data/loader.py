@@ -93,9 +93,9 @@ class TensorLoader:
         index = self._perm[start : start + self.batch_size]
         x = self.images[index]
         if self.augment != "none":
-            x = pad_crop_flip(
-                x, self.pad if self.augment == "pad-crop-flip" else 0, _generator(self.seed, AUGMENT, step)
-            )
+            pad = self.pad if self.augment == "pad-crop-flip" else 0
+            part = (self.rank * self.batch_size, self.world * self.batch_size)
+            x = pad_crop_flip(x, pad, _generator(self.seed, AUGMENT, step), part=part)
         return self._finish(x), self.labels[index]
 
     def batches(self, start: int = 0) -> Iterator[Batch]:

@@ -119,6 +119,10 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.forward_features(x))
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialized classifier `fc` for `num_classes` (transfer learning)."""
+        self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
+
 
 def check_choice(option: str, value, choices: Sequence) -> None:
     """Raise ValueError naming the valid choices when `value` is not one of them."""

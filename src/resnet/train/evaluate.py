@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .modes import mode
+
 TTA = ("none", "flip", "10crop")
 
 
@@ -29,8 +31,11 @@ def evaluate_batches(
     runs) sums a tensor over processes. Returns loss, top1_error, top5_error, count, per_class
     accuracy and the confusion matrix (rows: true class, columns: predicted).
     """
-    was_training = model.training
-    model.eval()
+    with mode(model, training=False):
+        return _evaluate(model, batches, num_classes, tta, autocast, reduce)
+
+
+def _evaluate(model, batches, num_classes, tta, autocast, reduce) -> dict:
     device = next(model.parameters()).device
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, top-5 correct, count
@@ -45,7 +50,6 @@ def evaluate_batches(
     if reduce is not None:
         reduce(confusion)
         reduce(sums)
-    model.train(was_training)
     count = int(sums[2].item())
     correct = confusion.diag().sum().item()
     per_class = confusion.diag().double() / confusion.sum(1).clamp_min(1)

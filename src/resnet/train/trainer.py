@@ -30,6 +30,7 @@ from ..errors import UsageError
 from ..models import create_model, get_spec
 from . import checkpoint
 from .evaluate import evaluate_batches
+from .modes import freeze_batch_norm
 from .progress import Progress
 from .runtime import setup, teardown
 from .schedule import LRSchedule
@@ -51,6 +52,7 @@ class RunResult:
     steps: int
     seconds: float
     plot: Path
+    rank: int = 0  # the process of a distributed run that returned this (rank 0 reports)
 
     @property
     def test_accuracy(self) -> float:
@@ -108,6 +110,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, out: Path, state: dict | None = None, progress: bool = True) -> None:
         self.config, self.out, self.show_progress = config, out, progress
         self.runtime = setup(config.device)
+        if config.batch_size % self.runtime.world:
+            raise UsageError(f"batch_size={config.batch_size} is not divisible by the {self.runtime.world} processes")
         torch.manual_seed(config.seed)
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -177,13 +181,16 @@ class Trainer:
 
     def _loader(self, split: str, train: bool):
         cfg, runtime = self.config, self.runtime
+        # batch_size is the global batch: each of the `world` processes takes its slice of it, so a run
+        # sees the same batches (and resumes) whatever the number of processes.
+        local = cfg.batch_size // runtime.world
         common = dict(
-            batch_size=cfg.batch_size if train else max(cfg.batch_size, 256),
+            batch_size=local if train else max(local, 256),
             device=runtime.device,
             normalize=self.normalize,
             seed=cfg.seed,
-            rank=runtime.rank if train else 0,
-            world=runtime.world if train else 1,
+            rank=runtime.rank,
+            world=runtime.world,
             channels_last=cfg.channels_last,
         )
         if self.data.mode == "tensor":
@@ -255,6 +262,8 @@ class Trainer:
             self._diagnose()
         with Progress(self.total, self.step, enabled=self.show_progress and runtime.is_main) as bar:
             self.model.train()
+            if cfg.freeze_bn:
+                freeze_batch_norm(self.model)
             for x, y in islice(self.train_loader.batches(self.step), self.total - self.step):
                 lr = self.schedule(self.step)
                 for group in self.optimizer.param_groups:
@@ -331,6 +340,7 @@ class Trainer:
                 loader.eval_batches(),
                 len(self.data.classes),
                 autocast=self.runtime.autocast(self.config.precision),
+                reduce=self.runtime.all_reduce,
             )
             row.update(
                 {
@@ -408,6 +418,7 @@ class Trainer:
         self._writer.flush()
 
     def _finish(self, seconds: float, steps: int) -> RunResult:
+        self.runtime.barrier()  # rank 0 has written the last metrics
         rows = read_metrics(self.out / "metrics.jsonl")
         final = rows[-1] if rows else {}
         eval_key = "test_error" if "test" in self.eval_loaders else "val_error"
@@ -443,6 +454,7 @@ class Trainer:
             self.step,
             seconds,
             plot,
+            self.runtime.rank,
         )
 
 
