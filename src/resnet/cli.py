@@ -34,7 +34,7 @@ def _models(args: argparse.Namespace) -> None:
     for column in ("model", "family", "layers", "shortcut", "params", "mult-adds", "input"):
         table.add_column(column, justify="right" if column in ("layers", "params", "mult-adds") else "left")
     for r in rows:
-        size = f"{r['input_size']}×{r['input_size']}"
+        size = "×".join(map(str, r["input_shape"][1:] if len(r["input_shape"]) == 3 else r["input_shape"]))
         table.add_row(r["name"], r["family"], str(r["layers"]), r["shortcut"], f"{r['params']:,}", _si(r["macs"]), size)
     Console(width=200).print(table)
 

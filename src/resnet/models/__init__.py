@@ -1,7 +1,7 @@
 """Networks, reached by name through the registry: `create_model("resnet56")`."""
 
 from . import resnet  # noqa: F401  (registers the paper's networks)
-from .complexity import count_macs, count_parameters, describe
+from .complexity import count_macs, count_parameters, describe, input_shape
 from .registry import ModelSpec, create_model, families, get_spec, list_models
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "describe",
     "families",
     "get_spec",
+    "input_shape",
     "list_models",
 ]

@@ -14,14 +14,23 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model: nn.Module, input_size: int, in_channels: int = 3) -> int:
-    """Multiply-adds of one forward pass on a 1×C×S×S input (convolutions and linear layers,
-    as torch.utils.flop_counter counts them: FLOPs / 2)."""
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of one forward pass on one input of `input_shape` (e.g. (3, 224, 224)):
+    convolutions, linear layers and matrix products, as torch.utils.flop_counter counts them, / 2."""
     device = next(model.parameters()).device
-    x = torch.empty(1, in_channels, input_size, input_size, device=device)
+    x = torch.empty(1, *input_shape, device=device)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model.eval()(x)
     return counter.get_total_flops() // 2
+
+
+def input_shape(name: str, input_size: int | None = None, **options) -> tuple[int, ...]:
+    """The shape of one input of model `name`: (C, S, S) for images, the spec's shape otherwise."""
+    spec = get_spec(name)
+    if spec.input_shape is not None:
+        return spec.input_shape
+    size = input_size or spec.input_size
+    return (options.get("in_channels", 3), size, size)
 
 
 def describe(name: str, input_size: int | None = None, **options) -> dict:
@@ -30,7 +39,7 @@ def describe(name: str, input_size: int | None = None, **options) -> dict:
     The model is built on the meta device, so even ResNet-1202 costs no memory or compute.
     """
     spec = get_spec(name)
-    size = input_size or spec.input_size
+    shape = input_shape(name, input_size, **options)
     with torch.device("meta"):
         model = create_model(name, **options)
     return {
@@ -39,8 +48,9 @@ def describe(name: str, input_size: int | None = None, **options) -> dict:
         "layers": spec.depth,
         "shortcut": options.get("shortcut", spec.shortcut),
         "params": count_parameters(model),
-        "macs": count_macs(model, size, options.get("in_channels", 3)),
-        "input_size": size,
+        "macs": count_macs(model, shape),
+        "input_size": shape[-1],
+        "input_shape": list(shape),
         "num_classes": spec.num_classes,
         "description": spec.description,
     }

@@ -20,10 +20,11 @@ class ModelSpec:
     build: Callable[..., nn.Module]
     family: str
     depth: int
-    input_size: int
-    num_classes: int
+    input_size: int  # images: the side of the square input the model is made for
+    num_classes: int | None  # the default number of classes; None: not a classifier
     description: str = ""
     options: dict = field(default_factory=dict)  # option name -> default, what users may set
+    input_shape: tuple[int, ...] | None = None  # non-image inputs: the shape of one input, e.g. (64,)
 
     @property
     def shortcut(self) -> str:
@@ -46,7 +47,8 @@ def _user_options(build: Callable[..., nn.Module]) -> dict:
 
 
 def register(name: str, build: Callable[..., nn.Module], **meta) -> None:
-    """Add a model: `build(num_classes=..., **options)` returns it; `meta` fills ModelSpec."""
+    """Add a model: `build(num_classes=..., **options)` returns it (no num_classes when the spec's
+    num_classes is None); `meta` fills ModelSpec."""
     if name in _MODELS:
         raise ValueError(f"model {name!r} is registered twice")
     _MODELS[name] = ModelSpec(name=name, build=build, options=_user_options(build), **meta)
@@ -84,13 +86,17 @@ def create_model(name: str, num_classes: int | None = None, **options) -> nn.Mod
         raise UsageError(f"{name} has no option {', '.join(map(repr, unknown))}; its options: {valid}")
     for option, value in options.items():
         _check_type(name, option, value, spec.options[option])
-    if num_classes is None:
-        num_classes = spec.num_classes
-    _check_type(name, "num_classes", num_classes, spec.num_classes)
-    if num_classes < 1:
-        raise UsageError(f"{name}: num_classes must be positive, not {num_classes}")
+    if spec.num_classes is None:  # not a classifier
+        if num_classes is not None:
+            raise UsageError(f"{name} is not a classifier: it takes no num_classes")
+    else:
+        num_classes = spec.num_classes if num_classes is None else num_classes
+        _check_type(name, "num_classes", num_classes, spec.num_classes)
+        if num_classes < 1:
+            raise UsageError(f"{name}: num_classes must be positive, not {num_classes}")
+        options["num_classes"] = num_classes
     try:
-        return spec.build(num_classes=num_classes, **options)
+        return spec.build(**options)
     except UsageError:
         raise
     except ValueError as e:
