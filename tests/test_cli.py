@@ -27,9 +27,10 @@ def test_python_m_resnet_is_the_command():
         [sys.executable, "-m", "resnet", "models", "--family", "nope"], capture_output=True, text=True
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
         "resnet models: error: unknown family 'nope'; choose one of: imagenet, cifar"
-    ]
+    )
 
 
 def test_unknown_command_is_one_line_and_exit_2(capsys):
@@ -173,8 +174,9 @@ def test_predict_on_a_bad_image(trained_run, tmp_path):
 
 
 def test_reproduce_command(tmp_path):
-    done = _run("reproduce", "shortcuts", "--quick", "--depth", "20", "--iters", "2", "--set", "log.evals=1",
-                "--out", tmp_path)
+    done = _run(
+        "reproduce", "shortcuts", "--quick", "--depth", "20", "--iters", "2", "--set", "log.evals=1", "--out", tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "report " in done.stdout and "every shortcut option beats the plain net" in done.stdout
     assert (tmp_path / "report.html").exists() and (tmp_path / "summary.md").exists()

@@ -79,7 +79,7 @@ def test_bad_overrides_name_the_key(override, message):
 
 
 def test_unknown_recipe_lists_the_recipes():
-    with pytest.raises(UsageError, match="unknown recipe 'paper'; choose one of: cifar-paper, fast, imagenet-paper"):
+    with pytest.raises(UsageError, match=f"unknown recipe 'paper'; choose one of: {', '.join(recipe_names())}$"):
         resolve("paper")
 
 
@@ -105,3 +105,86 @@ def test_parse_override_plain_strings():
 def test_flat_view():
     flat = to_flat(resolve("fast"))
     assert flat["optimizer.nesterov"] is True and flat["schedule.name"] == "onecycle"
+
+
+# Property-based: whatever the text, the parser answers with a config or a UsageError, nothing else.
+
+import yaml  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from resnet.config import TrainConfig, apply_override, from_dict  # noqa: E402
+
+KEYS = sorted(to_flat(TrainConfig()))
+SCALARS = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.text(st.characters(codec="ascii", categories=("L", "N")), min_size=1, max_size=12),
+)
+VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from(KEYS), value=VALUES)
+def test_any_override_gives_a_config_or_a_usage_error(key, value):
+    try:
+        config = resolve("cifar-paper", [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"])
+    except UsageError:
+        return
+    assert isinstance(config, TrainConfig)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from(KEYS), value=SCALARS)
+def test_override_values_round_trip_through_yaml(key, value):
+    text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    assert parse_override(f"{key}={text}") == (key, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_arbitrary_override_text(text):
+    try:
+        key, value = parse_override(text)
+    except UsageError:
+        return
+    assert key == text.partition("=")[0].strip() and key
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.one_of(SCALARS, st.none()),
+        lambda children: st.dictionaries(
+            st.sampled_from(["data", "lr", "optimizer", "iters", "x"]), children, max_size=3
+        ),
+        max_leaves=8,
+    )
+)
+def test_arbitrary_mappings(raw):
+    try:
+        from_dict(TrainConfig, raw)
+    except UsageError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=60))
+def test_arbitrary_recipe_files(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("r") / "r.yaml"
+    path.write_text(text)
+    try:
+        resolve(str(path))
+    except UsageError:
+        pass
+
+
+def test_apply_override_builds_sections():
+    raw = {}
+    apply_override(raw, "a.b.c", 1)
+    assert raw == {"a": {"b": {"c": 1}}}
+
+
+def test_exponents_without_a_dot_are_numbers():
+    assert resolve("cifar-paper", ["optimizer.lr=1e-3"]).optimizer.lr == 0.001

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import RunError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,14 +63,42 @@ def _train(args: argparse.Namespace) -> None:
         device=args.device,
         resume=args.resume,
         force=args.force,
+        stop_after=args.stop_after,
     )
-    if result.rank != 0:
+    if result.rank == 0:
+        _report(result)
+
+
+def _report(result) -> None:
+    """The last lines of a training command: where the run is, and its final accuracy (or the pause)."""
+    if not result.finished:
+        print(f"paused at iteration {result.steps}: resnet train --resume --out {result.out} continues")
         return
     print(f"run folder {result.out} · plot {result.plot}")
     print(
         f"final {result.split} accuracy {100 * result.test_accuracy:.2f}% (top-1 error {100 * result.test_error:.2f}%, "
         f"top-5 error {100 * result.test_top5_error:.2f}%) after {result.steps} iterations"
     )
+
+
+def _finetune(args: argparse.Namespace) -> None:
+    from .train import finetune
+
+    result = finetune(
+        args.source,
+        args.data,
+        args.model,
+        args.mode,
+        args.recipe,
+        args.out,
+        args.set,
+        iters=args.iters,
+        epochs=args.epochs,
+        device=args.device,
+        force=args.force,
+    )
+    if result.rank == 0:
+        _report(result)
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -122,11 +150,62 @@ def _reproduce(args: argparse.Namespace) -> None:
     if args.experiment == "degradation":
         depths = (args.depths or ([20, 32] if args.quick else [20, 32, 44, 56])) + args.add
         html, md = analysis.degradation(depths, out=args.out or Path("reproductions/degradation"), **common)
+    elif args.experiment == "mlp":
+        common["data"] = args.data or "digits"
+        html, md = analysis.mlp_depth(args.blocks, out=args.out or Path("reproductions/mlp"), **common)
     else:
         html, md = analysis.shortcuts(args.depth, out=args.out or Path("reproductions/shortcuts"), **common)
     print(f"report {html} · summary {md}")
     for line in md.read_text().split("## Findings")[1].split("\n## ")[0].strip().splitlines():
         print(line)
+
+
+def _superres_train(args: argparse.Namespace) -> None:
+    from .superres import train
+
+    r = train(
+        args.model, args.data, args.scale, args.out, args.set, iters=args.iters, device=args.device, force=args.force
+    )
+    print(f"run folder {r.out} · plot {r.plot}")
+    print(
+        f"held-out PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f} (bicubic {r.bicubic_psnr:.2f} dB, {r.bicubic_ssim:.4f}) "
+        f"after {r.steps} iterations"
+    )
+
+
+def _superres_apply(args: argparse.Namespace) -> None:
+    from .superres import apply
+
+    for row in apply(args.checkpoint, args.images, args.out, args.reference, args.device):
+        metrics = ""
+        if "psnr" in row:
+            metrics = (
+                f": PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f} "
+                f"(bicubic {row['bicubic_psnr']:.2f} dB, {row['bicubic_ssim']:.4f})"
+            )
+        print(f"{row['image']} -> {row['output']}{metrics}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_model
+
+    r = export_model(args.checkpoint, args.format, args.out, args.batch_size)
+    print(
+        f"wrote {r.path} ({r.format}): largest |difference| from the PyTorch model's logits {r.max_abs_diff:.1e} "
+        f"on random batches of {r.batch_size} and {r.batch_size + 1}"
+    )
+
+
+def _features(args: argparse.Namespace) -> None:
+    from .features import extract_features, output_paths
+
+    output_paths(args.out)  # a wrong name is reported before the work, not after
+    f = extract_features(args.checkpoint, args.data, args.batch_size, args.device, args.skip_bad_images)
+    array, sidecar = f.save(args.out)
+    labels = f" with the labels of {len(set(f.labels))} class folders" if f.labels else ""
+    print(f"wrote {array} ({f.features.shape[0]}×{f.features.shape[1]} float32) and {sidecar}{labels}")
+    if f.skipped:
+        print(f"skipped {len(f.skipped)} unreadable images, e.g. {f.skipped[0]}")
 
 
 def _depth(text: str) -> int:
@@ -184,9 +263,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--force", action="store_true", help="replace a run already in --out")
+    p.add_argument(
+        "--stop-after",
+        type=_positive_int,
+        metavar="N",
+        help="pause after N iterations of this session, with a checkpoint (--resume continues)",
+    )
     p.add_argument("--download", action="store_true", help="download cifar10/cifar100 if missing")
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.set_defaults(run=_train)
+
+    p = commands.add_parser("finetune", help="fine-tune pre-trained weights on a data set, with a new classifier")
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="WEIGHTS",
+        help="a checkpoint of resnet train, a torchvision/timm/safetensors file, or imagenet (with --model)",
+    )
+    p.add_argument("--data", help="the data set to fine-tune on (as for resnet train)")
+    p.add_argument("--model", help="the network (default: the checkpoint's)")
+    p.add_argument(
+        "--mode",
+        default="full",
+        choices=["linear", "full", "gradual"],
+        help="linear probe (frozen backbone and BN), full (backbone at a lower lr), gradual unfreezing",
+    )
+    p.add_argument("--recipe", default="finetune", help="default finetune")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/MODEL-finetune-TIME)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive_float)
+    length.add_argument("--iters", type=_positive_int)
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out")
+    p.set_defaults(run=_finetune)
 
     p = commands.add_parser("eval", help="top-1/top-5 error, per-class accuracy, confusion matrix of a checkpoint")
     p.add_argument("checkpoint")
@@ -208,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts")
-    p.add_argument("experiment", choices=["degradation", "shortcuts"])
+    p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp"])
     p.add_argument("--data", help="CIFAR-10 (e.g. cifar10-jpeg.tar.gz, or cifar10 --download); --quick: the subset")
     p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: 200 iterations on the subset")
@@ -216,9 +327,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depths", type=_depth, nargs="+", help="degradation: depths (default 20 32 44 56)")
     p.add_argument("--add", type=_depth, nargs="+", default=[], help="degradation: further depths, e.g. 110 1202")
     p.add_argument("--depth", type=_depth, default=32, help="shortcuts: the depth (default 32)")
+    p.add_argument(
+        "--blocks",
+        type=_positive_int,
+        nargs="+",
+        default=[1, 4, 8, 16],
+        help="mlp: dense blocks of each depth (default 1 4 8 16)",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(run=_reproduce)
+
+    p = commands.add_parser("superres", help="super-resolution by residual learning (VDSR, EDSR): train, apply")
+    superres = p.add_subparsers(dest="superres_command", required=True, metavar="COMMAND", parser_class=_Parser)
+    p = superres.add_parser("train", help="train vdsr or edsr_baseline on a folder or .tar(.gz) of images")
+    p.add_argument("--model", default="vdsr", help="vdsr or edsr_baseline (default: vdsr)")
+    p.add_argument("--data", required=True, help="a folder or .tar(.gz) of images (train/ and test/ used if present)")
+    p.add_argument("--scale", type=int, default=2, help="upscaling factor, 2 or 4 (default: 2)")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/MODEL-xSCALE-TIME)")
+    p.add_argument("--iters", type=_positive_int, help="length of the run in iterations (default: 2000)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set lr=0.001 --set patch_size=32"
+    )
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out")
+    p.set_defaults(run=_superres_train)
+    p = superres.add_parser("apply", help="upscale images with a checkpoint of superres train")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="low-resolution images")
+    p.add_argument("--out", type=Path, required=True, help="folder for the upscaled IMAGE_xSCALE.png files")
+    p.add_argument(
+        "--reference", nargs="+", metavar="HR", help="high-resolution originals, one per IMAGE: print PSNR and SSIM"
+    )
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(run=_superres_apply)
+
+    p = commands.add_parser("export", help="ONNX, TorchScript or safetensors of a checkpoint, verified against it")
+    p.add_argument("checkpoint")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "safetensors"])
+    p.add_argument("--out", type=Path, help="the file (default: beside the checkpoint, e.g. best.onnx)")
+    p.add_argument("--batch-size", type=_positive_int, default=2, help="images of the verification batch (≥ 2)")
+    p.set_defaults(run=_export)
+
+    p = commands.add_parser("features", help="penultimate-layer embeddings of every image of a folder (.npy, .csv)")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", required=True, help="a folder of images (searched recursively; class folders give labels)")
+    p.add_argument("--out", type=Path, required=True, help="the .npy file; the image list goes beside it (.csv)")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
+    p.set_defaults(run=_features)
     return parser
 
 
@@ -230,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"resnet {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RunError as e:
+        print(f"resnet {args.command}: stopped: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"resnet {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -35,13 +35,16 @@ class DataConfig:
     test_fraction: float = 0.1  # held out when the source has no test/ or val/ split
     workers: int = 8  # stream mode decoding processes
     skip_bad_images: bool = False  # skip (and count) unreadable images instead of stopping
+    classes: list[str] | None = None  # keep only these classes (in this order)
+    train_per_class: int = 0  # at most this many training images of each class (0: all)
 
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # sgd
+    name: str = "sgd"  # sgd | adamw
     lr: float = 0.1
-    momentum: float = 0.9
+    momentum: float = 0.9  # sgd
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
     nesterov: bool = False
     weight_decay: float = 1e-4
     decay_norm_and_bias: bool = True  # False: no weight decay on BN parameters and biases
@@ -61,6 +64,14 @@ class ScheduleConfig:
     warmup_until_error: float = 0.8  # ... this (0.8, "about 400 iterations") ...
     warmup_min_depth: int = 110  # ... for networks this deep or deeper
     warmup_max_iters: int = 2000  # ... but never longer than this
+
+
+@dataclass
+class FinetuneConfig:
+    source: str | None = None  # pre-trained weights: a checkpoint or weights file, or a published name
+    mode: str = "full"  # linear (probe: frozen backbone and BN) | full | gradual (unfreezing from the top)
+    backbone_lr: float = 0.1  # full and gradual: the backbone's learning rate, as a fraction of lr
+    normalize: str = "source"  # source: the pre-trained model's input normalization | data: fit on the data
 
 
 @dataclass
@@ -94,17 +105,20 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 CHOICES = {
     "data.mode": ("auto", "tensor", "stream"),
     "data.augment": ("pad-crop-flip", "scale", "random-resized-crop", "flip", "none"),
     "data.normalize": ("channel", "pixel-mean"),
-    "optimizer.name": ("sgd",),
+    "optimizer.name": ("sgd", "adamw"),
     "schedule.name": ("step", "plateau", "cosine", "onecycle", "constant"),
     "precision": ("fp32", "bf16", "fp16", "auto"),
     "compile": ("none", "default", "reduce-overhead", "max-autotune"),
     "nonfinite": ("stop", "skip"),
+    "finetune.mode": ("linear", "full", "gradual"),
+    "finetune.normalize": ("source", "data"),
 }
 POSITIVE = {"batch_size", "data.image_size", "log.evals", "optimizer.reference_batch", "schedule.patience"}
 NON_NEGATIVE = {
@@ -121,6 +135,8 @@ NON_NEGATIVE = {
     "schedule.final_lr",
     "schedule.warmup_lr",
     "log.every",
+    "data.train_per_class",
+    "finetune.backbone_lr",
     "log.checkpoint_every",
     "schedule.warmup_max_iters",
     "data.workers",
@@ -193,6 +209,10 @@ def resolve(recipe: str = "cifar-paper", overrides: list[str] | dict | None = No
     items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
     for key, value in items:
         apply_override(raw, key, value)
+    if fields.get("iters") and not fields.get("epochs"):  # one length replaces the other
+        fields["epochs"] = 0
+    elif fields.get("epochs") and not fields.get("iters"):
+        fields["iters"] = 0
     for key, value in fields.items():
         if value is not None:
             apply_override(raw, key, value)
@@ -234,6 +254,11 @@ def _convert(hint, value, key: str):
         return dict(value)
     if hint is float and type(value) in (int, float):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if type(value) is not hint:
         raise UsageError(f"{key} must be {hint.__name__}, not {value!r}")
     return value

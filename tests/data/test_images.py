@@ -52,3 +52,45 @@ def test_bytes_are_decoded_with_the_given_name(tmp_path):
     assert decode_image(data, "member/x.png").size == (3, 3)
     with pytest.raises(UsageError, match="member/y.png"):
         decode_image(b"junk", "member/y.png")
+
+
+# Property-based: any bytes decode to an RGB image or a UsageError naming them; any real image round-trips.
+
+import io  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes(data):
+    try:
+        image = decode_image(data, "blob.bin")
+    except UsageError as e:
+        assert str(e).startswith("blob.bin: ")
+        return
+    assert image.mode == "RGB"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mode=st.sampled_from(["RGB", "L", "P", "RGBA", "LA", "CMYK", "1", "I;16"]),
+    fmt=st.sampled_from(["PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF"]),
+    width=st.integers(1, 50),
+    height=st.integers(1, 50),
+    seed=st.integers(0, 2**16),
+)
+def test_real_images_of_any_mode_and_format(mode, fmt, width, height, seed):
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).convert(mode) if mode != "I;16" else Image.fromarray(
+        pixels[..., 0].astype(np.uint16) * 257)
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, fmt)
+    except (OSError, ValueError, KeyError):
+        return  # this format cannot hold this mode
+    out = decode_image(buffer.getvalue(), f"x.{fmt.lower()}")
+    assert out.mode == "RGB" and out.size == (width, height)
+    if mode == "RGB" and fmt in ("PNG", "BMP", "TIFF"):  # lossless
+        assert np.array_equal(np.asarray(out), pixels)

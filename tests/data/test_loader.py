@@ -37,11 +37,16 @@ def test_each_epoch_visits_every_image_once():
 
 
 def test_ranks_split_the_global_batch():
-    single = TensorLoader(_data(), batch_size=8, device="cpu", normalize=IDENTITY, world=1)
-    ranks = [TensorLoader(_data(), batch_size=4, device="cpu", normalize=IDENTITY, rank=r, world=2) for r in (0, 1)]
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    data = ArrayDataset(images, torch.arange(40) % 4, ["a", "b", "c", "d"])
+    kw = dict(device="cpu", normalize=IDENTITY, augment="pad-crop-flip", seed=3)
+    single = TensorLoader(data, batch_size=8, world=1, **kw)
+    ranks = [TensorLoader(data, batch_size=4, rank=r, world=2, **kw) for r in (0, 1)]
     for step in range(7):
-        together = torch.cat([r.batch(step)[1] for r in ranks])
-        assert torch.equal(together, single.batch(step)[1])
+        x, y = single.batch(step)
+        parts = [r.batch(step) for r in ranks]
+        assert torch.equal(torch.cat([p[1] for p in parts]), y)
+        assert torch.equal(torch.cat([p[0] for p in parts]), x)  # the same crops and flips too
 
 
 def test_eval_batches_cover_the_split_in_order():

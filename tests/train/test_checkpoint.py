@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from resnet import UsageError
+from resnet import RunError, UsageError
 from resnet.train import checkpoint
 
 
@@ -21,7 +21,7 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypa
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(UsageError, match="disk full"):
+    with pytest.raises(RunError, match="disk full"):
         checkpoint.save({"step": 2}, path)
     monkeypatch.undo()
     assert checkpoint.load(path)["step"] == 1

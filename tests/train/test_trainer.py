@@ -4,7 +4,7 @@ import pytest
 import torch
 from datasets import QUICK
 
-from resnet import UsageError, train
+from resnet import RunError, UsageError, train
 from resnet.data.loader import TensorLoader
 from resnet.train import checkpoint
 
@@ -89,7 +89,7 @@ def _poison_step(monkeypatch, bad_step):
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(image_folder, tmp_path, monkeypatch):
     _poison_step(monkeypatch, 13)  # the 14th step
-    with pytest.raises(UsageError, match="the loss is not finite at step 14; stopped"):
+    with pytest.raises(RunError, match="the loss is not finite at step 14; stopped"):
         train(
             "resnet20", str(image_folder), "cifar-paper", tmp_path, {**QUICK, "log.every": 5}, iters=30, progress=False
         )

@@ -7,12 +7,12 @@ norms = gradient_norms(model, images, labels)   # per conv/linear layer
 
 from .diagnostics import LayerValue, conv_bn_pairs, gradient_norms, layer_responses
 
-__all__ = ["LayerValue", "conv_bn_pairs", "degradation", "gradient_norms", "layer_responses", "shortcuts"]
+__all__ = ["LayerValue", "conv_bn_pairs", "degradation", "gradient_norms", "layer_responses", "mlp_depth", "shortcuts"]
 
 
 def __getattr__(name: str):
     # The reproductions train models; imported on first use, since the trainer itself uses this package.
-    if name in ("degradation", "shortcuts"):
+    if name in ("degradation", "shortcuts", "mlp_depth"):
         from . import reproduce
 
         return getattr(reproduce, name)

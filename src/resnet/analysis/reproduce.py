@@ -152,14 +152,13 @@ def degradation(
     figures.mkdir(parents=True, exist_ok=True)
     diag = {job.label: _diagnostics(s.out / "runs" / job.label) for job in jobs}
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, kind, name in zip(axes, ("plain", "resnet"), ("plain", "ResNet")):
-        error_curves(
-            {f"{name}-{d}": rows[f"{kind}{d}"] for d in depths},
-            ax=ax,
-            title=f"{name} networks: training error (dashed), test error (solid)",
-        )
-    _save(fig, figures / "fig6_training_curves.png")
+    _side_by_side(
+        {
+            name: {f"{name}-{d}": rows[f"{kind}{d}"] for d in depths}
+            for kind, name in (("plain", "plain"), ("resnet", "ResNet"))
+        },
+        figures / "fig6_training_curves.png",
+    )
     _responses_figure(diag, depths, figures / "fig7_layer_responses.png")
     deepest = depths[-1]
     _gradient_figure(diag, deepest, figures / "gradient_flow.png")
@@ -298,6 +297,14 @@ def _gradient_figure(diag: dict, depth: int, path: Path) -> None:
     _save(fig, path)
 
 
+def _side_by_side(panels: dict[str, dict[str, list[dict]]], path: Path) -> None:
+    """Fig. 6's layout: one panel of error curves per kind of network (plain, residual)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(11, 4.2), sharey=True)
+    for ax, (name, runs) in zip(axes, panels.items()):
+        error_curves(runs, ax=ax, title=f"{name} networks: training error (dashed), test error (solid)")
+    _save(fig, path)
+
+
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -384,5 +391,98 @@ def shortcuts(
         tables=[table],
         findings=findings,
         commands=[s.command or f"resnet reproduce shortcuts --depth {depth}", *(_train_command(j, s) for j in jobs)],
+    )
+    return report.write(s.out)
+
+
+def mlp_depth(
+    blocks=(1, 4, 8, 16),
+    data: str | None = "digits",
+    out="reproductions/mlp",
+    quick: bool = False,
+    iters: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    command: str = "",
+    overrides: dict | None = None,
+) -> tuple[Path, Path]:
+    """Residual MLPs against plain ones of `blocks` dense blocks (3 layers each) on feature vectors
+    (default: the embedded digits): does the degradation of deep plain networks, and its cure by the
+    residual connection, hold beyond convolutions?"""
+    blocks = sorted(blocks)
+    s = _settings(
+        out,
+        data or "digits",
+        False,
+        iters or (QUICK["iters"] if quick else None),
+        device,
+        "mlp",
+        progress,
+        command,
+        {**(QUICK["overrides"] if quick else {}), **(overrides or {})},
+    )
+    s.overrides.pop("log.diagnostics", None)
+    jobs = [
+        Job(f"{kind}_mlp-{b}", f"{kind}_mlp", {"model_options": {"blocks": b}})
+        for b in blocks
+        for kind in ("plain", "residual")
+    ]
+    rows = run_jobs(jobs, s)
+    figures = s.out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    _side_by_side(
+        {kind: {f"{b} blocks": rows[f"{kind}_mlp-{b}"] for b in blocks} for kind in ("plain", "residual")},
+        figures / "mlp_training_curves.png",
+    )
+    table = Table(
+        f"Error (%) by depth on {s.data}",
+        ["blocks", "layers", "params", "plain train", "plain test", "residual train", "residual test"],
+        [
+            [
+                b,
+                2 + 3 * b,
+                f"{describe('residual_mlp', blocks=b)['params']:,}",
+                _final(rows[f"plain_mlp-{b}"], "train_error"),
+                _final(rows[f"plain_mlp-{b}"], "test_error"),
+                _final(rows[f"residual_mlp-{b}"], "train_error"),
+                _final(rows[f"residual_mlp-{b}"], "test_error"),
+            ]
+            for b in blocks
+        ],
+        "Errors are the mean of the last three evaluations; training error is measured on the training "
+        "batches, with dropout active.",
+    )
+    lo, hi = blocks[0], blocks[-1]
+    plain = {b: _final(rows[f"plain_mlp-{b}"], "train_error") for b in (lo, hi)}
+    res = {b: _final(rows[f"residual_mlp-{b}"], "train_error") for b in (lo, hi)}
+    findings = [
+        (
+            plain[hi] > plain[lo],
+            f"the deep plain MLP trains worse than the shallow one: {hi} blocks "
+            f"{plain[hi]:.2f}% training error against {lo} blocks {plain[lo]:.2f}%",
+        ),
+        (
+            res[hi] < plain[hi],
+            f"at {hi} blocks the residual MLP trains better than the plain one: "
+            f"{res[hi]:.2f}% against {plain[hi]:.2f}% training error",
+        ),
+    ]
+    report = Report(
+        "Residual MLPs against plain MLPs",
+        f"MLPs of {', '.join(map(str, blocks))} dense blocks (dense 1024, dropout, dense 512, dense 1024; "
+        f"residual: added to the block's input) trained with the mlp recipe"
+        f"{f' for {s.iters} iterations' if s.iters else ''} on {s.data}.",
+        figures=[
+            (
+                "Training (dashed) and test (solid) error of plain and residual MLPs.",
+                figures / "mlp_training_curves.png",
+            )
+        ],
+        tables=[table],
+        findings=findings,
+        commands=[
+            s.command or f"resnet reproduce mlp --blocks {' '.join(map(str, blocks))}",
+            *(_train_command(j, s) for j in jobs),
+        ],
     )
     return report.write(s.out)

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def pad_crop_flip(images: torch.Tensor, pad: int, generator: torch.Generator, flip: bool = True,
-                  part: tuple[int, int] | None = None) -> torch.Tensor:
+def pad_crop_flip(
+    images: torch.Tensor, pad: int, generator: torch.Generator, flip: bool = True, part: tuple[int, int] | None = None
+) -> torch.Tensor:
     """§4.2: pad `pad` zero pixels on each side, take a random crop of the original size, flip
     half of the images horizontally. One gather over the whole batch (N, C, H, W), any dtype.
 
@@ -49,19 +50,24 @@ class Normalize:
 
     @classmethod
     def fit(cls, images: torch.Tensor, per_pixel: bool) -> Normalize:
-        """Statistics of a uint8 (N, C, H, W) training set: the mean image (per_pixel) or the channel
-        means, and the channel standard deviations."""
+        """Statistics of a training set: for images (N, C, H, W) the mean image (per_pixel) or the
+        channel means, and the channel standard deviations; for feature vectors (N, D) each feature's
+        mean and standard deviation. A constant channel or feature keeps a standard deviation of 1."""
         x = images.double()
-        std = x.std(dim=(0, 2, 3)).view(-1, 1, 1)
-        mean = x.mean(dim=0) if per_pixel else x.mean(dim=(0, 2, 3)).view(-1, 1, 1)
-        return cls(mean, std)
+        if x.ndim == 2:
+            std = x.std(dim=0)
+            mean = x.mean(dim=0)
+        else:
+            std = x.std(dim=(0, 2, 3)).view(-1, 1, 1)
+            mean = x.mean(dim=0) if per_pixel else x.mean(dim=(0, 2, 3)).view(-1, 1, 1)
+        return cls(mean, torch.where(std > 1e-6, std, torch.ones_like(std)))
 
     def to(self, device) -> Normalize:
         return Normalize(self.mean.to(device), self.std.to(device))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         mean = self.mean
-        if mean.shape[-2:] != images.shape[-2:] and mean.shape[-1] != 1:
+        if mean.ndim == 3 and mean.shape[-2:] != images.shape[-2:] and mean.shape[-1] != 1:
             mean = mean.mean(dim=(1, 2), keepdim=True)  # per-pixel mean on another size: its channel means
         return (images.float() - mean) / self.std
 

@@ -10,7 +10,8 @@ import torch
 
 @dataclass
 class ArrayDataset:
-    """A decoded split: `images` uint8 (N, 3, H, W), `labels` int64 (N,), and the class names."""
+    """A decoded split: `images` (uint8 images N×3×H×W, or float32 feature vectors N×D), `labels`
+    int64 (N,), and the class names."""
 
     images: torch.Tensor
     labels: torch.Tensor

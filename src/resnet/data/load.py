@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..config import DataConfig
 from ..errors import UsageError
-from . import cifar
+from . import cifar, tabular
 from .augment import center_crop, resize_shorter
 from .cache import cache_dir, cached_arrays, fingerprint
 from .dataset import ArrayDataset, stratified_split
@@ -25,6 +25,8 @@ from .folder import FolderLayout, is_archive, iter_archive, scan
 from .images import decode_image
 
 EMBEDDED = "embedded"
+SYNTHETIC = "synthetic"
+DIGITS = "digits"  # 1,797 8×8 handwritten digits as 64 features (UCI; scikit-learn's copy), for the MLPs
 SMALL_IMAGE = 64  # images up to this size are decoded once and held as tensors
 
 
@@ -61,6 +63,8 @@ def resolve_source(cfg: DataConfig) -> Path:
     """The path behind `data.source`: the embedded subset, a named CIFAR archive, or a user path."""
     if cfg.source in (None, EMBEDDED):
         return embedded_path()
+    if cfg.source == DIGITS:
+        return Path(str(resources.files("resnet.assets").joinpath("digits.csv.gz")))
     if cfg.source in cifar.ARCHIVES:
         root = Path(cfg.root).expanduser() if cfg.root else cache_dir() / "data"
         path = cifar.archive_path(cfg.source, root)
@@ -72,15 +76,33 @@ def resolve_source(cfg: DataConfig) -> Path:
     return Path(cfg.source).expanduser()
 
 
+def synthetic(cfg: DataConfig, train: int = 1024, test: int = 256, classes: int = 10) -> Data:
+    """Random uint8 images of the configured size with random labels: for benchmarks and smoke tests."""
+    g = torch.Generator().manual_seed(0)
+    size = cfg.image_size
+
+    def split(n: int) -> ArrayDataset:
+        images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+        return ArrayDataset(images, torch.randint(0, classes, (n,), generator=g), names)
+
+    names = [f"class{i}" for i in range(classes)]
+    return Data("tensor", names, f"synthetic {size}×{size}", arrays={"train": split(train), "test": split(test)})
+
+
 def load_data(cfg: DataConfig, cache: bool = True) -> Data:
     """Decode (or stream) the data set of `cfg`, with its validation and test splits."""
+    if cfg.source == SYNTHETIC:
+        return synthetic(cfg)
     path = resolve_source(cfg)
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
     if path.is_dir() and not any(path.iterdir()):
         raise UsageError(f"{path}: the folder is empty")
+    if tabular.is_tabular(path):
+        arrays = tabular.load(path)
+        return _split(Data("tensor", [str(c) for c in arrays["classes"]], _source_name(cfg, path)), arrays, cfg)
     kind = cifar.detect(path)
-    name = "embedded CIFAR-10 subset" if cfg.source in (None, EMBEDDED) else str(path)
+    name = _source_name(cfg, path)
     if kind is not None:
         arrays = cached_arrays({"cifar": fingerprint(path)}, lambda: cifar.load(path), cache)
         return _split(Data("tensor", [str(c) for c in arrays["classes"]], name), arrays, cfg)
@@ -94,6 +116,15 @@ def load_data(cfg: DataConfig, cache: bool = True) -> Data:
     arrays = cached_arrays(key, lambda: decode_layout(layout, cfg.image_size, cfg.skip_bad_images), cache)
     data = Data("tensor", layout.classes, name, skipped=int(arrays.pop("skipped")))
     return _split(data, arrays, cfg)
+
+
+def _source_name(cfg: DataConfig, path: Path) -> str:
+    names = {
+        None: "embedded CIFAR-10 subset",
+        EMBEDDED: "embedded CIFAR-10 subset",
+        DIGITS: "digits (UCI, via scikit-learn)",
+    }
+    return names.get(cfg.source, str(path))
 
 
 def _auto_mode(layout: FolderLayout) -> str:
@@ -160,7 +191,7 @@ def _split(data: Data, arrays: dict[str, np.ndarray], cfg: DataConfig) -> Data:
     splits = {
         s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in ("train", "val", "test") if f"{s}_images" in arrays
     }
-    splits = _holdouts(splits, cfg)
+    splits, data.classes = _select(_holdouts(splits, cfg), data.classes, cfg)
     data.arrays = {
         s: ArrayDataset(torch.from_numpy(images), torch.from_numpy(labels), data.classes)
         for s, (images, labels) in splits.items()
@@ -173,10 +204,31 @@ def _split_files(data: Data, layout: FolderLayout, cfg: DataConfig) -> Data:
         s: (np.array([n for n, _ in files], dtype=object), np.array([label for _, label in files]))
         for s, files in layout.splits.items()
     }
-    data.files = {
-        s: list(zip(names.tolist(), labels.tolist())) for s, (names, labels) in _holdouts(splits, cfg).items()
-    }
+    splits, data.classes = _select(_holdouts(splits, cfg), data.classes, cfg)
+    data.files = {s: list(zip(names.tolist(), labels.tolist())) for s, (names, labels) in splits.items()}
     return data
+
+
+def _select(splits: dict, classes: list[str], cfg: DataConfig) -> tuple[dict, list[str]]:
+    """Keep only the classes `cfg.classes` (in that order) and at most `cfg.train_per_class` training
+    items of each (the same ones for every seed)."""
+    if cfg.classes:
+        unknown = [c for c in cfg.classes if c not in classes]
+        if unknown:
+            raise UsageError(f"data.classes: no class {unknown[0]!r}; the data's classes: {', '.join(classes)}")
+        old = np.array([classes.index(c) for c in cfg.classes])
+        remap = np.full(len(classes), -1)
+        remap[old] = np.arange(len(old))
+        kept = {s: remap[labels] >= 0 for s, (_, labels) in splits.items()}
+        splits = {s: (items[kept[s]], remap[labels[kept[s]]]) for s, (items, labels) in splits.items()}
+        classes = list(cfg.classes)
+    if cfg.train_per_class:
+        items, labels = splits["train"]
+        rng = np.random.default_rng(0)
+        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: cfg.train_per_class]
+                                       for c in range(len(classes))]))
+        splits["train"] = (items[keep], labels[keep])
+    return splits, classes
 
 
 def _holdouts(splits: dict[str, tuple[np.ndarray, np.ndarray]], cfg: DataConfig) -> dict:

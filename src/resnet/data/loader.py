@@ -68,6 +68,8 @@ class TensorLoader:
         channels_last: bool = False,
         train: bool = True,
     ) -> None:
+        if data.images.ndim != 4 and augment != "none":
+            raise UsageError(f"data.augment={augment} needs images; these data are feature vectors (data.augment=none)")
         if augment not in ("pad-crop-flip", "flip", "none"):
             raise UsageError(
                 f"data.augment={augment} needs data.mode=stream (decoded tensors are cropped, not resized)"
@@ -115,7 +117,8 @@ class TensorLoader:
                 yield self._finish(x), y
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        return self.normalize(x).contiguous(memory_format=self.memory_format)
+        x = self.normalize(x)
+        return x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x
 
 
 class _EpochSampler(Sampler):

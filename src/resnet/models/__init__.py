@@ -1,6 +1,11 @@
 """Networks, reached by name through the registry: `create_model("resnet56")`."""
 
 from . import resnet  # noqa: F401  (registers the paper's networks)
+
+from . import preact, resnext, densenet  # noqa: F401  # isort: skip  (the families around ResNet, in this order)
+from . import mlp  # noqa: F401  # isort: skip  (residual MLPs for feature vectors)
+
+from ..superres import models as _superres  # noqa: F401  (registers vdsr and edsr_baseline; no training code)
 from .complexity import count_macs, count_parameters, describe, input_shape
 from .registry import ModelSpec, create_model, families, get_spec, list_models
 

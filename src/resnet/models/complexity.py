@@ -28,7 +28,7 @@ def input_shape(name: str, input_size: int | None = None, **options) -> tuple[in
     """The shape of one input of model `name`: (C, S, S) for images, the spec's shape otherwise."""
     spec = get_spec(name)
     if spec.input_shape is not None:
-        return spec.input_shape
+        return (options["in_features"],) if "in_features" in options else spec.input_shape
     size = input_size or spec.input_size
     return (options.get("in_channels", 3), size, size)
 

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 from torch import nn
 
@@ -72,13 +73,21 @@ def get_spec(name: str) -> ModelSpec:
         raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(_MODELS)}") from None
 
 
-def create_model(name: str, num_classes: int | None = None, **options) -> nn.Module:
+def create_model(name: str, num_classes: int | None = None, weights: str | Path | None = None, **options) -> nn.Module:
     """Build the network `name` with `num_classes` outputs (default: its data set's).
 
     `options` are the model's own (see `get_spec(name).options`), e.g. `shortcut="A"`,
     `variant="v1"`, `zero_init_residual=True`. Unknown names, options or values raise
     UsageError listing the valid choices.
+
+    `weights`: a file (torchvision, timm, this project's checkpoint or export, safetensors) or the
+    name of torchvision's published weights ("imagenet", "IMAGENET1K_V1", ...), loaded into the model
+    (see `resnet.models.weights.create_with_weights`; without `num_classes`, the file's classifier decides).
     """
+    if weights is not None:
+        from .weights import create_with_weights
+
+        return create_with_weights(name, weights, num_classes, options)
     spec = get_spec(name)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:

@@ -4,6 +4,7 @@ read without executing code."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import pickle
 import zipfile
@@ -11,28 +12,55 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UsageError
+from ..errors import RunError, UsageError
 
 FORMAT = "resnet.checkpoint"
-VERSION = 1
+VERSION = 2  # 2: with a digest of the contents
 
 
 def save(payload: dict, path: Path) -> None:
     """Write `payload` to `path` atomically: a temporary file beside it, flushed to disk, then renamed
-    over the old one. A crash at any moment leaves the previous checkpoint intact."""
+    over the old one. A crash at any moment leaves the previous checkpoint intact. A digest of the
+    contents goes with it, so that later damage is detected on loading."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    payload["digest"] = digest(payload)
     try:
         with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+            torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         if e.errno == errno.ENOSPC:
-            raise UsageError(f"{path}: disk full while writing the checkpoint; the previous one is intact") from None
-        raise UsageError(f"{path}: cannot write the checkpoint ({e.strerror or e})") from None
+            raise RunError(f"{path}: disk full while writing the checkpoint; the previous one is intact") from None
+        raise RunError(f"{path}: cannot write the checkpoint ({e.strerror or e})") from None
+
+
+def digest(payload: dict) -> str:
+    """A BLAKE2 digest of every tensor's bytes and every other value of `payload` (its "digest" aside)."""
+    h = hashlib.blake2b(digest_size=16)
+
+    def walk(obj) -> None:
+        if isinstance(obj, torch.Tensor):
+            h.update(f"{obj.dtype}{tuple(obj.shape)}".encode())
+            h.update(obj.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(obj, dict):
+            for key in sorted(obj, key=str):
+                if key != "digest":
+                    h.update(repr(key).encode())
+                    walk(obj[key])
+        elif isinstance(obj, (list, tuple)):
+            h.update(f"[{len(obj)}".encode())
+            for item in obj:
+                walk(item)
+        else:
+            h.update(repr(obj).encode())
+
+    walk(payload)
+    return h.hexdigest()
 
 
 def load(path: str | Path, map_location="cpu") -> dict:
@@ -54,4 +82,6 @@ def load(path: str | Path, map_location="cpu") -> dict:
         raise UsageError(
             f"{path}: checkpoint format version {payload.get('version')} is not supported (this is {VERSION})"
         )
+    if payload.get("digest") != digest(payload):
+        raise UsageError(f"{path}: damaged checkpoint (its contents do not match their digest)")
     return payload

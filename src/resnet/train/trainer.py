@@ -7,6 +7,7 @@ config), `metrics.jsonl` (one row per evaluation), `last.pt` and `best.pt` (chec
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import time
@@ -26,10 +27,11 @@ from ..config import TrainConfig, from_dict, resolve, to_dict
 from ..data.augment import Normalize
 from ..data.load import Data, load_data
 from ..data.loader import StreamLoader, TensorLoader
-from ..errors import UsageError
+from ..errors import RunError, UsageError
 from ..models import create_model, get_spec
 from . import checkpoint
 from .evaluate import evaluate_batches
+from .finetune import Part, apply_freezing, parts, read_source, source_normalize, start_from
 from .modes import freeze_batch_norm
 from .progress import Progress
 from .runtime import setup, teardown
@@ -53,6 +55,7 @@ class RunResult:
     seconds: float
     plot: Path
     rank: int = 0  # the process of a distributed run that returned this (rank 0 reports)
+    finished: bool = True  # False when paused by stop_after
 
     @property
     def test_accuracy(self) -> float:
@@ -72,12 +75,15 @@ def train(
     resume: bool = False,
     force: bool = False,
     progress: bool = True,
+    stop_after: int | None = None,
 ) -> RunResult:
     """Train `model` on `data` with `recipe` (a shipped recipe's name or a YAML file), writing the run to `out`.
 
     `overrides` ("key=value" strings or a mapping) change recipe keys, e.g. {"optimizer.lr": 0.05}.
     `iters` or `epochs` set the length (milestones scale with it). With `resume`, the run in `out`
     continues from its last checkpoint, exactly. An existing run in `out` is replaced only with `force`.
+    `stop_after` pauses the run after that many iterations of this session, with a checkpoint to resume
+    from (e.g. for time-limited cluster jobs); the result's `finished` is then False.
     """
     out = Path(out) if out is not None else None
     if resume:
@@ -90,16 +96,18 @@ def train(
     else:
         state = None
         fields = {"model": model, "data.source": data, "device": device}
-        if iters is not None or epochs is not None:
-            fields.update({"iters": iters or 0, "epochs": epochs or 0})
-        config = resolve(recipe, overrides, **fields)
+        config = resolve(recipe, overrides, **fields, iters=iters, epochs=epochs)
         get_spec(config.model)  # an unknown model fails before any work
         if out is None:
             out = Path("runs") / f"{config.model}-{config.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (out / "last.pt").exists() and not force:
             raise UsageError(f"{out} already holds a run: --resume continues it, --force replaces it")
     try:
-        return Trainer(config, out, state, progress).run()
+        return Trainer(config, out, state, progress).run(stop_after)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise RunError(f"disk full while writing {e.filename or out}; the last checkpoint is intact") from None
+        raise
     finally:
         teardown()
 
@@ -110,6 +118,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, out: Path, state: dict | None = None, progress: bool = True) -> None:
         self.config, self.out, self.show_progress = config, out, progress
         self.runtime = setup(config.device)
+        if config.sync_bn and self.runtime.world > 1 and self.runtime.device.type != "cuda":
+            raise UsageError("sync_bn needs CUDA devices (PyTorch's SyncBatchNorm does not run on CPU)")
         if config.batch_size % self.runtime.world:
             raise UsageError(f"batch_size={config.batch_size} is not divisible by the {self.runtime.world} processes")
         torch.manual_seed(config.seed)
@@ -121,8 +131,16 @@ class Trainer:
             raise UsageError(
                 f"the checkpoint's {len(state['classes'])} classes are not the data's {len(self.data.classes)}"
             )
-        self.normalize = Normalize(**state["normalize"]) if state else self._fit_normalize(self.data)
+        tuning = config.finetune
+        self.source = read_source(tuning, config.model, config.model_options) if tuning.source and not state else None
+        if state:
+            self.normalize = Normalize(**state["normalize"])
+        elif self.source and tuning.normalize == "source":
+            self.normalize = source_normalize(self.source)
+        else:
+            self.normalize = self._fit_normalize(self.data)
         self.model = self._build_model()
+        self.parts = parts(self.model, tuning) if tuning.source else [Part([self.model], 1.0)]
         self.optimizer = self._build_optimizer()
         self.train_loader = self._loader("train", train=True)
         self.eval_loaders = {s: self._loader(s, train=False) for s in self.data.split_names if s != "train"}
@@ -130,6 +148,7 @@ class Trainer:
         self.schedule = LRSchedule(
             config.schedule, self.optimizer.param_groups[0]["initial_lr"], self.total, get_spec(config.model).depth
         )
+        self._unfreeze_steps = {round(p.unfreeze_at * self.total) for p in self.parts if 0 < p.unfreeze_at <= 1}
         self.scaler = torch.amp.GradScaler(self.runtime.device.type, enabled=config.precision == "fp16")
         self.step, self.best, self.skipped_steps = 0, math.inf, 0
         self.interval = {"loss": 0.0, "wrong": 0.0, "count": 0}
@@ -140,6 +159,7 @@ class Trainer:
         if state is not None:
             self._restore(state)
         self.forward = self._compiled(self.model)
+        self.autocast = self.runtime.autocast(config.precision)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -156,7 +176,12 @@ class Trainer:
 
     def _build_model(self) -> nn.Module:
         cfg, runtime = self.config, self.runtime
-        model = create_model(cfg.model, num_classes=len(self.data.classes), **cfg.model_options)
+        options = dict(cfg.model_options)
+        if "in_features" in get_spec(cfg.model).options:  # vector models take the data's input size
+            options.setdefault("in_features", math.prod(self.data.arrays["train"].images.shape[1:]))
+        model = create_model(cfg.model, num_classes=len(self.data.classes), **options)
+        if self.source:
+            start_from(model, self.source)
         if cfg.sync_bn and runtime.world > 1:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = model.to(
@@ -166,15 +191,22 @@ class Trainer:
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config.optimizer
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            (no_decay if p.ndim <= 1 and not cfg.decay_norm_and_bias else decay).append(p)
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}]
-        if no_decay:
-            groups.append({"params": no_decay, "weight_decay": 0.0})
-        lr = cfg.lr * (self.config.batch_size * self.runtime.world / cfg.reference_batch if cfg.scale_lr else 1)
+        groups = []
+        for part in self.parts:
+            decay = [p for p in part.parameters() if p.ndim > 1 or cfg.decay_norm_and_bias]
+            no_decay = [p for p in part.parameters() if p.ndim <= 1 and not cfg.decay_norm_and_bias]
+            groups += [
+                {"params": params, "weight_decay": wd, "lr_scale": part.lr_scale}
+                for params, wd in ((decay, cfg.weight_decay), (no_decay, 0.0))
+                if params
+            ]
+        # the linear scaling rule (Goyal et al. 2017): lr grows with the global batch
+        lr = cfg.lr * (self.config.batch_size / cfg.reference_batch if cfg.scale_lr else 1)
         fused = self.runtime.device.type == "cuda"
-        optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=fused)
+        if cfg.name == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas), fused=fused)
+        else:
+            optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=fused)
         for group in optimizer.param_groups:
             group["initial_lr"] = lr
         return optimizer
@@ -251,34 +283,25 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run(self) -> RunResult:
+    def run(self, stop_after: int | None = None) -> RunResult:
         cfg, runtime = self.config, self.runtime
+        end = min(self.total, self.step + stop_after) if stop_after else self.total
         if runtime.is_main:
             self._prepare_folder()
         every = cfg.log.every or max(1, self.total // cfg.log.evals)
-        autocast = runtime.autocast(cfg.precision)
         start_time, start_step = time.perf_counter(), self.step
         if self.step == 0 and cfg.log.diagnostics:
             self._diagnose()
         with Progress(self.total, self.step, enabled=self.show_progress and runtime.is_main) as bar:
             self.model.train()
-            if cfg.freeze_bn:
-                freeze_batch_norm(self.model)
-            for x, y in islice(self.train_loader.batches(self.step), self.total - self.step):
+            self._freeze()
+            for x, y in islice(self.train_loader.batches(self.step), end - self.step):
                 lr = self.schedule(self.step)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                # skip mode: a skipped step must not leave its batch statistics in the BN running averages
-                buffers = [b.clone() for b in self.model.buffers()] if cfg.nonfinite == "skip" else None
-                with autocast:
-                    logits = self.forward(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                self._backward_and_step(loss, buffers)
-                wrong = (logits.detach().argmax(1) != y).sum()
-                self._sums += torch.stack(
-                    [loss.detach().double() * len(y), wrong.double(), self._sums.new_tensor(len(y))]
-                )
+                self.train_step(x, y, lr)
                 self.step += 1
+                if self.step in self._unfreeze_steps:
+                    self._freeze()
+                    bar.log(f"step {self.step}: unfreezing the next part of the backbone")
                 evaluate = self.step % every == 0 or self.step == self.total
                 save = cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0
                 if evaluate or save or self.step % SYNC_EVERY == 0:
@@ -287,7 +310,32 @@ class Trainer:
                     self._evaluate_and_save(bar, lr)
                 elif save:
                     self.save("last.pt")
+            if self.step < self.total:
+                self._sync(bar, self.schedule(self.step))
+                self.save("last.pt")
+                bar.log(f"paused at step {self.step} of {self.total}: --resume continues")
         return self._finish(time.perf_counter() - start_time, self.step - start_step)
+
+    def _freeze(self) -> None:
+        """Freeze what should be frozen at this step: fine-tuning's frozen parts, and BN if asked."""
+        apply_freezing(self.parts, self.step / self.total)
+        if self.config.freeze_bn:
+            freeze_batch_norm(self.model)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
+        """One iteration on the batch (x, y) at learning rate `lr`: forward under autocast, loss,
+        backward, optimizer step; the loss and errors are added to the running sums on the device."""
+        cfg = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        # skip mode: a skipped step must not leave its batch statistics in the BN running averages
+        buffers = [b.clone() for b in self.model.buffers()] if cfg.nonfinite == "skip" else None
+        with self.autocast:
+            logits = self.forward(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        self._backward_and_step(loss, buffers)
+        wrong = (logits.detach().argmax(1) != y).sum()
+        self._sums += torch.stack([loss.detach().double() * len(y), wrong.double(), self._sums.new_tensor(len(y))])
 
     def _backward_and_step(self, loss: torch.Tensor, buffers: list[torch.Tensor] | None) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -307,7 +355,7 @@ class Trainer:
         """Read the device's running sums: stop at a non-finite loss, end the §4.2 warm-up, update the bar."""
         bad = int(self._nonfinite)
         if bad >= 0:
-            raise UsageError(
+            raise RunError(
                 f"the loss is not finite at step {bad}; stopped (the last good checkpoint is "
                 f"{self.out / 'last.pt'}; --set nonfinite=skip skips such steps)"
             )
@@ -339,7 +387,7 @@ class Trainer:
                 self.model,
                 loader.eval_batches(),
                 len(self.data.classes),
-                autocast=self.runtime.autocast(self.config.precision),
+                autocast=self.autocast,
                 reduce=self.runtime.all_reduce,
             )
             row.update(
@@ -423,6 +471,7 @@ class Trainer:
         final = rows[-1] if rows else {}
         eval_key = "test_error" if "test" in self.eval_loaders else "val_error"
         plot = self.out / "curves.png"
+        finished = self.step >= self.total
         if self.runtime.is_main:
             error_curves(
                 {self.config.model: rows},
@@ -444,7 +493,8 @@ class Trainer:
                 "world": self.runtime.world,
                 "torch": torch.__version__,
             }
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+            if finished:  # a finished run, and only a finished one, has a summary
+                (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return RunResult(
             self.out,
             eval_key.split("_")[0],
@@ -455,6 +505,7 @@ class Trainer:
             seconds,
             plot,
             self.runtime.rank,
+            finished,
         )
 
 

@@ -1,0 +1,146 @@
+"""A trained network for other runtimes: ONNX, TorchScript or safetensors, each verified against the
+PyTorch model before it is written. The file also carries what it takes to use the network: model
+name and options, classes, normalization (mean/std on 0-255 pixels) and input size."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import UsageError
+from .inference import Classifier, load
+from .models.weights import EXPORT_FORMAT
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}
+OPSET = 17
+TOLERANCE = 1e-4  # fp32: the largest difference from the PyTorch model's logits accepted
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """The file written, its format, and the largest |difference| of its logits from the PyTorch
+    model's on random batches of `batch_size` and `batch_size + 1` images."""
+
+    path: Path
+    format: str
+    max_abs_diff: float
+    batch_size: int
+
+
+def metadata(classifier: Classifier) -> dict[str, str]:
+    """What a user of the exported file needs, each value JSON-encoded (safetensors metadata is str → str)."""
+    values = {
+        "model_name": classifier.model_name,
+        "model_options": classifier.config.model_options,
+        "classes": classifier.classes,
+        "normalize": {k: v.tolist() for k, v in classifier.normalize.state_dict().items()},
+        "image_size": classifier.image_size,
+        "eval_resize": classifier.eval_resize,
+    }
+    return {"format": EXPORT_FORMAT, **{k: json.dumps(v) for k, v in values.items()}}
+
+
+def export_model(
+    checkpoint: str | Path,
+    format: str = "onnx",
+    out: str | Path | None = None,
+    batch_size: int = 2,
+    tolerance: float = TOLERANCE,
+) -> ExportResult:
+    """Write the network of `checkpoint` (from `resnet train`) as `format` to `out` (default: beside
+    the checkpoint, e.g. best.onnx), after checking that the written file, run by its own runtime
+    (onnxruntime, torch.jit, `create_model(weights=...)`), gives the model's logits within
+    `tolerance` on random batches of `batch_size` and `batch_size + 1` (the batch axis is dynamic).
+
+    On failure UsageError, and nothing is written (an earlier file at `out` is left as it was).
+    """
+    if format not in FORMATS:
+        raise UsageError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    if batch_size < 2:
+        raise UsageError(f"the verification batch must hold at least 2 images, not {batch_size}")
+    classifier = load(checkpoint, "cpu")
+    out = Path(out) if out is not None else Path(checkpoint).with_suffix(FORMATS[format])
+    if not out.parent.is_dir():
+        raise UsageError(f"{out.parent}: no such folder")
+    channels = next(m for m in classifier.model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+    generator = torch.Generator().manual_seed(0)
+    batches = [
+        torch.randn(n, channels, classifier.image_size, classifier.image_size, generator=generator)
+        for n in (batch_size, batch_size + 1)
+    ]
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        run = WRITERS[format](classifier, batches[0], tmp)
+        with torch.no_grad():
+            diff = max((run(x) - classifier.model(x)).abs().max().item() for x in batches)
+        if not diff < tolerance:
+            raise UsageError(
+                f"the {format} export's logits differ from the model's by {diff:.2e} "
+                f"(tolerance {tolerance:.0e}); nothing was written"
+            )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(out, format, diff, batch_size)
+
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _onnx(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise UsageError("ONNX export needs onnx and onnxruntime: pip install 'resnet[export]'") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation and constant-folding notes
+        torch.onnx.export(
+            classifier.model,
+            (x,),
+            str(path),
+            dynamo=False,  # the torch.export-based exporter would need onnxscript as well
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, metadata(classifier))
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda batch: torch.from_numpy(session.run(None, {"input": batch.numpy()})[0])
+
+
+def _torchscript(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notes
+        traced = torch.jit.trace(classifier.model, x, check_trace=False)  # verified below, on two batch sizes
+        torch.jit.save(traced, str(path), _extra_files={"resnet.json": json.dumps(metadata(classifier))})
+        loaded = torch.jit.load(str(path))
+    return loaded
+
+
+def _safetensors(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
+    from safetensors.torch import save_file
+
+    from .models import create_model
+
+    state = {k: v.contiguous() for k, v in classifier.model.state_dict().items()}
+    save_file(state, str(path), metadata=metadata(classifier))
+    reloaded = create_model(classifier.model_name, weights=path).eval()
+    return reloaded
+
+
+WRITERS: dict[str, Callable[[Classifier, torch.Tensor, Path], Runner]] = {
+    "onnx": _onnx,
+    "torchscript": _torchscript,
+    "safetensors": _safetensors,
+}

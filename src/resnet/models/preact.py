@@ -1,0 +1,238 @@
+"""Pre-activation residual networks (He, Zhang, Ren, Sun 2016, *Identity Mappings in Deep Residual
+Networks*): BN and ReLU move in front of each convolution (Fig. 4e), so that the shortcut path is a
+clean identity from block to block and a final BN-ReLU precedes the pooling.
+
+Where a block changes the shape, its shortcut is a 1×1 projection of the pre-activated input (no BN:
+the sum is normalized by the next block); elsewhere it is the identity of the raw input, as in the
+authors' code (resnet-1k-layers) and Wide ResNet's: shortcut "B" ("C" projects on every block).
+The ImageNet stem is the 7×7 convolution and the max-pool without BN-ReLU (the first block
+pre-activates), as in Big Transfer's and timm's ResNetV2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import torch
+from torch import nn
+
+from .blocks import BasicBlock, conv1x1, conv3x3
+from .registry import register
+from .resnet import CIFAR_WIDTHS, IMAGENET_DEPTHS, IMAGENET_WIDTHS, VARIANTS, check_choice
+
+STEMS = ("imagenet", "cifar")
+SHORTCUTS = ("B", "C")
+# The registry's metadata of ImageNet and CIFAR models (also used by resnext.py and densenet.py).
+IMAGENET, CIFAR = dict(input_size=224, num_classes=1000), dict(input_size=32, num_classes=10)
+# The paper's CIFAR networks: the basic-block ResNet-110, the bottleneck ResNet-164 and ResNet-1001.
+CIFAR_DEPTHS = {110: "basic", 164: "bottleneck", 1001: "bottleneck"}
+
+
+class PreActBasicBlock(nn.Module):
+    """BN-ReLU-conv3×3, BN-ReLU-conv3×3 (Fig. 4e); with `dropout`, Wide ResNet's block (dropout
+    between the two convolutions, Zagoruyko & Komodakis 2016 Fig. 1d).
+
+    `downsample` is the shortcut's 1×1 projection of the pre-activated input, None for the identity.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, *, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = conv3x3(in_planes, planes, stride)
+        self.norm2 = nn.BatchNorm2d(planes)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = conv3x3(planes, planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        preact = self.relu(self.norm1(x))
+        shortcut = x if self.downsample is None else self.downsample(preact)
+        out = self.conv1(preact)
+        out = self.conv2(self.dropout(self.relu(self.norm2(out))))
+        return out + shortcut
+
+
+class PreActBottleneck(nn.Module):
+    """BN-ReLU-conv1×1 (reduce), BN-ReLU-conv3×3, BN-ReLU-conv1×1 (restore ×4), Fig. 4e with the
+    bottleneck of ResNet-164/1001. `stride_in_1x1` strides the first 1×1 as the authors' CIFAR code
+    does; False strides the 3×3 (fb.resnet.torch, torchvision's v1.5). `downsample` as in
+    PreActBasicBlock."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_planes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        stride_in_1x1: bool = False,
+    ) -> None:
+        super().__init__()
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.norm1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = conv1x1(in_planes, planes, stride_1x1)
+        self.norm2 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride_3x3)
+        self.norm3 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        preact = self.relu(self.norm1(x))
+        shortcut = x if self.downsample is None else self.downsample(preact)
+        out = self.conv1(preact)
+        out = self.conv2(self.relu(self.norm2(out)))
+        out = self.conv3(self.relu(self.norm3(out)))
+        return out + shortcut
+
+
+class PreActResNet(nn.Module):
+    """A stem, stages of pre-activation blocks, a final BN-ReLU, global average pooling and `fc`.
+
+    Args:
+        block: PreActBasicBlock or PreActBottleneck, built as `block(in_planes, planes, stride,
+            downsample, **block_options)`.
+        layers: blocks per stage.
+        widths: `planes` of each stage; every stage after the first starts with stride 2.
+        stem: "imagenet" (7×7/2 conv, 3×3/2 max-pool) or "cifar" (3×3 conv).
+        stem_width: output channels of the stem convolution (Wide ResNet's is narrower than its
+            first stage).
+        shortcut: "B", a 1×1 projection (without BN) where the shape changes, else the identity;
+            "C", a projection on every block.
+        num_classes: outputs of the classifier `fc`.
+        in_channels: channels of the input images.
+        block_options: further keyword arguments of every block.
+    """
+
+    def __init__(
+        self,
+        block: type[nn.Module],
+        layers: Sequence[int],
+        widths: Sequence[int],
+        *,
+        stem: str,
+        stem_width: int,
+        shortcut: str = "B",
+        num_classes: int,
+        in_channels: int = 3,
+        block_options: dict | None = None,
+    ) -> None:
+        super().__init__()
+        check_choice("stem", stem, STEMS)
+        check_choice("shortcut", shortcut, SHORTCUTS)
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        else:
+            self.conv1 = conv3x3(in_channels, stem_width)
+            self.maxpool = nn.Identity()
+        in_planes = stem_width
+        for i, (blocks, planes) in enumerate(zip(layers, widths)):
+            stage = []
+            for j in range(blocks):
+                stride, out_planes = 2 if i > 0 and j == 0 else 1, planes * block.expansion
+                project = shortcut == "C" or stride != 1 or in_planes != out_planes
+                downsample = conv1x1(in_planes, out_planes, stride) if project else None
+                stage.append(block(in_planes, planes, stride, downsample, **(block_options or {})))
+                in_planes = out_planes
+            self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
+        self.num_stages = len(layers)
+        self.num_features = in_planes
+        self.norm = nn.BatchNorm2d(in_planes)  # the final BN-ReLU: the last block's sum is not normalized
+        self.relu = nn.ReLU(inplace=True)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):  # He et al. 2015 normal init, as in the authors' code
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def stages(self) -> list[nn.Sequential]:
+        """The residual stages, `layer1` ... `layerN`."""
+        return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled penultimate features (N, num_features), after the final BN-ReLU."""
+        x = self.maxpool(self.conv1(x))
+        for stage in self.stages():
+            x = stage(x)
+        return torch.flatten(self.avgpool(self.relu(self.norm(x))), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialized classifier `fc` for `num_classes` (transfer learning)."""
+        self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
+
+
+def imagenet_preact_resnet(
+    depth: int, *, num_classes: int = 1000, shortcut: str = "B", variant: str = "v1.5", in_channels: int = 3
+) -> PreActResNet:
+    """Pre-activation ResNet-18/34/50/101/152: the stages of Table 1 of He et al. 2015.
+
+    `variant` (bottleneck nets): "v1.5" strides the 3×3 (fb.resnet.torch), "v1" the first 1×1.
+    """
+    check_choice("variant", variant, VARIANTS)
+    plain_block, layers = IMAGENET_DEPTHS[depth]
+    if plain_block is BasicBlock:
+        block, options = PreActBasicBlock, {}
+    else:
+        block, options = PreActBottleneck, {"stride_in_1x1": variant == "v1"}
+    return PreActResNet(
+        block,
+        layers,
+        IMAGENET_WIDTHS,
+        stem="imagenet",
+        stem_width=IMAGENET_WIDTHS[0],
+        shortcut=shortcut,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        block_options=options,
+    )
+
+
+def cifar_preact_resnet(
+    block: str, depth: int, *, num_classes: int = 10, shortcut: str = "B", in_channels: int = 3
+) -> PreActResNet:
+    """The CIFAR pre-activation ResNets: `block` "basic" (6n+2 layers) or "bottleneck" (9n+2 layers,
+    stages of 16/32/64 planes ×4 outputs, the first 1×1 strided as in the authors' code)."""
+    check_choice("block", block, ("basic", "bottleneck"))
+    per_block = 2 if block == "basic" else 3
+    if (depth - 2) % (3 * per_block) or depth < 3 * per_block + 2:
+        raise ValueError(f"CIFAR pre-activation {block} ResNets have {3 * per_block}n+2 layers, not {depth}")
+    n = (depth - 2) // (3 * per_block)
+    cls, options = (PreActBasicBlock, {}) if block == "basic" else (PreActBottleneck, {"stride_in_1x1": True})
+    return PreActResNet(
+        cls,
+        (n, n, n),
+        CIFAR_WIDTHS,
+        stem="cifar",
+        stem_width=CIFAR_WIDTHS[0],
+        shortcut=shortcut,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        block_options=options,
+    )
+
+
+def _register_all() -> None:
+    for depth, block in CIFAR_DEPTHS.items():
+        about = f"CIFAR pre-activation ResNet-{depth}, {block} blocks (He et al. 2016, Tables 2-4)"
+        build = partial(cifar_preact_resnet, block, depth)
+        register(f"preact_resnet{depth}", build, family="preact", depth=depth, description=about, **CIFAR)
+    for depth in IMAGENET_DEPTHS:
+        about = f"pre-activation ResNet-{depth} (He et al. 2016; stages of He et al. 2015, Table 1)"
+        build = partial(imagenet_preact_resnet, depth)
+        register(f"preact_resnet{depth}", build, family="preact", depth=depth, description=about, **IMAGENET)
+
+
+_register_all()

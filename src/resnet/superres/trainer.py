@@ -1,0 +1,295 @@
+"""Training a super-resolution network: random patches, Adam, PSNR and SSIM on held-out images
+next to plain bicubic upscaling.
+
+`train()` is the Python face of `resnet superres train`. A run folder holds `config.yaml`,
+`metrics.jsonl` (one row per evaluation, the first before any training), `last.pt` and `best.pt`
+(by PSNR), `psnr.png` (PSNR against iterations, bicubic dashed) and `summary.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from ..config import apply_override, from_dict, parse_override, to_dict
+from ..errors import RunError, UsageError
+from ..models import count_parameters, create_model, get_spec, list_models
+from ..train import checkpoint
+from ..train.progress import Progress
+from ..train.runtime import setup
+from .data import HeldOutImage, PatchSampler, check_sizes, held_out_images, load_images, to_tensor
+from .metrics import CHANNELS, SSIM_WINDOW, psnr, ssim
+from .models import SCALES
+from .plots import psnr_curves
+
+TASK = "superres"  # marks a checkpoint of this module
+CHOICES = {"loss": ("l1", "l2"), "schedule": ("cosine", "constant"), "metric_channel": CHANNELS}
+EVAL_BATCH = 64
+
+
+@dataclass
+class SuperResConfig:
+    model: str = "vdsr"
+    model_options: dict = field(default_factory=dict)  # the network's options (not scale), e.g. {width: 32}
+    scale: int = 2  # 2 or 4
+    data: str | None = None  # a folder or .tar(.gz) of high-resolution images
+    patch_size: int = 48  # side of the high-resolution training patch (VDSR 41, EDSR 96)
+    batch_size: int = 16
+    iters: int = 2000
+    lr: float = 1e-4  # Adam, β = (0.9, 0.999), as EDSR
+    loss: str = "l1"  # l1 (EDSR) | l2 (VDSR)
+    schedule: str = "cosine"  # cosine: lr decays to zero over the run | constant
+    augment: bool = True  # random flips and 90° rotations of the patches
+    evals: int = 20  # evaluations over the run (the curve's points), plus one before training
+    eval_images: int = 200  # held-out images measured, evenly spaced over the test split (0: all)
+    test_fraction: float = 0.1  # held out when the source has no test/ (or val/) folder
+    metric_channel: str = "y"  # y: the luma, as is customary | rgb
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class SuperResResult:
+    """What a finished run reports: its folder, the final metrics beside bicubic's, and the plot."""
+
+    out: Path
+    psnr: float
+    ssim: float
+    bicubic_psnr: float
+    bicubic_ssim: float
+    best_psnr: float
+    steps: int
+    seconds: float
+    plot: Path
+
+
+def resolve(overrides: list[str] | dict | None = None, **fields) -> SuperResConfig:
+    """The config of `overrides` ("key=value" strings or a mapping) and then `fields`, every value checked."""
+    raw: dict = {}
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
+    for key, value in items:
+        apply_override(raw, key, value)
+    raw.update({k: v for k, v in fields.items() if v is not None})
+    config = from_dict(SuperResConfig, raw)
+    check(config)
+    return config
+
+
+def check(cfg: SuperResConfig) -> None:
+    """Range and choice checks that the types alone do not express."""
+    models = list_models("superres")
+    if cfg.model not in models:
+        get_spec(cfg.model)  # an unknown name: the registry's message
+        raise UsageError(f"{cfg.model} is not a super-resolution model; choose one of: {', '.join(models)}")
+    if cfg.scale not in SCALES:
+        raise UsageError(f"scale {cfg.scale} is not supported; choose one of: {', '.join(map(str, SCALES))}")
+    if "scale" in cfg.model_options:
+        raise UsageError("set the scale with --scale, not in model_options")
+    for key, choices in CHOICES.items():
+        if getattr(cfg, key) not in choices:
+            raise UsageError(f"{key}={getattr(cfg, key)!r} is not one of: {', '.join(choices)}")
+    for key in ("batch_size", "iters", "evals", "lr"):
+        if not getattr(cfg, key) > 0:
+            raise UsageError(f"{key} must be positive, not {getattr(cfg, key)}")
+    if cfg.eval_images < 0:
+        raise UsageError(f"eval_images must not be negative, not {cfg.eval_images}")
+    if not 0 < cfg.test_fraction < 1:
+        raise UsageError(f"test_fraction must be in (0, 1), not {cfg.test_fraction}")
+    # SSIM's 11×11 window must fit inside the patch once `scale` border pixels are cropped.
+    smallest = SSIM_WINDOW + 2 * cfg.scale
+    if cfg.patch_size % cfg.scale or cfg.patch_size < smallest:
+        raise UsageError(
+            f"patch_size={cfg.patch_size} must be a multiple of the scale {cfg.scale} and at least {smallest}"
+        )
+
+
+def train(
+    model: str = "vdsr",
+    data: str | Path | None = None,
+    scale: int = 2,
+    out: str | Path | None = None,
+    overrides: list[str] | dict | None = None,
+    *,
+    iters: int | None = None,
+    device: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> SuperResResult:
+    """Train super-resolution network `model` (vdsr, edsr_baseline) ×`scale` on the images under `data`.
+
+    `overrides` ("key=value" strings or a mapping) set SuperResConfig keys, e.g. {"lr": 1e-3}. The run
+    is written to `out`; an existing run there is replaced only with `force`. Returns the final PSNR and
+    SSIM on held-out images beside those of bicubic upscaling.
+    """
+    if data is None:
+        raise UsageError("--data is required: a folder or .tar(.gz) of high-resolution images")
+    cfg = resolve(overrides, model=model, data=str(data), scale=scale, iters=iters, device=device)
+    create_model(cfg.model, scale=cfg.scale, **cfg.model_options)  # bad options fail before any work
+    out = Path(out) if out else Path("runs") / f"{cfg.model}-x{cfg.scale}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "last.pt").exists() and not force:
+        raise UsageError(f"{out} already holds a run: --force replaces it")
+    return SuperResTrainer(cfg, out, progress).run()
+
+
+class SuperResTrainer:
+    """One run of `cfg`: data and held-out images are checked before the run folder is touched."""
+
+    def __init__(self, cfg: SuperResConfig, out: Path, progress: bool = True) -> None:
+        self.cfg, self.out, self.show_progress = cfg, out, progress
+        self.runtime = setup(cfg.device)
+        torch.manual_seed(cfg.seed)
+        splits = load_images(cfg.data, cfg.test_fraction, cfg.seed)
+        check_sizes(splits.train, splits.train_names, cfg.patch_size, "training patch (--set patch_size=...)")
+        check_sizes(splits.test, splits.test_names, cfg.patch_size, "training patch, which test images must fit")
+        self.splits = splits
+        self.model = create_model(cfg.model, scale=cfg.scale, **cfg.model_options).to(self.runtime.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        upscaled = self.model.input_is_upscaled
+        self.sampler = PatchSampler(splits.train, cfg.patch_size, cfg.scale, upscaled, cfg.augment, cfg.seed)
+        self.test = held_out_images(splits, cfg.scale, cfg.eval_images)
+        bicubic = measure([t.bicubic for t in self.test], self.test, cfg.scale, cfg.metric_channel)
+        self.bicubic = {"bicubic_psnr": bicubic["psnr"], "bicubic_ssim": bicubic["ssim"]}
+        self.best, self.rows = -math.inf, []
+
+    def lr(self, step: int) -> float:
+        if self.cfg.schedule == "constant":
+            return self.cfg.lr
+        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * step / self.cfg.iters))
+
+    def run(self) -> SuperResResult:
+        cfg, device = self.cfg, self.runtime.device
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        (self.out / "metrics.jsonl").write_text("")
+        every = max(1, cfg.iters // cfg.evals)
+        start, losses = time.perf_counter(), []
+        with Progress(cfg.iters, 0, enabled=self.show_progress) as bar:
+            self._evaluate(bar, 0, None)
+            for step in range(1, cfg.iters + 1):
+                lr = self.lr(step - 1)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                x, y = (t.to(device) for t in self.sampler.batch(cfg.batch_size))
+                self.model.train()
+                prediction = self.model(x)
+                loss = F.l1_loss(prediction, y) if cfg.loss == "l1" else F.mse_loss(prediction, y)
+                if not torch.isfinite(loss):
+                    raise RunError(f"the loss is not finite at step {step}; stopped (try a lower --set lr=...)")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                losses.append(loss.item())
+                bar.update(step, loss=losses[-1], error=math.nan, images=cfg.batch_size)  # no error rate here
+                if step % every == 0 or step == cfg.iters:
+                    self._evaluate(bar, step, sum(losses) / len(losses), lr)
+                    losses = []
+        return self._finish(time.perf_counter() - start)
+
+    def _evaluate(self, bar: Progress, step: int, train_loss: float | None, lr: float | None = None) -> None:
+        cfg = self.cfg
+        inputs = [t.bicubic if self.model.input_is_upscaled else t.lr for t in self.test]
+        metrics = measure(inputs, self.test, cfg.scale, cfg.metric_channel, self.model, self.runtime.device)
+        row = {"step": step, "lr": lr, "train_loss": train_loss, **metrics, **self.bicubic}
+        row["images_per_s"], row["elapsed_s"] = bar.rate(), bar.elapsed()
+        self.rows.append(row)
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self._save("last.pt", step, row)
+        if row["psnr"] > self.best:
+            self.best = row["psnr"]
+            self._save("best.pt", step, row)
+        loss = "" if train_loss is None else f"train loss {train_loss:.4f} · "
+        bar.log(
+            f"step {step}/{cfg.iters} · {loss}PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f} "
+            f"(bicubic {row['bicubic_psnr']:.2f} dB, {row['bicubic_ssim']:.4f})"
+        )
+
+    def _save(self, name: str, step: int, row: dict) -> None:
+        payload = {
+            "task": TASK,
+            "model_name": self.cfg.model,
+            "model_options": {**self.cfg.model_options, "scale": self.cfg.scale},
+            "model": self.model.state_dict(),
+            "step": step,
+            "metrics": {k: row[k] for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")},
+            "config": to_dict(self.cfg),
+        }
+        checkpoint.save(payload, self.out / name)
+
+    def _finish(self, seconds: float) -> SuperResResult:
+        final = self.rows[-1]
+        plot = self.out / "psnr.png"
+        psnr_curves({self.cfg.model: self.rows}, plot, title=f"{self.cfg.model} ×{self.cfg.scale}: held-out PSNR")
+        summary = {
+            "model": self.cfg.model,
+            "model_options": self.cfg.model_options,
+            "scale": self.cfg.scale,
+            "parameters": count_parameters(self.model),
+            "data": self.splits.source,
+            "train_images": len(self.splits.train),
+            "test_images": len(self.test),
+            "test_split": "held out" if self.splits.held_out else "test folder",
+            "metric": f"{self.cfg.metric_channel.upper()} channel, {self.cfg.scale}-pixel border cropped",
+            "steps": self.cfg.iters,
+            "seconds": seconds,
+            "final": final,
+            "best_psnr": self.best,
+            "device": str(self.runtime.device),
+            "torch": torch.__version__,
+        }
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return SuperResResult(
+            self.out,
+            final["psnr"],
+            final["ssim"],
+            final["bicubic_psnr"],
+            final["bicubic_ssim"],
+            self.best,
+            self.cfg.iters,
+            seconds,
+            plot,
+        )
+
+
+@torch.no_grad()
+def measure(
+    inputs: list,
+    images: list[HeldOutImage],
+    scale: int,
+    channel: str,
+    model: nn.Module | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Mean PSNR and SSIM against the HR images of `model(inputs)` (no model: the inputs themselves),
+    quantized to 8 bits as an image file would hold them, with `scale` border pixels cropped."""
+    if model is not None:
+        model.eval()
+    psnrs, ssims = [], []
+    for start, stop in _same_size_runs(inputs):
+        x = to_tensor(inputs[start:stop]).to(device)
+        hr = to_tensor([t.hr for t in images[start:stop]])
+        for i in range(0, len(x), EVAL_BATCH):
+            out = x[i : i + EVAL_BATCH] if model is None else model(x[i : i + EVAL_BATCH])
+            out = out.float().clamp(0, 1).mul(255).round().div(255).cpu()
+            target = hr[i : i + EVAL_BATCH]
+            psnrs.append(psnr(out, target, scale, channel))
+            ssims.append(ssim(out, target, scale, channel))
+    return {"psnr": torch.cat(psnrs).mean().item(), "ssim": torch.cat(ssims).mean().item()}
+
+
+def _same_size_runs(arrays: list) -> list[tuple[int, int]]:
+    """(start, stop) of each run of consecutive arrays of one shape: the batches that can be stacked."""
+    runs, start = [], 0
+    for i in range(1, len(arrays) + 1):
+        if i == len(arrays) or arrays[i].shape != arrays[start].shape:
+            runs.append((start, i))
+            start = i
+    return runs

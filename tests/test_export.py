@@ -1,0 +1,96 @@
+import json
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+import resnet
+from resnet import UsageError, create_model
+from resnet.cli import main
+from resnet.export import export_model
+from resnet.models.weights import read_weights
+
+
+@pytest.fixture(scope="module")
+def trained(trained_run):
+    """The shared run's best checkpoint and its classifier, and a batch of 4 (other than the export's)."""
+    classifier = resnet.load(trained_run / "best.pt")
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(7)) * 4 - 2
+    with torch.no_grad():
+        return trained_run / "best.pt", classifier, x, classifier.model(x)
+
+
+def test_onnx_runs_in_onnxruntime_with_any_batch_and_carries_metadata(trained, tmp_path):
+    checkpoint, classifier, x, logits = trained
+    result = export_model(checkpoint, "onnx", tmp_path / "m.onnx")
+    assert result.path == tmp_path / "m.onnx" and result.max_abs_diff < 1e-4
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], logits.numpy(), atol=1e-4)
+    proto = onnx.load(str(result.path))
+    assert proto.opset_import[0].version >= 17
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["classes"]) == classifier.classes == ["blue", "green", "red"]
+    assert json.loads(meta["normalize"])["std"] == classifier.normalize.std.tolist()
+    assert json.loads(meta["image_size"]) == 32 and json.loads(meta["model_name"]) == "resnet20"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_runs_without_the_package(trained, tmp_path):
+    checkpoint, classifier, x, logits = trained
+    result = export_model(checkpoint, "torchscript", tmp_path / "m.pt")
+    extra = {"resnet.json": ""}
+    scripted = torch.jit.load(str(result.path), _extra_files=extra)
+    torch.testing.assert_close(scripted(x), logits, atol=1e-4, rtol=0)
+    assert json.loads(json.loads(extra["resnet.json"])["classes"]) == classifier.classes
+
+
+def test_safetensors_reloads_through_create_model(trained, tmp_path):
+    checkpoint, classifier, x, logits = trained
+    result = export_model(checkpoint, "safetensors", tmp_path / "m.safetensors")
+    assert result.max_abs_diff == 0
+    model = create_model("resnet20", weights=result.path).eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), logits)
+    meta = read_weights(result.path).meta
+    assert meta["classes"] == classifier.classes and meta["image_size"] == 32
+    assert meta["normalize"]["mean"] == classifier.normalize.mean.tolist()
+
+
+def test_default_path_is_beside_the_checkpoint(trained, tmp_path):
+    shutil.copy(trained[0], tmp_path / "best.pt")
+    assert export_model(tmp_path / "best.pt", "safetensors").path == tmp_path / "best.safetensors"
+
+
+def test_failed_verification_writes_nothing(trained, tmp_path):
+    # onnxruntime's kernels round otherwise than PyTorch's: no export matches to 1e-12
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"an earlier export")
+    with pytest.raises(UsageError, match=r"onnx export's logits differ from the model's by .* nothing was written"):
+        export_model(trained[0], "onnx", out, tolerance=1e-12)
+    assert out.read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_bad_requests(trained, tmp_path):
+    with pytest.raises(UsageError, match="unknown export format 'tflite'"):
+        export_model(trained[0], "tflite")
+    with pytest.raises(UsageError, match="at least 2 images"):
+        export_model(trained[0], "onnx", tmp_path / "m.onnx", batch_size=1)
+    with pytest.raises(UsageError, match="no such folder"):
+        export_model(trained[0], "onnx", tmp_path / "nowhere" / "m.onnx")
+
+
+def test_cli(trained, tmp_path, capsys):
+    assert main(["export", str(trained[0]), "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'm.pt'} (torchscript)" in out and "random batches of 2 and 3" in out
+    assert main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.pt: no such checkpoint" in err
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(trained[0]), "--format", "tflite"])
+    assert e.value.code == 2

@@ -1,0 +1,84 @@
+"""torchrun with 2 gloo processes on CPU: each process takes its slice of the global batch."""
+
+import socket
+import subprocess
+import sys
+
+import torch
+
+from resnet.train import checkpoint
+
+# Frozen BN normalizes with running statistics, so each image's output does not depend on which process
+# holds the rest of its batch: two processes must then compute what one does.
+ARGS = [
+    "--iters",
+    "6",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "freeze_bn=true",
+    "--set",
+    "optimizer.lr=0.002",
+    "--set",
+    "log.evals=2",
+    "--set",
+    "data.workers=0",
+    "--device",
+    "cpu",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(n: int, *args):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={n}",
+        f"--master-port={_free_port()}",
+        "-m",
+        "resnet",
+        "train",
+        *map(str, args),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def _single(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "resnet", "train", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+
+
+def _close(a, b):
+    return all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_two_processes_give_the_weights_of_one(image_folder, tmp_path):
+    two = _torchrun(2, "--data", image_folder, "--out", tmp_path / "two", *ARGS)
+    assert two.returncode == 0, two.stderr[-2000:]
+    one = _single("--data", image_folder, "--out", tmp_path / "one", *ARGS)
+    assert one.returncode == 0, one.stderr
+    a, b = checkpoint.load(tmp_path / "one" / "last.pt"), checkpoint.load(tmp_path / "two" / "last.pt")
+    assert _close(a["model"], b["model"])
+    # only rank 0 writes and reports
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert two.stdout.count("final test accuracy") == 1
+    assert b["config"]["batch_size"] == 32
+
+
+def test_a_checkpoint_resumes_on_another_number_of_processes(image_folder, tmp_path):
+    paused = _torchrun(2, "--data", image_folder, "--out", tmp_path / "run", *ARGS, "--stop-after", "3")
+    assert paused.returncode == 0, paused.stderr[-2000:]
+    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == 3
+    resumed = _single("--resume", "--out", tmp_path / "run")
+    assert resumed.returncode == 0, resumed.stderr
+    one = _single("--data", image_folder, "--out", tmp_path / "one", *ARGS)
+    assert one.returncode == 0
+    a, b = checkpoint.load(tmp_path / "one" / "last.pt"), checkpoint.load(tmp_path / "run" / "last.pt")
+    assert b["step"] == 6 and _close(a["model"], b["model"])

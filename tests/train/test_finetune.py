@@ -1,0 +1,84 @@
+import pytest
+import torch
+from datasets import QUICK
+from reference_weights import reference_state_dict
+
+from resnet import UsageError, finetune
+from resnet.config import resolve
+from resnet.train import checkpoint
+from resnet.train.trainer import Trainer
+
+SOURCE_CLASSES = 10  # the shared trained_run fixture has 3 classes; the sources below are made here
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A resnet20 pre-trained (briefly) on the embedded CIFAR-10 subset: 10 classes."""
+    from resnet import train
+
+    out = tmp_path_factory.mktemp("source")
+    train("resnet20", None, "cifar-paper", out, QUICK, iters=4, progress=False)
+    return out / "last.pt"
+
+
+def _run(source, image_folder, out, mode, iters=6, **kw):
+    return finetune(
+        str(source), str(image_folder), mode=mode, out=out, overrides=QUICK, iters=iters, progress=False, **kw
+    )
+
+
+def test_linear_probe_trains_only_the_new_classifier(source, image_folder, tmp_path):
+    _run(source, image_folder, tmp_path, "linear")
+    before, after = checkpoint.load(source)["model"], checkpoint.load(tmp_path / "last.pt")
+    assert after["model"]["fc.weight"].shape == (3, 64) and before["fc.weight"].shape == (SOURCE_CLASSES, 64)
+    backbone = [k for k in before if not k.startswith("fc.")]
+    assert all(torch.equal(before[k], after["model"][k]) for k in backbone)  # BN statistics included
+    assert after["normalize"]["mean"].shape == (3, 32, 32)  # the source's per-pixel mean, not the data's
+
+
+def test_full_fine_tuning_trains_the_backbone_slower(source, image_folder, tmp_path):
+    config = resolve(
+        "finetune",
+        {**QUICK, "finetune.source": str(source), "finetune.mode": "full"},
+        model="resnet20",
+        **{"data.source": str(image_folder)},
+        iters=4,
+    )
+    trainer = Trainer(config, tmp_path, progress=False)
+    scales = sorted({g["lr_scale"] for g in trainer.optimizer.param_groups})
+    assert scales == [0.1, 1.0]
+    trainer.run()
+    before, after = checkpoint.load(source)["model"], checkpoint.load(tmp_path / "last.pt")["model"]
+    assert not torch.equal(before["layer2.0.conv1.weight"], after["layer2.0.conv1.weight"])
+
+
+def test_gradual_unfreezing_from_the_top(source, image_folder, tmp_path):
+    config = resolve(
+        "finetune",
+        {**QUICK, "finetune.source": str(source), "finetune.mode": "gradual"},
+        model="resnet20",
+        **{"data.source": str(image_folder)},
+        iters=12,
+    )
+    trainer = Trainer(config, tmp_path, progress=False)
+    trainer._freeze()
+    trainable = [name for name, m in trainer.model.named_children() if any(p.requires_grad for p in m.parameters())]
+    assert trainable == ["fc"]
+    order = sorted(
+        (p.unfreeze_at, [n for n, m in trainer.model.named_children() if m is p.modules[0]][0])
+        for p in trainer.parts[1:]
+    )
+    assert [name for _, name in order] == ["layer3", "layer2", "layer1", "bn1", "conv1"]
+    trainer.run()
+    assert all(p.requires_grad for p in trainer.model.parameters())
+
+
+def test_from_a_torchvision_file(image_folder, tmp_path):
+    path = tmp_path / "resnet18-torchvision.pth"
+    torch.save({k: torch.from_numpy(v) for k, v in reference_state_dict("resnet18").items()}, path)
+    result = _run(path, image_folder, tmp_path / "run", "linear", iters=2, model="resnet18")
+    assert result.steps == 2
+    mean = checkpoint.load(tmp_path / "run" / "last.pt")["normalize"]["mean"].flatten()
+    assert torch.allclose(mean, torch.tensor([123.675, 116.28, 103.53]))  # ImageNet's, as the weights expect
+    with pytest.raises(UsageError, match="say which network"):
+        _run(path, image_folder, tmp_path / "again", "linear")
