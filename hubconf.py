@@ -11,7 +11,7 @@ torchvision's published weights) and the model's options; `pretrained=True` mean
 import sys as _sys
 from pathlib import Path as _Path
 
-dependencies = ["torch"]
+dependencies = ["torch", "numpy", "PIL", "yaml", "rich", "safetensors"]
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parent / "src"))  # a clone works without installing
 

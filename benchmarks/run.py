@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -347,8 +348,16 @@ def eager_cifar_loop(name: str, data: str | None, device: torch.device, steps: i
     return seconds, "not trained to the end (timed only)"
 
 
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def environment() -> dict:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU {platform.processor()}"
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU {cpu_name()} × {os.cpu_count()}"
     try:
         import torchvision
 

@@ -94,3 +94,15 @@ def test_cli(trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export", str(trained[0]), "--format", "tflite"])
     assert e.value.code == 2
+
+
+def test_a_network_on_feature_vectors_exports(tmp_path):
+    csv = tmp_path / "five.csv"
+    rows = [f"{i % 7},{i % 3},{i % 5},{i % 2},{i % 11},{i % 2}" for i in range(40)]
+    csv.write_text("\n".join(rows) + "\n")
+    overrides = {"batch_size": 8, "log.evals": 1, "model_options": {"blocks": 1}}
+    resnet.train("residual_mlp", str(csv), "mlp", tmp_path / "run", overrides, iters=2, progress=False)
+    classifier = resnet.load(tmp_path / "run" / "last.pt")
+    assert classifier.model_options["in_features"] == 5  # as built from the data, not the default 64
+    result = export_model(tmp_path / "run" / "last.pt", "onnx", tmp_path / "mlp.onnx")
+    assert result.max_abs_diff < 1e-4

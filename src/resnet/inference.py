@@ -30,6 +30,7 @@ class Classifier:
 
     model: nn.Module
     model_name: str
+    model_options: dict
     classes: list[str]
     normalize: Normalize
     image_size: int
@@ -75,6 +76,7 @@ def load(path: str | Path, device: str = "cpu") -> Classifier:
     return Classifier(
         model.to(device).eval(),
         state["model_name"],
+        dict(state["model_options"]),
         classes,
         normalize,
         state["image_size"],

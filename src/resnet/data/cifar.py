@@ -3,18 +3,15 @@ and their download from the canonical addresses, checksum verified, only when as
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 import pickle
-import shutil
 import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ..download import fetch
 from ..errors import UsageError
 
 
@@ -132,32 +129,6 @@ def load(path: Path) -> dict[str, np.ndarray]:
 
 def download(name: str, root: Path, url: str | None = None, md5: str | None = None) -> Path:
     """Fetch the archive of `name` into `root` unless a verified copy is there; returns its path.
-
-    The download goes to a temporary file that is renamed only once its MD5 matches.
-    """
+    The file is kept only once its MD5 matches."""
     spec = ARCHIVES[name]
-    url, md5 = url or spec.url, md5 or spec.md5
-    target = archive_path(name, root)
-    if target.exists() and _md5(target) == md5:
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".part{os.getpid()}")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-            shutil.copyfileobj(response, out)
-        if _md5(tmp) != md5:
-            raise UsageError(f"{url}: checksum mismatch (expected MD5 {md5}); nothing was kept")
-        os.replace(tmp, target)
-    except OSError as e:
-        raise UsageError(f"{url}: download failed ({e})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return fetch(url or spec.url, archive_path(name, root), "md5", md5 or spec.md5)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..data.cache import cache_dir
 from .registry import create_model, get_spec
 
 
@@ -36,8 +43,38 @@ def input_shape(name: str, input_size: int | None = None, **options) -> tuple[in
 def describe(name: str, input_size: int | None = None, **options) -> dict:
     """A row of `resnet models`: family, layers, shortcut, parameters, multiply-adds, input size.
 
-    The model is built on the meta device, so even ResNet-1202 costs no memory or compute.
+    The model is built on the meta device, so even ResNet-1202 costs no memory or compute; rows are
+    cached on disk, keyed by the model code and the torch version.
     """
+    key = json.dumps([name, input_size, options, _code_version(), torch.__version__], sort_keys=True, default=str)
+    path = cache_dir() / "models" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    row = _describe(name, input_size, **options)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(row))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs the next call the counting
+    return row
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    """A digest of the model code: a changed network is counted again."""
+    digest = hashlib.sha256()
+    for module in sorted(Path(__file__).parent.glob("*.py")) + sorted(
+        (Path(__file__).parent.parent / "superres").glob("models.py")
+    ):
+        digest.update(module.read_bytes())
+    return digest.hexdigest()
+
+
+def _describe(name: str, input_size: int | None = None, **options) -> dict:
     spec = get_spec(name)
     shape = input_shape(name, input_size, **options)
     with torch.device("meta"):

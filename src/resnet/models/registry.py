@@ -29,8 +29,12 @@ class ModelSpec:
 
     @property
     def shortcut(self) -> str:
-        """The default shortcut option, or "none" for a plain network."""
-        return self.options.get("shortcut") or "none"
+        """The default shortcut option; "none" for a plain network (shortcut fixed to None); "–" for
+        networks without the option (DenseNets, MLPs, super-resolution)."""
+        if self.options.get("shortcut"):
+            return self.options["shortcut"]
+        fixed = self.build.keywords if isinstance(self.build, partial) else {}
+        return "none" if "shortcut" in fixed else "–"
 
 
 _MODELS: dict[str, ModelSpec] = {}

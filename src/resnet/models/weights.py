@@ -8,22 +8,17 @@ Everything is checked before anything is copied, so a file that does not fit lea
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import os
-import pickle
 import re
-import shutil
-import sys
 import urllib.request
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import torch
 from torch import nn
 
+from ..download import fetch
 from ..errors import UsageError
 
 TORCHVISION_URL = "https://download.pytorch.org/models"
@@ -139,37 +134,8 @@ def download(url: str, folder: Path | None = None) -> Path:
     prefix = re.search(r"-([0-9a-f]{6,})\.", name)
     if prefix is None:
         raise UsageError(f"{url}: the file name carries no SHA-256 prefix to verify it by")
-    target = (folder or cache_dir() / "weights") / name
-    if target.is_file() and _sha256(target).startswith(prefix[1]):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{name}.part{os.getpid()}")
-    print(f"downloading {url} to {target}", file=sys.stderr)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-            shutil.copyfileobj(response, out)
-        digest = _sha256(tmp)
-        if not digest.startswith(prefix[1]):
-            raise UsageError(
-                f"{url}: checksum mismatch (SHA-256 {digest[:12]}…, expected {prefix[1]}…); nothing was kept"
-            )
-        os.replace(tmp, target)
-    except OSError as e:
-        raise UsageError(
-            f"{url}: download failed ({getattr(e, 'reason', None) or e}); "
-            f"set ${MIRROR_ENV} to a folder URL holding {name}, or pass weights=PATH"
-        ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    hint = f"; set ${MIRROR_ENV} to a folder URL holding {name}, or pass weights=PATH"
+    return fetch(url, (folder or cache_dir() / "weights") / name, "sha256", prefix[1], hint)
 
 
 def weights_path(name: str, weights: str | Path, options: dict | None = None) -> Path:
@@ -206,7 +172,7 @@ def read_weights(path: str | Path) -> Weights:
     if _is_safetensors(path):
         state, meta = _read_safetensors(path)
     else:
-        obj = _torch_load(path)
+        obj = checkpoint.safe_load(path)
         if isinstance(obj, dict) and obj.get("format") == checkpoint.FORMAT:
             payload = checkpoint.load(path)  # read again to check its version and digest the one way
             state = payload["model"]
@@ -240,18 +206,6 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         return state, {k: json.loads(v) for k, v in metadata.items() if k != "format"}
     except json.JSONDecodeError:
         raise UsageError(f"{path}: damaged metadata in a {EXPORT_FORMAT} file") from None
-
-
-def _torch_load(path: Path):
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):  # timm's training checkpoints hold their args
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        culprit = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        reason = f"loading it would call {culprit[1]}" if culprit else str(e).splitlines()[0]
-        raise UsageError(f"{path}: refused: {reason} (code in a pickle); only plain tensors are loaded") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise UsageError(f"{path}: damaged or truncated file ({str(e).splitlines()[0][:120]})") from None
 
 
 def _is_state_dict(obj) -> bool:

@@ -3,10 +3,12 @@ read without executing code."""
 
 from __future__ import annotations
 
+import argparse
 import errno
 import hashlib
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -63,19 +65,27 @@ def digest(payload: dict) -> str:
     return h.hexdigest()
 
 
+def safe_load(path: Path, map_location="cpu"):
+    """torch.load that never executes code (weights_only, plus argparse.Namespace, which timm's training
+    checkpoints hold). UsageError naming the file for a pickle that would call code, or a damaged file."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        culprit = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        reason = f"loading it would call {culprit[1]}" if culprit else str(e).splitlines()[0]
+        raise UsageError(f"{path}: refused: {reason} (code in a pickle); only plain tensors are loaded") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise UsageError(f"{path}: damaged or truncated file ({str(e).splitlines()[0][:120]})") from None
+
+
 def load(path: str | Path, map_location="cpu") -> dict:
     """The payload of a checkpoint written by `save`. UsageError, naming the file, for a missing,
     truncated or damaged file, another format or version, or a pickle that would run code."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such checkpoint")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        reason = str(e).split("\n")[0] if "Weights only load failed" not in str(e) else "it would execute code"
-        raise UsageError(f"{path}: refused: {reason}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise UsageError(f"{path}: damaged or truncated checkpoint ({str(e).splitlines()[0][:120]})") from None
+    payload = safe_load(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UsageError(f"{path}: not a resnet checkpoint (for plain weights use create_model(..., weights=PATH))")
     if payload.get("version") != VERSION:

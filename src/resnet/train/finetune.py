@@ -12,12 +12,16 @@ from torch import nn
 
 from ..config import FinetuneConfig
 from ..data.augment import Normalize
-from ..models.weights import Weights, classifier_name, load_weights, read_weights, weights_path
+from ..models.weights import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Weights,
+    classifier_name,
+    load_weights,
+    read_weights,
+    weights_path,
+)
 from .modes import freeze_batch_norm
-
-# torchvision's and timm's ImageNet models expect inputs normalized by these (on 0-255 pixels).
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
 @dataclass

@@ -179,6 +179,7 @@ class Trainer:
         options = dict(cfg.model_options)
         if "in_features" in get_spec(cfg.model).options:  # vector models take the data's input size
             options.setdefault("in_features", math.prod(self.data.arrays["train"].images.shape[1:]))
+        self.model_options = options  # as built: what a checkpoint needs to rebuild the network
         model = create_model(cfg.model, num_classes=len(self.data.classes), **options)
         if self.source:
             start_from(model, self.source)
@@ -243,7 +244,7 @@ class Trainer:
     def _state(self) -> dict:
         return {
             "model_name": self.config.model,
-            "model_options": self.config.model_options,
+            "model_options": self.model_options,
             "classes": self.data.classes,
             "normalize": self.normalize.state_dict(),
             "image_size": self.config.data.image_size,

@@ -1,0 +1,36 @@
+"""The benchmark harness runs end to end (--quick: tiny sizes on the CPU). Plumbing only: no timing is
+asserted; the figures are in BENCHMARKS.md."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_of_every_section(bench, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    names = [r["benchmark"] for r in results["rows"]]
+    assert len(names) == 6 and any(n.startswith("cpu resnet20 latency") for n in names)
+    assert all(r["ours"] > 0 and r["peer"] > 0 and r["ratio"] > 0 for r in results["rows"])
+    assert results["environment"]["torch"] and results["quick"] is True
+    table = capsys.readouterr().out
+    assert table.startswith("| benchmark | ours | peer | ratio |") and table.count("\n| ") >= 6
+
+
+def test_ratio_direction(bench):
+    assert bench.row("x", 2.0, 1.0, "images/s")["ratio"] == 2.0
+    assert bench.row("x", 2.0, 4.0, "ms", higher_is_better=False)["ratio"] == 2.0
+    assert bench.row("x", 1.0, 1.0, "images/s", goal=1.25)["met"] is False
