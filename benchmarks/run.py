@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from resnet import create_model
+from resnet.analysis.report import machine
 from resnet.config import resolve
 from resnet.data.load import load_data
 from resnet.optimize import for_inference
@@ -348,16 +347,8 @@ def eager_cifar_loop(name: str, data: str | None, device: torch.device, steps: i
     return seconds, "not trained to the end (timed only)"
 
 
-def cpu_name() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def environment() -> dict:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU {cpu_name()} × {os.cpu_count()}"
+    device = machine()
     try:
         import torchvision
 

@@ -1,4 +1,5 @@
 import json
+import sys
 
 import pytest
 import torch
@@ -121,3 +122,36 @@ def test_validation_split_selects_the_best(image_folder, tmp_path):
     assert checkpoint.load(tmp_path / "best.pt")["best"] == min(
         json.loads(line)["val_error"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
     )
+
+
+def test_tensorboard_logs_every_evaluation(image_folder, tmp_path):
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator", reason="the optional tensorboard package"
+    )
+    train(
+        "resnet20",
+        str(image_folder),
+        "cifar-paper",
+        tmp_path,
+        {**QUICK, "log.tensorboard": True},
+        iters=6,
+        progress=False,
+    )
+    events = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("test_error")] == [2, 4, 6]
+
+
+def test_tensorboard_missing_is_one_clear_error_before_the_run(image_folder, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # an import of it fails
+    with pytest.raises(UsageError, match="needs the tensorboard package"):
+        train(
+            "resnet20",
+            str(image_folder),
+            "cifar-paper",
+            tmp_path / "run",
+            {**QUICK, "log.tensorboard": True},
+            iters=2,
+            progress=False,
+        )
+    assert not (tmp_path / "run").exists()

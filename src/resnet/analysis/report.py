@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -95,11 +96,23 @@ def _cell(value) -> str:
     return str(value)
 
 
+def machine() -> str:
+    """The GPU's name, or the CPU's model and core count."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        name = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    return f"CPU {name} × {os.cpu_count()}"
+
+
 def versions_line() -> str:
     """Date, machine and library versions, for the record."""
     from .. import __version__
 
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or 'unknown'})"
+    device = machine()
     return (
         f"{datetime.date.today().isoformat()} · {device} · resnet {__version__} · torch {torch.__version__} · "
         f"numpy {np.__version__} · Python {sys.version.split()[0]}"

@@ -160,6 +160,8 @@ class Trainer:
             self._restore(state)
         self.forward = self._compiled(self.model)
         self.autocast = self.runtime.autocast(config.precision)
+        if config.log.tensorboard:
+            tensorboard_writer()  # a missing package stops the run before it starts
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -454,13 +456,7 @@ class Trainer:
 
     def _tensorboard(self, row: dict) -> None:
         if not hasattr(self, "_writer"):
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise UsageError(
-                    "log.tensorboard=true needs the tensorboard package (pip install tensorboard)"
-                ) from None
-            self._writer = SummaryWriter(self.out / "tensorboard")
+            self._writer = tensorboard_writer()(self.out / "tensorboard")
         for key, value in row.items():
             if key != "step":
                 self._writer.add_scalar(key, value, row["step"])
@@ -508,6 +504,15 @@ class Trainer:
             self.runtime.rank,
             finished,
         )
+
+
+def tensorboard_writer():
+    """TensorBoard's SummaryWriter class; UsageError if the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UsageError("log.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
+    return SummaryWriter
 
 
 def read_metrics(path: Path) -> list[dict]:
