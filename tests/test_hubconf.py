@@ -1,4 +1,6 @@
 import importlib.util
+import re
+from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,12 @@ def test_every_registered_model_is_an_entry_point():
     spec.loader.exec_module(hubconf)
     entries = {name for name in dir(hubconf) if callable(getattr(hubconf, name)) and not name.startswith("_")}
     assert entries == set(list_models())
-    assert hubconf.dependencies == ["torch"]
+    # torch.hub checks these import names before loading: each must be a requirement of the package
+    import_names = {"Pillow": "PIL", "PyYAML": "yaml"}
+    requirements = [r for r in requires("resnet") if "extra ==" not in r]
+    required = {import_names.get(name, name) for name in (re.split(r"[<>=!~ ]", r)[0] for r in requirements)}
+    assert hubconf.dependencies[0] == "torch" and set(hubconf.dependencies) <= required
+    assert all(importlib.util.find_spec(name) for name in hubconf.dependencies)
     assert "CIFAR ResNet-56" in hubconf.resnet56.__doc__
 
 

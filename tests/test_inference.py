@@ -67,3 +67,22 @@ def test_outputs_do_not_depend_on_the_batch(trained_run, image_folder):
     for a, b in zip(together, alone):
         assert [c for c, _ in a] == [c for c, _ in b]
         assert torch.allclose(torch.tensor([p for _, p in a]), torch.tensor([p for _, p in b]), atol=1e-5)
+
+
+def test_predict_on_a_feature_vector_model_says_what_to_do(tmp_path):
+    from resnet import train
+
+    train(
+        "residual_mlp",
+        "digits",
+        "mlp",
+        tmp_path,
+        {"batch_size": 32, "log.evals": 1, "model_options": {"blocks": 0}},
+        iters=2,
+        progress=False,
+    )
+    classifier = load(tmp_path / "last.pt")
+    with pytest.raises(UsageError, match="reads feature vectors, not images"):
+        classifier.predict([tmp_path / "curves.png"])
+    x = classifier.normalize(torch.zeros(2, 64))
+    assert classifier.model(x).shape == (2, 10)

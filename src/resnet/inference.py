@@ -51,6 +51,11 @@ class Classifier:
     @torch.no_grad()
     def predict(self, images: list[str | Path | Image.Image], topk: int = 5) -> list[list[tuple[str, float]]]:
         """The `topk` most probable classes of each image (paths or PIL images) with their probabilities."""
+        if "in_features" in self.model_options:
+            raise UsageError(
+                f"{self.model_name} reads feature vectors, not images: call classifier.model(x) on "
+                "vectors normalized by classifier.normalize"
+            )
         decoded = [im.convert("RGB") if isinstance(im, Image.Image) else decode_image(im) for im in images]
         probs = self.model.eval()(self.preprocess(decoded)).float().softmax(1)
         values, indices = probs.topk(min(topk, len(self.classes)), dim=1)
