@@ -64,8 +64,12 @@ def test_valid_images_of_every_mode_are_converted(trained_run, zoo):
 
 @pytest.mark.parametrize(
     "name, text",
-    [("truncated.jpg", "unreadable image"), ("empty.jpg", "not an image"), ("text.png", "not an image"),
-     ("bomb.png", "refused, more pixels than the limit")],
+    [
+        ("truncated.jpg", "unreadable image"),
+        ("empty.jpg", "not an image"),
+        ("text.png", "not an image"),
+        ("bomb.png", "refused, more pixels than the limit"),
+    ],
 )
 def test_broken_images_are_named(trained_run, zoo, name, text):
     _one_line(_run("predict", trained_run / "last.pt", zoo / name), name, text)
@@ -108,8 +112,12 @@ def _checkpoint_variants(trained_run, folder):
 
 @pytest.mark.parametrize(
     "name, text",
-    [("other_model.pt", "weights do not fit resnet56"), ("other_version.pt", "format version 99 is not supported"),
-     ("code.pt", "refused"), ("bitflip.pt", "damaged")],
+    [
+        ("other_model.pt", "weights do not fit resnet56"),
+        ("other_version.pt", "format version 99 is not supported"),
+        ("code.pt", "refused"),
+        ("bitflip.pt", "damaged"),
+    ],
 )
 def test_bad_checkpoints(trained_run, tmp_path, name, text):
     folder = _checkpoint_variants(trained_run, tmp_path / "ckpt")

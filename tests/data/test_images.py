@@ -83,8 +83,11 @@ def test_arbitrary_bytes(data):
 )
 def test_real_images_of_any_mode_and_format(mode, fmt, width, height, seed):
     pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    image = Image.fromarray(pixels).convert(mode) if mode != "I;16" else Image.fromarray(
-        pixels[..., 0].astype(np.uint16) * 257)
+    image = (
+        Image.fromarray(pixels).convert(mode)
+        if mode != "I;16"
+        else Image.fromarray(pixels[..., 0].astype(np.uint16) * 257)
+    )
     buffer = io.BytesIO()
     try:
         image.save(buffer, fmt)

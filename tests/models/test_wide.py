@@ -1,38 +1,10 @@
-import json
-
-import numpy as np
 import pytest
 import torch
-from datasets import make_image_folder
-from reference_weights import REFERENCE, reference_input, reference_state_dict, torchvision_outputs
 
-from resnet import UsageError, count_parameters, create_model, describe, train
+from resnet import UsageError, count_parameters, create_model
 from resnet.models.preact import PreActBasicBlock
 
-TORCHVISION = ("wide_resnet50_2", "wide_resnet101_2")
 CIFAR = ("wrn16_4", "wrn16_8", "wrn28_10", "wrn40_4")
-
-
-@pytest.mark.parametrize("name", TORCHVISION)
-def test_sizes_and_state_dict_are_torchvisions(name):
-    row = describe(name)
-    assert (row["params"], row["macs"]) == (REFERENCE[name]["params"], REFERENCE[name]["macs"])
-    with torch.device("meta"):
-        model = create_model(name)
-        state = {k: torch.empty(shape) for k, shape in REFERENCE[name]["state_dict"].items()}
-    assert {k: list(v.shape) for k, v in model.state_dict().items()} == REFERENCE[name]["state_dict"]
-    model.load_state_dict(state, strict=True, assign=True)  # raises on a missing, unexpected or misshapen key
-
-
-def test_torchvision_state_dict_loads_strictly_and_gives_torchvisions_outputs():
-    with torch.device("meta"):
-        model = create_model("wide_resnet50_2")
-    state = {k: torch.from_numpy(v) for k, v in reference_state_dict("wide_resnet50_2").items()}
-    model.load_state_dict(state, strict=True, assign=True)
-    with torch.no_grad():
-        ours = model.eval()(torch.from_numpy(reference_input())).double().numpy()
-    expected = torchvision_outputs("wide_resnet50_2")
-    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
 def wrn_parameters(depth: int, k: int, num_classes: int = 10) -> int:
@@ -90,28 +62,11 @@ def test_bad_dropout_is_a_usage_error():
         create_model("wrn16_4", dropout=1.5)
 
 
-def test_channels_last_and_bf16_autocast_agree_with_float32():
+def test_features_come_after_the_final_bn_relu():
     model = create_model("wrn16_4").eval()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
-        reference = model(x)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            half = model(x)
-        last = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
         features = model.forward_features(x)
-    assert (last - reference).norm() / reference.norm() < 1e-4
-    assert half.dtype == torch.bfloat16 and (half.float() - reference).norm() / reference.norm() < 0.05
-    assert features.shape == (2, 256) and (features >= 0).all()  # after the final BN-ReLU
-    model.reset_classifier(100)
-    assert model(x).shape == (2, 100)
-
-
-def test_trains(tmp_path):
-    # 8×8 images, two test images a class: every step of a run, in seconds on a CPU.
-    data = make_image_folder(tmp_path / "data", per_class={"train": 16, "test": 2}, size=(8, 8))
-    overrides = {"data.workers": 0, "log.evals": 1, "batch_size": 16, "data.image_size": 8}
-    overrides["model_options"] = {"dropout": 0.3}
-    result = train("wrn16_4", str(data), "cifar-paper", tmp_path / "run", overrides, iters=2, progress=False)
-    assert result.finished and result.steps == 2
-    [row] = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert row["step"] == 2 and 0 <= row["test_error"] <= 1
+        assert features.shape == (2, 256) and (features >= 0).all()
+        model.reset_classifier(100)
+        assert model(x).shape == (2, 100)

@@ -27,6 +27,11 @@ def _run(source, image_folder, out, mode, iters=6, **kw):
     )
 
 
+def _trainer(source, image_folder, out, mode, iters):
+    overrides = {**QUICK, "finetune.source": str(source), "finetune.mode": mode, "data.source": str(image_folder)}
+    return Trainer(resolve("finetune", overrides, model="resnet20", iters=iters), out, progress=False)
+
+
 def test_linear_probe_trains_only_the_new_classifier(source, image_folder, tmp_path):
     _run(source, image_folder, tmp_path, "linear")
     before, after = checkpoint.load(source)["model"], checkpoint.load(tmp_path / "last.pt")
@@ -37,14 +42,7 @@ def test_linear_probe_trains_only_the_new_classifier(source, image_folder, tmp_p
 
 
 def test_full_fine_tuning_trains_the_backbone_slower(source, image_folder, tmp_path):
-    config = resolve(
-        "finetune",
-        {**QUICK, "finetune.source": str(source), "finetune.mode": "full"},
-        model="resnet20",
-        **{"data.source": str(image_folder)},
-        iters=4,
-    )
-    trainer = Trainer(config, tmp_path, progress=False)
+    trainer = _trainer(source, image_folder, tmp_path, "full", iters=4)
     scales = sorted({g["lr_scale"] for g in trainer.optimizer.param_groups})
     assert scales == [0.1, 1.0]
     trainer.run()
@@ -53,14 +51,7 @@ def test_full_fine_tuning_trains_the_backbone_slower(source, image_folder, tmp_p
 
 
 def test_gradual_unfreezing_from_the_top(source, image_folder, tmp_path):
-    config = resolve(
-        "finetune",
-        {**QUICK, "finetune.source": str(source), "finetune.mode": "gradual"},
-        model="resnet20",
-        **{"data.source": str(image_folder)},
-        iters=12,
-    )
-    trainer = Trainer(config, tmp_path, progress=False)
+    trainer = _trainer(source, image_folder, tmp_path, "gradual", iters=12)
     trainer._freeze()
     trainable = [name for name, m in trainer.model.named_children() if any(p.requires_grad for p in m.parameters())]
     assert trainable == ["fc"]
