@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                 # everything this machine can run (GPU sections need CUDA)
     python benchmarks/run.py --quick         # tiny sizes on the CPU: checks the plumbing, not the speed
-    python benchmarks/run.py --only cpu      # one section: cpu, inference, throughput, feeding, cifar
+    python benchmarks/run.py --only cpu      # one section: cpu, inference, throughput, feeding, cifar, speedrun
 
 Prints a table with the ratio ours / peer for each benchmark and writes everything to a JSON file
 (--out, default benchmarks/results/<date>-<device>.json). Copy the table into BENCHMARKS.md.
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -32,7 +34,7 @@ from resnet.data.load import load_data
 from resnet.optimize import for_inference
 from resnet.train.trainer import Trainer
 
-SECTIONS = ("cpu", "inference", "throughput", "feeding", "cifar")
+SECTIONS = ("cpu", "inference", "throughput", "feeding", "cifar", "speedrun")
 
 
 def timed(fn: Callable[[], object], warmup: int, reps: int, device: torch.device) -> float:
@@ -60,7 +62,7 @@ def row(
     higher_is_better: bool = True,
     notes: str = "",
 ) -> dict:
-    ratio = ours / peer if higher_is_better else peer / ours
+    ratio = None if peer is None else ours / peer if higher_is_better else peer / ours
     return {
         "benchmark": name,
         "ours": ours,
@@ -69,7 +71,7 @@ def row(
         "peer_name": peer_name,
         "ratio": ratio,
         "goal": goal,
-        "met": None if goal is None else ratio >= goal,
+        "met": None if goal is None or ratio is None else ratio >= goal,
         "notes": notes,
     }
 
@@ -347,6 +349,154 @@ def eager_cifar_loop(name: str, data: str | None, device: torch.device, steps: i
     return seconds, "not trained to the end (timed only)"
 
 
+# -- 2. speed record: the speedrun recipe (ResNet-9) against airbench94, time to accuracy -------------
+
+TARGET_ACCURACY = 0.905  # airbench94's accuracy on cifar10-jpeg (the issue's figure)
+
+
+def speedrun(quick: bool, data: str | None, folder: Path) -> list[dict]:
+    """Seconds of training (the training loop, as airbench times itself) and flip-TTA test accuracy
+    of the `speedrun` recipe at several lengths, 5 seeds each, and the same of airbench94 (when it is
+    installed and there is a GPU) on the same data. Writes the time-to-accuracy plot into `folder`."""
+    device = torch.device("cuda" if torch.cuda.is_available() and not quick else "cpu")
+    seeds = range(1 if quick else 5)
+    if not quick:
+        _speedrun_ours(data, device, 1, 0, quick)  # warm-up: data decoded and cached, cuDNN autotuning
+    ours = [_speedrun_ours(data, device, e, seed, quick) for e in ((1,) if quick else (6, 8, 10, 12)) for seed in seeds]
+    peer = _airbench_runs(data, (6, 8, 9.9), seeds) if device.type == "cuda" else []
+    plot = folder / f"speedrun-{'quick' if quick else device.type}.png"
+    _time_to_accuracy_plot({"ours (speedrun, resnet9)": ours, "airbench94": peer}, plot)
+    target = f"{100 * TARGET_ACCURACY:.1f}%"
+    mine, theirs = _fastest_to(ours), _fastest_to(peer) if peer else None
+    result = row(
+        f"speedrun: seconds of training to {target} test accuracy (mean of {len(seeds)} runs)",
+        mine["seconds"],
+        theirs["seconds"] if theirs else None,
+        "s",
+        1.0,
+        "airbench94 0.1.8" if peer else "airbench94 (not run: needs airbench and CUDA)",
+        higher_is_better=False,
+        notes=_reached(mine, "ours") + _reached(theirs, "peer") + f"ours {_summary(ours)}; peer {_summary(peer)}",
+    )
+    result["runs"] = {"ours": ours, "peer": peer}  # every run: epochs, seed, seconds, accuracy
+    return [result]
+
+
+def _speedrun_ours(data: str | None, device: torch.device, epochs: float, seed: int, quick: bool) -> dict:
+    from resnet.train.evaluate import evaluate_batches
+
+    small = {"model_options": {"width": 8}, "batch_size": 64} if quick else {}
+    config = resolve("speedrun", {"data.source": data, "seed": seed, **small}, device=str(device), epochs=epochs)
+    trainer = Trainer(config, Path(tempfile.mkdtemp()), progress=False)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    trainer.model.train()
+    sync()
+    start = time.perf_counter()
+    for step, (x, y) in enumerate(itertools.islice(trainer.train_loader.batches(0), trainer.total)):
+        trainer.train_step(x, y, trainer.schedule(step))
+    sync()
+    seconds = time.perf_counter() - start
+    test = trainer.eval_loaders["test"]
+    metrics = evaluate_batches(
+        trainer.model, test.eval_batches(tta="flip"), len(trainer.data.classes), tta="flip", autocast=trainer.autocast
+    )
+    return {"epochs": epochs, "seed": seed, "seconds": seconds, "accuracy": 1 - metrics["top1_error"]}
+
+
+def _airbench_runs(data: str | None, epochs: tuple[float, ...], seeds) -> list[dict]:
+    """airbench94 on the same decoded images: it reads cifar10/{train,test}.pt from the working folder."""
+    try:
+        import airbench
+        from airbench.lib_airbench94 import hyp
+    except ImportError:
+        return []
+    arrays = load_data(resolve("speedrun", {"data.source": data}).data).arrays
+    folder = Path(tempfile.mkdtemp())
+    (folder / "cifar10").mkdir()
+    for split in ("train", "test"):
+        images = arrays[split].images.permute(0, 2, 3, 1).contiguous()  # airbench keeps N×H×W×C uint8
+        state = {"images": images, "labels": arrays[split].labels, "classes": arrays[split].classes}
+        torch.save(state, folder / "cifar10" / f"{split}.pt")
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        test = airbench.CifarLoader("cifar10", train=False, batch_size=2000)
+
+        def one(e: float, seed: int) -> dict:
+            torch.manual_seed(seed)
+            train = airbench.CifarLoader("cifar10", train=True, batch_size=1024, aug=hyp["aug"], altflip=True)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            model = airbench.train94(train, epochs=e, verbose=False)
+            torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+            accuracy = airbench.evaluate(model, test, tta_level=hyp["net"]["tta_level"])
+            return {"epochs": e, "seed": seed, "seconds": seconds, "accuracy": float(accuracy)}
+
+        one(epochs[0], 0)  # warm-up: cuDNN autotuning
+        return [one(e, seed) for e in epochs for seed in seeds]
+    finally:
+        os.chdir(cwd)
+
+
+def _by_length(runs: list[dict]) -> list[dict]:
+    """Mean and spread of time and accuracy for each length of run."""
+    lengths = sorted({r["epochs"] for r in runs})
+    out = []
+    for e in lengths:
+        group = [r for r in runs if r["epochs"] == e]
+        acc, sec = [r["accuracy"] for r in group], [r["seconds"] for r in group]
+        spread = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        out.append({"epochs": e, "seconds": statistics.mean(sec), "accuracy": statistics.mean(acc), "spread": spread})
+    return out
+
+
+def _fastest_to(runs: list[dict]) -> dict:
+    """The shortest length whose mean accuracy reaches the target; the longest when none does (the
+    summary in the notes shows the accuracies)."""
+    groups = _by_length(runs)
+    return next((g for g in groups if g["accuracy"] >= TARGET_ACCURACY), groups[-1])
+
+
+def _reached(group: dict | None, who: str) -> str:
+    return "" if group is None or group["accuracy"] >= TARGET_ACCURACY else f"{who}: target not reached; "
+
+
+def _summary(runs: list[dict]) -> str:
+    if not runs:
+        return "not run"
+    return ", ".join(
+        f"{g['epochs']:g} ep {g['seconds']:.2f} s {100 * g['accuracy']:.2f}±{100 * g['spread']:.2f}%"
+        for g in _by_length(runs)
+    )
+
+
+def _time_to_accuracy_plot(curves: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, runs in curves.items():
+        groups = _by_length(runs)
+        if groups:
+            ax.errorbar(
+                [g["seconds"] for g in groups],
+                [100 * g["accuracy"] for g in groups],
+                yerr=[100 * g["spread"] for g in groups],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+    ax.axhline(100 * TARGET_ACCURACY, color="gray", linestyle="--", linewidth=1)
+    ax.set(xlabel="seconds of training", ylabel="test accuracy (%)", title="CIFAR-10 (JPEG copy): time to accuracy")
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
 def environment() -> dict:
     device = machine()
     try:
@@ -370,22 +520,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes on the CPU: plumbing, not timing")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
-    parser.add_argument("--data", help="cifar: CIFAR-10 (e.g. cifar10-jpeg.tar.gz); default the embedded subset")
+    parser.add_argument(
+        "--data", help="cifar, speedrun: CIFAR-10 (e.g. cifar10-jpeg.tar.gz); default the embedded subset"
+    )
     parser.add_argument("--out", type=Path, help="JSON results (default: benchmarks/results/DATE-DEVICE.json)")
     args = parser.parse_args(argv)
     sections = args.only or [s for s in SECTIONS if torch.cuda.is_available() or s == "cpu" or args.quick]
+    env = environment()
+    kind = "quick" if args.quick else "cuda" if torch.cuda.is_available() else "cpu"
+    out = args.out or Path(__file__).parent / "results" / f"{env['date']}-{kind}.json"
     runners = {
         "cpu": cpu,
         "inference": inference,
         "throughput": throughput,
         "feeding": feeding,
         "cifar": lambda quick: cifar(quick, args.data),
+        "speedrun": lambda quick: speedrun(quick, args.data, out.parent),
     }
-    results = {"environment": environment(), "quick": args.quick, "rows": []}
+    results = {"environment": env, "quick": args.quick, "rows": []}
     for section in sections:
         results["rows"] += runners[section](args.quick)
-    kind = "quick" if args.quick else "cuda" if torch.cuda.is_available() else "cpu"
-    out = args.out or Path(__file__).parent / "results" / f"{results['environment']['date']}-{kind}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(table(results["rows"]))
@@ -396,10 +550,12 @@ def main(argv: list[str] | None = None) -> int:
 def table(rows: list[dict]) -> str:
     lines = ["| benchmark | ours | peer | ratio | goal | peer is |", "|---|---:|---:|---:|---:|---|"]
     for r in rows:
-        goal = f"≥ {r['goal']:.2f}× {'✅' if r['met'] else '❌'}" if r["goal"] else ""
+        goal = f"≥ {r['goal']:.2f}× {'✅' if r['met'] else '❌'}" if r["goal"] and r["ratio"] else ""
+        peer = f"{r['peer']:,.2f} {r['unit']}" if r["peer"] is not None else "–"
+        ratio = f"{r['ratio']:.2f}×" if r["ratio"] is not None else "–"
         lines.append(
-            f"| {r['benchmark']} | {r['ours']:,.2f} {r['unit']} | {r['peer']:,.2f} {r['unit']} | "
-            f"{r['ratio']:.2f}× | {goal} | {r['peer_name']}{'; ' + r['notes'] if r['notes'] else ''} |"
+            f"| {r['benchmark']} | {r['ours']:,.2f} {r['unit']} | {peer} | {ratio} | {goal} | "
+            f"{r['peer_name']}{'; ' + r['notes'] if r['notes'] else ''} |"
         )
     return "\n".join(lines)
 

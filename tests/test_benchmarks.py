@@ -23,9 +23,13 @@ def test_quick_run_of_every_section(bench, tmp_path, capsys):
     assert bench.main(["--quick", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     names = [r["benchmark"] for r in results["rows"]]
-    assert len(names) == 6 and any(n.startswith("cpu resnet20 latency") for n in names)
-    assert all(r["ours"] > 0 and r["peer"] > 0 and r["ratio"] > 0 for r in results["rows"])
+    assert len(names) == 7 and any(n.startswith("cpu resnet20 latency") for n in names)
+    assert all(r["ours"] > 0 and (r["peer"] is None or r["peer"] > 0 and r["ratio"] > 0) for r in results["rows"])
     assert results["environment"]["torch"] and results["quick"] is True
+    [speedrun] = [r for r in results["rows"] if r["benchmark"].startswith("speedrun")]
+    [run] = speedrun["runs"]["ours"]  # one short run of the speedrun recipe, timed and evaluated
+    assert run["epochs"] == 1 and run["seconds"] > 0 and 0 <= run["accuracy"] <= 1 and speedrun["peer"] is None
+    assert (tmp_path / "speedrun-quick.png").stat().st_size > 0
     table = capsys.readouterr().out
     assert table.startswith("| benchmark | ours | peer | ratio |") and table.count("\n| ") >= 6
 

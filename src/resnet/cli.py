@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .config import recipe_names
 from .errors import RunError, UsageError
 
 
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a class-folder folder or .tar(.gz), a CIFAR python archive, cifar10, cifar100 "
         "(default: the embedded CIFAR-10 subset)",
     )
-    p.add_argument("--recipe", default="cifar-paper", help="cifar-paper, imagenet-paper, fast, or a YAML file")
+    p.add_argument("--recipe", default="cifar-paper", help=f"{', '.join(recipe_names())}, or a YAML file")
     p.add_argument("--out", type=Path, help="run folder (default: runs/MODEL-RECIPE-TIME)")
     p.add_argument(
         "--set",

@@ -40,6 +40,7 @@ AGREEMENT = [
     ("wrn16_4", 16),
     ("densenet_bc100_k12", 16),
     ("densenet121", 32),
+    ("resnet9", 32),
 ]
 
 

@@ -225,8 +225,11 @@ def _select(splits: dict, classes: list[str], cfg: DataConfig) -> tuple[dict, li
     if cfg.train_per_class:
         items, labels = splits["train"]
         rng = np.random.default_rng(0)
-        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: cfg.train_per_class]
-                                       for c in range(len(classes))]))
+        keep = np.sort(
+            np.concatenate(
+                [rng.permutation(np.flatnonzero(labels == c))[: cfg.train_per_class] for c in range(len(classes))]
+            )
+        )
         splits["train"] = (items[keep], labels[keep])
     return splits, classes
 
