@@ -23,8 +23,8 @@ def pad_crop_flip(
     """
     n, _, h, w = images.shape
     offset, total = part or (0, n)
-    shifts = torch.randint(0, 2 * pad + 1, (total, 2), generator=generator)[offset : offset + n].to(images.device)
-    flips = (torch.rand(total, generator=generator) < 0.5)[offset : offset + n].to(images.device) if flip else None
+    shifts = to_device(torch.randint(0, 2 * pad + 1, (total, 2), generator=generator)[offset : offset + n], images)
+    flips = to_device((torch.rand(total, generator=generator) < 0.5)[offset : offset + n], images) if flip else None
     padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
     rows = shifts[:, :1] + torch.arange(h, device=images.device)
     cols = shifts[:, 1:] + torch.arange(w, device=images.device)
@@ -32,6 +32,15 @@ def pad_crop_flip(
         cols = torch.where(flips[:, None], cols.flip(1), cols)  # the flip is a reversed column order
     batch = torch.arange(n, device=images.device)[:, None, None]
     return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def to_device(draws: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Random draws made on the CPU (the same on every device), copied to `like`'s device. To a GPU the
+    copy goes through pinned memory and does not wait: a plain copy from pageable memory would
+    synchronize the host with the GPU at every step."""
+    if like.device.type != "cuda":
+        return draws.to(like.device)
+    return draws.pin_memory().to(like.device, non_blocking=True)
 
 
 def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -152,9 +152,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.runtime.device.type, enabled=config.precision == "fp16")
         self.step, self.best, self.skipped_steps = 0, math.inf, 0
         self.interval = {"loss": 0.0, "wrong": 0.0, "count": 0}
-        # Running sums on the device (loss, wrong, count) and the first non-finite step: read every
+        # Running sums on the device (loss, wrong) and the first non-finite step: read every
         # SYNC_EVERY steps, so that GPU steps do not wait for the host.
-        self._sums = torch.zeros(3, dtype=torch.float64, device=self.runtime.device)
+        self._sums = torch.zeros(2, dtype=torch.float64, device=self.runtime.device)
+        self._count = 0
         self._nonfinite = torch.full((), -1, dtype=torch.int64, device=self.runtime.device)
         if state is not None:
             self._restore(state)
@@ -338,7 +339,8 @@ class Trainer:
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         self._backward_and_step(loss, buffers)
         wrong = (logits.detach().argmax(1) != y).sum()
-        self._sums += torch.stack([loss.detach().double() * len(y), wrong.double(), self._sums.new_tensor(len(y))])
+        self._sums += torch.stack([loss.detach().double() * len(y), wrong.double()])
+        self._count += len(y)  # on the host: a tensor made from it would be a copy that waits for the GPU
 
     def _backward_and_step(self, loss: torch.Tensor, buffers: list[torch.Tensor] | None) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -362,8 +364,9 @@ class Trainer:
                 f"the loss is not finite at step {bad}; stopped (the last good checkpoint is "
                 f"{self.out / 'last.pt'}; --set nonfinite=skip skips such steps)"
             )
-        loss, wrong, count = self._sums.tolist()
+        (loss, wrong), count = self._sums.tolist(), self._count
         self._sums.zero_()
+        self._count = 0
         self.interval = {
             "loss": self.interval["loss"] + loss,
             "wrong": self.interval["wrong"] + wrong,
