@@ -14,6 +14,7 @@ import argparse
 import datetime
 import itertools
 import json
+import math
 import os
 import statistics
 import sys
@@ -235,8 +236,10 @@ def make_jpeg_folder(root: Path, count: int, size: tuple[int, int]) -> Path:
 
 def feeding(quick: bool) -> list[dict]:
     device = torch.device("cuda" if torch.cuda.is_available() and not quick else "cpu")
-    count, size, batch = (32, (160, 120), 8) if quick else (2048, (500, 375), 256)
+    size, batch, steps = ((160, 120), 8, 3) if quick else ((500, 375), 256, 20)
     image_size = 64 if quick else 224
+    # one epoch holds every timed step: a new epoch restarts the workers, which a long real epoch amortizes
+    count = math.ceil((steps + 2) * batch / 0.95)
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_jpeg_folder(Path(tmp), count, size)
         overrides = {
@@ -259,7 +262,6 @@ def feeding(quick: bool) -> list[dict]:
             epochs=0,
         )
         trainer = Trainer(config, Path(tmp) / "run", progress=False)
-        steps = 3 if quick else 40
         x, y = trainer.train_loader.batches(0).__next__()
 
         def run_from_folder() -> float:
