@@ -45,6 +45,7 @@ def for_inference(
         x = x.to(device=device, dtype=dtype, non_blocking=True)
         if x.ndim == 4:
             x = x.contiguous(memory_format=memory_format)
-        return fast(x).float()
+        # a copy: a CUDA graph's outputs are overwritten by its next run
+        return fast(x).to(torch.float32, copy=True)
 
     return run
