@@ -165,7 +165,15 @@ def _superres_train(args: argparse.Namespace) -> None:
     from .superres import train
 
     r = train(
-        args.model, args.data, args.scale, args.out, args.set, iters=args.iters, device=args.device, force=args.force
+        args.model,
+        args.data,
+        args.scale,
+        args.out,
+        args.set,
+        iters=args.iters,
+        device=args.device,
+        resume=args.resume,
+        force=args.force,
     )
     print(f"run folder {r.out} · plot {r.plot}")
     print(
@@ -342,15 +350,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("superres", help="super-resolution by residual learning (VDSR, EDSR): train, apply")
     superres = p.add_subparsers(dest="superres_command", required=True, metavar="COMMAND", parser_class=_Parser)
     p = superres.add_parser("train", help="train vdsr or edsr_baseline on a folder or .tar(.gz) of images")
-    p.add_argument("--model", default="vdsr", help="vdsr or edsr_baseline (default: vdsr)")
-    p.add_argument("--data", required=True, help="a folder or .tar(.gz) of images (train/ and test/ used if present)")
-    p.add_argument("--scale", type=int, default=2, help="upscaling factor, 2 or 4 (default: 2)")
+    p.add_argument("--model", help="vdsr or edsr_baseline (default: vdsr)")
+    p.add_argument("--data", help="a folder or .tar(.gz) of images (train/ and test/ used if present)")
+    p.add_argument("--scale", type=int, help="upscaling factor, 2 or 4 (default: 2)")
     p.add_argument("--out", type=Path, help="run folder (default: runs/MODEL-xSCALE-TIME)")
     p.add_argument("--iters", type=_positive_int, help="length of the run in iterations (default: 2000)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set lr=0.001 --set patch_size=32"
     )
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--force", action="store_true", help="replace a run already in --out")
     p.set_defaults(run=_superres_train)
     p = superres.add_parser("apply", help="upscale images with a checkpoint of superres train")

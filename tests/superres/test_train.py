@@ -10,7 +10,7 @@ from superres_images import QUICK, TINY_VDSR, write_images
 from resnet import UsageError
 from resnet.cli import main
 from resnet.superres import apply, load, train
-from resnet.superres.data import downscale, load_images, upscale_bicubic
+from resnet.superres.data import PatchSampler, downscale, load_images, upscale_bicubic
 from resnet.train import checkpoint
 
 
@@ -168,7 +168,7 @@ def test_a_good_run_is_never_overwritten_by_a_bad_one(sr_run, tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main(["superres", "train", "--data", str(tmp_path / "gone"), "--out", str(out), "--force"]) == 2
     assert main(["superres", "train", "--data", str(tmp_path), "--out", str(out)]) == 2
-    assert "already holds a run: --force replaces it" in capsys.readouterr().err
+    assert "already holds a run: --resume continues it, --force replaces it" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -190,6 +190,31 @@ def test_apply_bad_input(sr_run, sr_folder, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and text in err[0], err
     assert not (tmp_path / "up").exists()
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(sr_folder, tmp_path, monkeypatch):
+    settings = {**QUICK, "evals": 4}
+    whole = train("vdsr", sr_folder, 2, tmp_path / "whole", settings, iters=8, progress=False)
+    batch = PatchSampler.batch
+    calls = iter(range(100))
+
+    def interrupted(self, size):  # the 7th batch never comes: the run stops after step 6's checkpoint
+        if next(calls) == 6:
+            raise KeyboardInterrupt
+        return batch(self, size)
+
+    monkeypatch.setattr(PatchSampler, "batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train("vdsr", sr_folder, 2, tmp_path / "cut", settings, iters=8, progress=False)
+    monkeypatch.setattr(PatchSampler, "batch", batch)
+    assert main(["superres", "train", "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    a, b = checkpoint.load(tmp_path / "whole" / "last.pt"), checkpoint.load(tmp_path / "cut" / "last.pt")
+    assert a["step"] == b["step"] == 8
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2, 4, 6, 8] and rows[-1]["psnr"] == whole.psnr
+    with pytest.raises(UsageError, match="is a checkpoint of vdsr, not edsr_baseline"):
+        train("edsr_baseline", out=tmp_path / "cut", resume=True)
 
 
 def test_python_api_takes_a_mapping(sr_folder, tmp_path):

@@ -112,37 +112,54 @@ def check(cfg: SuperResConfig) -> None:
 
 
 def train(
-    model: str = "vdsr",
+    model: str | None = None,
     data: str | Path | None = None,
-    scale: int = 2,
+    scale: int | None = None,
     out: str | Path | None = None,
     overrides: list[str] | dict | None = None,
     *,
     iters: int | None = None,
     device: str | None = None,
+    resume: bool = False,
     force: bool = False,
     progress: bool = True,
 ) -> SuperResResult:
-    """Train super-resolution network `model` (vdsr, edsr_baseline) ×`scale` on the images under `data`.
+    """Train super-resolution network `model` (vdsr, the default, or edsr_baseline) ×`scale` (2) on the
+    images under `data`.
 
     `overrides` ("key=value" strings or a mapping) set SuperResConfig keys, e.g. {"lr": 1e-3}. The run
-    is written to `out`; an existing run there is replaced only with `force`. Returns the final PSNR and
-    SSIM on held-out images beside those of bicubic upscaling.
+    is written to `out`; an existing run there is replaced only with `force`; with `resume` it continues
+    from its last checkpoint (its own settings; `device` may change), to the same weights as a run that
+    was never stopped. Returns the final PSNR and SSIM on held-out images beside those of bicubic
+    upscaling.
     """
+    if resume:
+        if out is None:
+            raise UsageError("--resume needs --out, the folder of the run to continue")
+        out = Path(out)
+        state = checkpoint.load(out / "last.pt")
+        if state.get("task") != TASK:
+            raise UsageError(f"{out / 'last.pt'} is not a checkpoint of a super-resolution run")
+        cfg = from_dict(SuperResConfig, state["config"])
+        if device:
+            cfg.device = device
+        if model is not None and model != cfg.model:
+            raise UsageError(f"{out / 'last.pt'} is a checkpoint of {cfg.model}, not {model}")
+        return SuperResTrainer(cfg, out, progress, state).run()
     if data is None:
         raise UsageError("--data is required: a folder or .tar(.gz) of high-resolution images")
     cfg = resolve(overrides, model=model, data=str(data), scale=scale, iters=iters, device=device)
     create_model(cfg.model, scale=cfg.scale, **cfg.model_options)  # bad options fail before any work
     out = Path(out) if out else Path("runs") / f"{cfg.model}-x{cfg.scale}-{time.strftime('%Y%m%d-%H%M%S')}"
     if (out / "last.pt").exists() and not force:
-        raise UsageError(f"{out} already holds a run: --force replaces it")
+        raise UsageError(f"{out} already holds a run: --resume continues it, --force replaces it")
     return SuperResTrainer(cfg, out, progress).run()
 
 
 class SuperResTrainer:
     """One run of `cfg`: data and held-out images are checked before the run folder is touched."""
 
-    def __init__(self, cfg: SuperResConfig, out: Path, progress: bool = True) -> None:
+    def __init__(self, cfg: SuperResConfig, out: Path, progress: bool = True, state: dict | None = None) -> None:
         self.cfg, self.out, self.show_progress = cfg, out, progress
         self.runtime = setup(cfg.device)
         torch.manual_seed(cfg.seed)
@@ -157,7 +174,12 @@ class SuperResTrainer:
         self.test = held_out_images(splits, cfg.scale, cfg.eval_images)
         bicubic = measure([t.bicubic for t in self.test], self.test, cfg.scale, cfg.metric_channel)
         self.bicubic = {"bicubic_psnr": bicubic["psnr"], "bicubic_ssim": bicubic["ssim"]}
-        self.best, self.rows = -math.inf, []
+        self.step, self.best, self.rows = 0, -math.inf, []
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.sampler.rng.bit_generator.state = state["sampler_rng"]
+            self.step, self.best, self.rows = state["step"], state["best"], list(state["rows"])
 
     def lr(self, step: int) -> float:
         if self.cfg.schedule == "constant":
@@ -168,12 +190,14 @@ class SuperResTrainer:
         cfg, device = self.cfg, self.runtime.device
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        (self.out / "metrics.jsonl").write_text("")
+        # a resumed run keeps the rows up to its checkpoint
+        (self.out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in self.rows))
         every = max(1, cfg.iters // cfg.evals)
         start, losses = time.perf_counter(), []
-        with Progress(cfg.iters, 0, enabled=self.show_progress) as bar:
-            self._evaluate(bar, 0, None)
-            for step in range(1, cfg.iters + 1):
+        with Progress(cfg.iters, self.step, enabled=self.show_progress) as bar:
+            if self.step == 0:
+                self._evaluate(bar, 0, None)
+            for step in range(self.step + 1, cfg.iters + 1):
                 lr = self.lr(step - 1)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
@@ -187,6 +211,7 @@ class SuperResTrainer:
                 loss.backward()
                 self.optimizer.step()
                 losses.append(loss.item())
+                self.step = step
                 bar.update(step, loss=losses[-1], error=math.nan, images=cfg.batch_size)  # no error rate here
                 if step % every == 0 or step == cfg.iters:
                     self._evaluate(bar, step, sum(losses) / len(losses), lr)
@@ -202,9 +227,10 @@ class SuperResTrainer:
         self.rows.append(row)
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+        improved = row["psnr"] > self.best
+        self.best = max(self.best, row["psnr"])
         self._save("last.pt", step, row)
-        if row["psnr"] > self.best:
-            self.best = row["psnr"]
+        if improved:
             self._save("best.pt", step, row)
         loss = "" if train_loss is None else f"train loss {train_loss:.4f} · "
         bar.log(
@@ -218,6 +244,10 @@ class SuperResTrainer:
             "model_name": self.cfg.model,
             "model_options": {**self.cfg.model_options, "scale": self.cfg.scale},
             "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler_rng": self.sampler.rng.bit_generator.state,
+            "best": self.best,
+            "rows": self.rows,
             "step": step,
             "metrics": {k: row[k] for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")},
             "config": to_dict(self.cfg),
