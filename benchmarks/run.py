@@ -38,17 +38,22 @@ from resnet.train.trainer import Trainer
 SECTIONS = ("cpu", "inference", "throughput", "feeding", "cifar", "speedrun")
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on `device` (a no-op on the CPU, whose work is done when it returns)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def timed(fn: Callable[[], object], warmup: int, reps: int, device: torch.device) -> float:
     """Median seconds of `fn()` over `reps` calls after `warmup` calls (device work included)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
-    sync()
+    synchronize(device)
     times = []
     for _ in range(reps):
         start = time.perf_counter()
         fn()
-        sync()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -239,7 +244,8 @@ def feeding(quick: bool) -> list[dict]:
     size, batch, steps = ((160, 120), 8, 3) if quick else ((500, 375), 256, 20)
     image_size = 64 if quick else 224
     # one epoch holds every timed step: a new epoch restarts the workers, which a long real epoch amortizes
-    count = math.ceil((steps + 2) * batch / 0.95)
+    test_fraction = 0.05
+    count = math.ceil((steps + 2) * batch / (1 - test_fraction))
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_jpeg_folder(Path(tmp), count, size)
         overrides = {
@@ -250,7 +256,7 @@ def feeding(quick: bool) -> list[dict]:
             "batch_size": batch,
             "channels_last": True,
             "precision": "bf16" if device.type == "cuda" else "fp32",
-            "data.test_fraction": 0.05,
+            "data.test_fraction": test_fraction,
             "data.workers": 2 if quick else 15,
         }
         config = resolve(
@@ -271,8 +277,7 @@ def feeding(quick: bool) -> list[dict]:
             for _ in range(steps):
                 xb, yb = next(batches)
                 trainer.train_step(xb, yb, 0.1)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(device)
             return steps * batch / (time.perf_counter() - start)
 
         ours = run_from_folder()
@@ -391,13 +396,12 @@ def _speedrun_ours(data: str | None, device: torch.device, epochs: float, seed: 
     small = {"model_options": {"width": 8}, "batch_size": 64} if quick else {}
     config = resolve("speedrun", {"data.source": data, "seed": seed, **small}, device=str(device), epochs=epochs)
     trainer = Trainer(config, Path(tempfile.mkdtemp()), progress=False)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     trainer.model.train()
-    sync()
+    synchronize(device)
     start = time.perf_counter()
     for step, (x, y) in enumerate(itertools.islice(trainer.train_loader.batches(0), trainer.total)):
         trainer.train_step(x, y, trainer.schedule(step))
-    sync()
+    synchronize(device)
     seconds = time.perf_counter() - start
     test = trainer.eval_loaders["test"]
     metrics = evaluate_batches(

@@ -63,13 +63,9 @@ class ResNet9(nn.Module):
         self.fc = nn.Linear(self.num_features, num_classes, bias=False).to(self.fc.weight.device)
 
 
-def resnet9(*, num_classes: int = 10, width: int = 64, logit_scale: float = 0.125, in_channels: int = 3) -> ResNet9:
-    return ResNet9(num_classes=num_classes, width=width, logit_scale=logit_scale, in_channels=in_channels)
-
-
 register(
     "resnet9",
-    resnet9,
+    ResNet9,
     family="speed",
     depth=9,
     input_size=32,

@@ -179,7 +179,8 @@ class SuperResTrainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.sampler.rng.bit_generator.state = state["sampler_rng"]
-            self.step, self.best, self.rows = state["step"], state["best"], list(state["rows"])
+            self.step, self.rows = state["step"], list(state["rows"])
+            self.best = max(row["psnr"] for row in self.rows)
 
     def lr(self, step: int) -> float:
         if self.cfg.schedule == "constant":
@@ -246,7 +247,6 @@ class SuperResTrainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "sampler_rng": self.sampler.rng.bit_generator.state,
-            "best": self.best,
             "rows": self.rows,
             "step": step,
             "metrics": {k: row[k] for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")},
