@@ -1,3 +1,5 @@
+import importlib
+
 import pytest
 import torch
 
@@ -56,3 +58,80 @@ def test_for_inference_compiled():
     with torch.no_grad():
         expected = model(x)
     assert torch.allclose(for_inference(model, "cpu", precision="fp32")(x), expected, atol=1e-4)
+
+
+# -- engines: every one checked against the float32 model -----------------------------------------
+
+from resnet import optimize  # noqa: E402
+from resnet.errors import UsageError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained20():
+    torch.manual_seed(0)
+    return _trained_statistics(create_model("resnet20"), 32)
+
+
+@pytest.mark.parametrize(
+    "engine, precision",
+    [("openvino", "fp32"), ("openvino", "bf16"), ("onnxruntime", "fp32"), ("torch", "bf16")],
+)
+def test_every_engine_gives_the_models_outputs_within_its_tolerance(trained20, engine, precision):
+    pytest.importorskip(engine)
+    x = torch.randn(6, 3, 32, 32)
+    with torch.no_grad():
+        expected = trained20(x)
+    fast = optimize.for_inference(trained20, "cpu", precision=precision, engine=engine, compile=False)
+    got = fast(x)
+    assert (fast.engine, fast.precision) == (engine, precision)  # no fallback was needed
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    relative = (got - expected).abs().max() / expected.abs().max().clamp_min(1)
+    assert relative <= optimize.TOLERANCE[precision]
+    if precision == "fp32":
+        assert relative <= 1e-5
+    assert fast.max_difference == pytest.approx(relative.item(), rel=1e-3, abs=1e-7)
+    again = fast(x[:3])  # another batch size: compiled and checked on its own
+    assert torch.allclose(again, got[:3], atol=1e-2 * expected.abs().max().item())
+
+
+def test_an_engine_that_gets_it_wrong_is_replaced_by_float32_torch(trained20, monkeypatch):
+    def broken(model, device, precision, **options):
+        return lambda x: torch.zeros(len(x), 10)
+
+    monkeypatch.setitem(optimize.BUILDERS, "openvino", broken)
+    monkeypatch.setattr(optimize, "_installed", lambda package: True)
+    x = torch.randn(4, 3, 32, 32)
+    fast = optimize.for_inference(trained20, "cpu", precision="fp32")
+    assert fast.engine == "openvino"
+    with pytest.warns(UserWarning, match="differs from the float32 model"):
+        got = fast(x)
+    assert (fast.engine, fast.precision) == ("torch", "fp32")
+    with torch.no_grad():
+        assert torch.allclose(got, trained20(x), atol=1e-5)
+        assert torch.allclose(fast(x), trained20(x), atol=1e-5)
+
+
+def test_auto_takes_openvino_when_installed_and_bf16_where_the_cpu_has_it(trained20, monkeypatch):
+    runtime = importlib.import_module("resnet.train.runtime")
+    monkeypatch.setattr(optimize, "_installed", lambda package: False)
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: False)
+    fast = optimize.for_inference(trained20, compile=False)
+    assert repr(fast) == "Inference(engine='torch', precision='fp32', device='cpu')"
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: True)
+    monkeypatch.setattr(optimize, "native_bf16", lambda device: True)
+    monkeypatch.setattr(optimize, "_installed", lambda package: package == "openvino")
+    fast = optimize.for_inference(trained20)
+    assert (fast.engine, fast.precision) == ("openvino", "bf16")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"engine": "tensorrt"}, "unknown inference engine 'tensorrt'"),
+        ({"engine": "onnxruntime", "precision": "bf16"}, "float32 only"),
+        ({"precision": "fp16"}, "'fp16' is not one of"),
+    ],
+)
+def test_bad_engine_options_are_refused(trained20, kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        optimize.for_inference(trained20, "cpu", **kwargs)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .config import recipe_names
 from .errors import RunError, UsageError
+from .optimize import ENGINES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,7 +107,7 @@ def _eval(args: argparse.Namespace) -> None:
     from .inference import evaluate
 
     out = args.out or Path(args.checkpoint).parent / f"eval-{args.split}-{args.tta}"
-    m = evaluate(args.checkpoint, args.data, args.split, args.tta, out, args.batch_size, args.device)
+    m = evaluate(args.checkpoint, args.data, args.split, args.tta, out, args.batch_size, args.device, args.engine)
     if args.json:
         print(json.dumps(m, indent=2))
         return
@@ -125,7 +126,7 @@ def _predict(args: argparse.Namespace) -> None:
 
     if args.topk < 1:
         raise UsageError(f"--topk must be positive, not {args.topk}")
-    classifier = load(args.checkpoint, args.device)
+    classifier = load(args.checkpoint, args.device, args.engine)
     results = classifier.predict(args.images, args.topk)
     if args.json:
         rows = [
@@ -224,6 +225,16 @@ def _depth(text: str) -> int:
     return value
 
 
+def _engine_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=ENGINES,
+        help="what computes the outputs (default auto: OpenVINO on a CPU when installed, else torch; every "
+        "engine is checked against the float32 model)",
+    )
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -316,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="report folder (default: beside the checkpoint)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--device", default="auto")
+    _engine_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_eval)
 
@@ -324,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    _engine_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_predict)
 
@@ -372,9 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(run=_superres_apply)
 
-    p = commands.add_parser("export", help="ONNX, TorchScript or safetensors of a checkpoint, verified against it")
+    p = commands.add_parser(
+        "export", help="ONNX, TorchScript, safetensors or OpenVINO IR of a checkpoint, verified against it"
+    )
     p.add_argument("checkpoint")
-    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "safetensors"])
+    p.add_argument(
+        "--format",
+        default="onnx",
+        choices=["onnx", "torchscript", "safetensors", "openvino"],
+        help="default onnx; openvino writes FILE.xml and FILE.bin",
+    )
     p.add_argument("--out", type=Path, help="the file (default: beside the checkpoint, e.g. best.onnx)")
     p.add_argument("--batch-size", type=_positive_int, default=2, help="images of the verification batch (≥ 2)")
     p.set_defaults(run=_export)

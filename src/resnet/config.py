@@ -81,6 +81,7 @@ class LogConfig:
     tensorboard: bool = False
     checkpoint_every: int = 0  # also save `last` every N iterations (0: at each evaluation)
     diagnostics: bool = False  # gradient norms and layer responses at the start and each evaluation
+    eval_share: float = 0.1  # with `evals`: evaluations stretched apart to stay under this share of the run
 
 
 @dataclass
@@ -92,7 +93,7 @@ class TrainConfig:
     iters: int = 0  # length of the run in iterations ...
     epochs: float = 0  # ... or in epochs (exactly one of the two is set)
     label_smoothing: float = 0.0
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast) | auto (bf16 on CUDA, fp32 on CPU)
+    precision: str = "auto"  # fp32 | bf16 | fp16 (autocast) | auto (bf16 where the device has native bf16, else fp32)
     channels_last: bool = False
     compile: str = "none"  # none | default | reduce-overhead | max-autotune
     seed: int = 0
@@ -280,6 +281,8 @@ def check(config: TrainConfig) -> None:
         raise UsageError("set exactly one of iters and epochs (a positive length for the run)")
     if not 0 <= config.label_smoothing < 1:
         raise UsageError(f"label_smoothing must be in [0, 1), not {config.label_smoothing}")
+    if not 0 < config.log.eval_share <= 1:
+        raise UsageError(f"log.eval_share must be in (0, 1], not {config.log.eval_share}")
     if not 0 < config.data.test_fraction < 1:
         raise UsageError(f"data.test_fraction must be in (0, 1), not {config.data.test_fraction}")
     if any(not 0 < m < 1 for m in config.schedule.milestones):

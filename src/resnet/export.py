@@ -1,5 +1,5 @@
-"""A trained network for other runtimes: ONNX, TorchScript or safetensors, each verified against the
-PyTorch model before it is written. The file also carries what it takes to use the network: model
+"""A trained network for other runtimes: ONNX, TorchScript, safetensors or OpenVINO IR, each verified
+against the PyTorch model before it is written. The file also carries what it takes to use the network: model
 name and options, classes, normalization (mean/std on 0-255 pixels) and input size."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .inference import Classifier, load
 from .models import input_shape
 from .models.weights import EXPORT_FORMAT
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors", "openvino": ".xml"}
 OPSET = 17
 TOLERANCE = 1e-4  # fp32: the largest difference from the PyTorch model's logits accepted
 
@@ -73,7 +73,9 @@ def export_model(
     shape = input_shape(classifier.model_name, classifier.image_size, **classifier.model_options)
     generator = torch.Generator().manual_seed(0)
     batches = [torch.randn(n, *shape, generator=generator) for n in (batch_size, batch_size + 1)]
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    # OpenVINO IR is two files, the graph (.xml) and the weights beside it (.bin, same stem)
+    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+    pairs = [(tmp, out)] + ([(tmp.with_suffix(".bin"), out.with_suffix(".bin"))] if format == "openvino" else [])
     try:
         run = WRITERS[format](classifier, batches[0], tmp)
         with torch.no_grad():
@@ -86,9 +88,11 @@ def export_model(
                 f"the {format} export's logits differ from the model's by {diff:.2e} "
                 f"(tolerance {tolerance:.0e} × max(1, largest logit) = {tolerance * scale:.1e}); nothing was written"
             )
-        os.replace(tmp, out)
+        for written, final in reversed(pairs):  # the weights before the graph that names them
+            os.replace(written, final)
     finally:
-        tmp.unlink(missing_ok=True)
+        for written, _ in pairs:
+            written.unlink(missing_ok=True)
     return ExportResult(out, format, diff, batch_size)
 
 
@@ -141,8 +145,21 @@ def _safetensors(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
     return reloaded
 
 
+def _openvino(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
+    from .optimize import import_openvino, openvino_model
+
+    ov = import_openvino()
+    graph = openvino_model(classifier.model, x)
+    for key, value in metadata(classifier).items():
+        graph.set_rt_info(value, ["resnet", key])
+    ov.save_model(graph, str(path), compress_to_fp16=False)
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return lambda batch: torch.from_numpy(compiled(batch.numpy())[0].copy())
+
+
 WRITERS: dict[str, Callable[[Classifier, torch.Tensor, Path], Runner]] = {
     "onnx": _onnx,
     "torchscript": _torchscript,
     "safetensors": _safetensors,
+    "openvino": _openvino,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,12 @@ from .data.load import load_data
 from .data.loader import StreamLoader, TensorLoader
 from .errors import UsageError
 from .models import create_model
+from .optimize import ENGINES, Inference, for_inference
 from .train import checkpoint
 from .train.evaluate import TTA, evaluate_batches
 from .train.runtime import setup
+
+SMALL_JOB = 256  # images: fewer run uncompiled (torch.compile takes seconds; OpenVINO's compilation about one)
 
 
 @dataclass
@@ -36,6 +39,18 @@ class Classifier:
     image_size: int
     eval_resize: float
     config: TrainConfig
+    engine: str = "auto"  # what computes the outputs: one of optimize.ENGINES
+    _engines: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def inference(self, images: int) -> Inference:
+        """What computes the outputs for a job of `images` images: `engine`, except that with "auto" a
+        job under SMALL_JOB images runs the folded model uncompiled, as compiling costs more than it saves."""
+        engine, compile = self.engine, True
+        if engine == "auto" and images < SMALL_JOB:
+            engine, compile = "torch", False
+        if (engine, compile) not in self._engines:
+            self._engines[engine, compile] = for_inference(self.model, self.device, engine=engine, compile=compile)
+        return self._engines[engine, compile]
 
     @property
     def device(self) -> torch.device:
@@ -57,7 +72,7 @@ class Classifier:
                 "vectors normalized by classifier.normalize"
             )
         decoded = [im.convert("RGB") if isinstance(im, Image.Image) else decode_image(im) for im in images]
-        probs = self.model.eval()(self.preprocess(decoded)).float().softmax(1)
+        probs = self.inference(len(decoded))(self.preprocess(decoded)).softmax(1)
         values, indices = probs.topk(min(topk, len(self.classes)), dim=1)
         return [
             [(self.classes[i], p) for i, p in zip(row_i.tolist(), row_p.tolist())]
@@ -65,8 +80,11 @@ class Classifier:
         ]
 
 
-def load(path: str | Path, device: str = "cpu") -> Classifier:
-    """The network of a checkpoint written by `resnet train`, in eval mode on `device`."""
+def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> Classifier:
+    """The network of a checkpoint written by `resnet train`, in eval mode on `device`; `predict` and
+    `evaluate` compute with `engine` (see `resnet.optimize.for_inference`)."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown inference engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     state = checkpoint.load(path)
     classes = list(state["classes"])
     model = create_model(state["model_name"], num_classes=len(classes), **state["model_options"])
@@ -87,6 +105,7 @@ def load(path: str | Path, device: str = "cpu") -> Classifier:
         state["image_size"],
         state["eval_resize"],
         config,
+        engine,
     )
 
 
@@ -98,13 +117,15 @@ def evaluate(
     out: str | Path | None = None,
     batch_size: int = 256,
     device: str = "auto",
+    engine: str = "auto",
 ) -> dict:
     """Top-1/top-5 error, per-class accuracy and confusion matrix of a checkpoint on `split` of `data`
-    (default: the data it was trained on). With `out`, writes metrics.json, confusion.csv and confusion.png."""
+    (default: the data it was trained on), computed by `engine` (see `resnet.optimize.for_inference`).
+    With `out`, writes metrics.json, confusion.csv and confusion.png."""
     if tta not in TTA:
         raise UsageError(f"unknown test-time augmentation {tta!r}; choose one of: {', '.join(TTA)}")
     runtime = setup(device)
-    classifier = load(path, runtime.device)
+    classifier = load(path, runtime.device, engine)
     data_cfg = classifier.config.data if data is None else replace(classifier.config.data, source=data)
     dataset = load_data(data_cfg)
     if split not in dataset.split_names:
@@ -118,9 +139,14 @@ def evaluate(
         loader = TensorLoader(dataset.arrays[split], pad=data_cfg.pad, train=False, **common)
     else:
         loader = StreamLoader(dataset.layout, dataset.files[split], data_cfg, train=False, **common)
-    metrics = evaluate_batches(classifier.model, loader.eval_batches(tta=tta), len(classifier.classes), tta=tta)
+    fast = classifier.inference(dataset.size(split))
+    metrics = evaluate_batches(
+        classifier.model, loader.eval_batches(tta=tta), len(classifier.classes), tta=tta, forward=fast
+    )
     metrics.update(
         {
+            "engine": fast.engine,
+            "precision": fast.precision,
             "checkpoint": str(path),
             "model": classifier.model_name,
             "data": dataset.source,

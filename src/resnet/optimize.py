@@ -1,14 +1,35 @@
-"""Inference at the speed of the hardware: batch norm folded into the convolutions, channels-last
-memory, bf16 weights on GPUs, and torch.compile (which captures CUDA graphs on GPUs)."""
+"""Inference at the speed of the hardware, verified: `for_inference` returns a function computing a
+model's eval-mode outputs on the fastest engine at hand, each new input shape checked once against
+the float32 model.
+
+Engines (`ENGINES`):
+- torch: batch norm folded into the convolutions, channels-last, bf16 weights where the device has
+  native bf16, and torch.compile (on the CPU inductor with the weights frozen into oneDNN's layouts;
+  on CUDA "max-autotune", which captures CUDA graphs). No extra package.
+- openvino: OpenVINO's CPU runtime (`pip install 'resnet[cpu]'`), one compiled model per input shape.
+- onnxruntime: ONNX Runtime's CPU runtime, float32 only.
+
+engine="auto" takes OpenVINO on a CPU when it is installed (the fastest engine in every case of
+BENCHMARKS.md's `cpu` section), else torch.
+"""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import io
+import warnings
 
 import torch
 from torch import nn
 from torch.fx.experimental.optimization import fuse
+
+from .errors import UsageError
+from .train.runtime import native_bf16, resolve_precision
+
+ENGINES = ("auto", "torch", "openvino", "onnxruntime")
+# largest accepted |output - float32 output| / max(1, largest |float32 output|): float32 engines differ
+# by rounding; bf16 keeps 8 bits of mantissa (0.4% per value; 0.5-0.7% of the largest logit measured)
+TOLERANCE = {"fp32": 1e-4, "bf16": 3e-2}
 
 
 def fold_batch_norm(model: nn.Module) -> nn.Module:
@@ -17,30 +38,100 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     return fuse(copy.deepcopy(model).eval())
 
 
+class Inference:
+    """`model`'s eval-mode outputs as float32 tensors on `device`, computed by `engine` in `precision`.
+
+    Call it on a batch; the first call of each input shape compiles (torch, openvino) and checks the
+    outputs against the float32 model within TOLERANCE[precision], falling back to the float32 torch
+    engine (with a warning) if they differ more. `engine` and `precision` say what runs."""
+
+    def __init__(self, model: nn.Module, device: torch.device, engine: str, precision: str, **options) -> None:
+        self.reference = model.eval()
+        self.device, self.engine, self.precision = device, engine, precision
+        self.max_difference = 0.0  # the largest relative difference seen in the checks
+        self._run = BUILDERS[engine](model, device, precision, **options)
+        self._checked: set[tuple[int, ...]] = set()
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._run(x)
+        if tuple(x.shape) not in self._checked:
+            out = self._check(x, out)
+            self._checked.add(tuple(x.shape))
+        return out
+
+    def _check(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        expected = self.reference(x.to(self.device)).float()
+        difference = (out - expected).abs().max().item() / max(1.0, expected.abs().max().item())
+        if difference <= TOLERANCE[self.precision]:
+            self.max_difference = max(self.max_difference, difference)
+            return out
+        warnings.warn(
+            f"the {self.engine} engine ({self.precision}) differs from the float32 model by {difference:.1e} of the "
+            f"largest output (tolerance {TOLERANCE[self.precision]:.0e}): using the float32 torch engine",
+            stacklevel=3,
+        )
+        self.engine, self.precision, self.max_difference = "torch", "fp32", 0.0
+        self._run = _torch(self.reference, self.device, "fp32", compile=False)
+        self._checked.clear()
+        return expected
+
+    def __repr__(self) -> str:
+        return f"Inference(engine={self.engine!r}, precision={self.precision!r}, device={str(self.device)!r})"
+
+
 def for_inference(
     model: nn.Module,
     device: str | torch.device = "cpu",
     precision: str = "auto",
+    engine: str = "auto",
     channels_last: bool = True,
     compile: bool = True,
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function computing `model`'s eval-mode outputs fast on `device`.
+) -> Inference:
+    """The fastest verified way to run `model` (eval mode) on `device`: an `Inference` callable.
 
-    precision: "fp32", "bf16" (weights and activations in bfloat16), or "auto" (bf16 on CUDA, fp32 on
-    CPU). The function accepts float32 inputs of any batch size and returns float32 outputs; with
-    `compile`, the first call of each new batch size compiles (on CUDA "max-autotune", which also
-    captures CUDA graphs).
+    precision: "fp32", "bf16" (weights and activations in bfloat16), or "auto" (bf16 where the device
+    has native bf16: GPUs, CPUs with AVX-512 BF16 or AMX; else fp32). engine: one of ENGINES ("auto":
+    OpenVINO on a CPU when installed, else torch). `channels_last` and `compile` tune the torch engine.
+    Accepts float32 batches of any size; returns float32 outputs. `model` is not changed.
     """
     device = torch.device(device)
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
+    if engine not in ENGINES:
+        raise UsageError(f"unknown inference engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if engine == "auto":
+        engine = "openvino" if device.type == "cpu" and _installed("openvino") else "torch"
+    if engine != "torch" and device.type != "cpu":
+        raise UsageError(f"the {engine} engine runs on the CPU, not on {device}")
+    precision = resolve_precision(precision, device)
+    if precision not in TOLERANCE:
+        raise UsageError(f"inference precision {precision!r} is not one of: auto, {', '.join(TOLERANCE)}")
+    if engine == "onnxruntime" and precision != "fp32":
+        raise UsageError("the onnxruntime engine computes in float32 only: precision='fp32'")
+    if precision == "bf16" and not native_bf16(device):
+        warnings.warn(f"{device} has no native bf16: bf16 inference will be slower than fp32 there", stacklevel=2)
+    options = {"channels_last": channels_last, "compile": compile} if engine == "torch" else {}
+    return Inference(model, device, engine, precision, **options)
+
+
+def _installed(package: str) -> bool:
+    try:
+        __import__(package)
+    except ImportError:
+        return False
+    return True
+
+
+def _torch(model: nn.Module, device: torch.device, precision: str, channels_last: bool = True, compile: bool = True):
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     fast = fold_batch_norm(model).to(device=device, dtype=dtype, memory_format=memory_format)
-    if compile:
-        fast = torch.compile(fast, mode="max-autotune" if device.type == "cuda" else None)
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    if compile and device.type == "cuda":
+        fast = torch.compile(fast, mode="max-autotune")
+    elif compile:  # inductor with the weights as constants, pre-packed for oneDNN's convolutions
+        fast = torch.compile(fast, options={"freezing": True})
 
-    @torch.inference_mode()
     def run(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device=device, dtype=dtype, non_blocking=True)
         if x.ndim == 4:
@@ -49,3 +140,77 @@ def for_inference(
         return fast(x).to(torch.float32, copy=True)
 
     return run
+
+
+def onnx_bytes(model: nn.Module, x: torch.Tensor) -> bytes:
+    """`model` as an ONNX graph with a dynamic batch axis (input "input", output "logits")."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation and constant-folding notes
+        torch.onnx.export(
+            model,
+            (x,),
+            buffer,
+            dynamo=False,  # the torch.export-based exporter would need onnxscript as well
+            opset_version=17,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    return buffer.getvalue()
+
+
+def import_openvino():
+    try:
+        import openvino
+    except ImportError:
+        raise UsageError("the openvino engine needs OpenVINO: pip install 'resnet[cpu]'") from None
+    return openvino
+
+
+def openvino_model(model: nn.Module, x: torch.Tensor):
+    """`model` as an OpenVINO model with a dynamic batch axis, read from its ONNX graph (quicker than
+    OpenVINO's own conversion from PyTorch, which traces the model)."""
+    return import_openvino().Core().read_model(onnx_bytes(fold_batch_norm(model), x[:1].cpu()), b"")
+
+
+def _openvino(model: nn.Module, device: torch.device, precision: str):
+    core = import_openvino().Core()
+    compiled = {}  # input shape -> compiled model: static shapes let the CPU plugin pick its kernels once
+    hint = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+    graph = None
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        nonlocal graph
+        shape = tuple(x.shape)
+        if shape not in compiled:
+            graph = graph or openvino_model(model, x)
+            static = graph.clone()
+            static.reshape(list(shape))
+            compiled[shape] = core.compile_model(static, "CPU", hint)
+        # a copy: the outputs are the request's buffer, overwritten by its next run
+        return torch.from_numpy(compiled[shape](x.float().numpy(force=True))[0].copy())
+
+    return run
+
+
+def _onnxruntime(model: nn.Module, device: torch.device, precision: str):
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UsageError("the onnxruntime engine needs ONNX Runtime: pip install 'resnet[export]'") from None
+    session = None
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        nonlocal session
+        if session is None:
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            graph = onnx_bytes(fold_batch_norm(model), x[:1].cpu())
+            session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(None, {"input": x.float().numpy(force=True)})[0])
+
+    return run
+
+
+BUILDERS = {"torch": _torch, "openvino": _openvino, "onnxruntime": _onnxruntime}

@@ -3,7 +3,7 @@ confusion matrix, with optional test-time augmentation (flip, 10-crop)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -23,26 +23,28 @@ def evaluate_batches(
     tta: str = "none",
     autocast: AbstractContextManager | None = None,
     reduce=None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict:
     """Run `model` in eval mode over `batches` and return the metrics.
 
     With tta="flip" the probabilities of each image and its mirror image are averaged; with "10crop"
     the batches are (10, N, C, H, W) views whose probabilities are averaged. `reduce` (distributed
-    runs) sums a tensor over processes. Returns loss, top1_error, top5_error, count, per_class
+    runs) sums a tensor over processes. `forward` computes the logits instead of `model` (e.g. an
+    `resnet.optimize.for_inference` engine of it). Returns loss, top1_error, top5_error, count, per_class
     accuracy and the confusion matrix (rows: true class, columns: predicted).
     """
     with mode(model, training=False):
-        return _evaluate(model, batches, num_classes, tta, autocast, reduce)
+        return _evaluate(model, forward or model, batches, num_classes, tta, autocast, reduce)
 
 
-def _evaluate(model, batches, num_classes, tta, autocast, reduce) -> dict:
+def _evaluate(model, forward, batches, num_classes, tta, autocast, reduce) -> dict:
     device = next(model.parameters()).device
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, top-5 correct, count
     k = min(5, num_classes)
     for x, y in batches:
         with autocast or nullcontext():
-            probs = _probabilities(model, x, tta)
+            probs = _probabilities(forward, x, tta)
         sums[0] += F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum").double()
         sums[1] += (probs.topk(k, dim=1).indices == y[:, None]).any(dim=1).sum()
         sums[2] += len(y)
@@ -63,7 +65,7 @@ def _evaluate(model, batches, num_classes, tta, autocast, reduce) -> dict:
     }
 
 
-def _probabilities(model: nn.Module, x: torch.Tensor, tta: str) -> torch.Tensor:
+def _probabilities(forward, x: torch.Tensor, tta: str) -> torch.Tensor:
     if tta == "10crop":
         views = x  # (10, N, C, H, W)
     elif tta == "flip":
@@ -71,5 +73,5 @@ def _probabilities(model: nn.Module, x: torch.Tensor, tta: str) -> torch.Tensor:
     else:
         views = x[None]
     n = views.shape[1]
-    logits = model(views.flatten(0, 1)).float()
+    logits = forward(views.flatten(0, 1)).float()
     return logits.softmax(1).view(len(views), n, -1).mean(0)

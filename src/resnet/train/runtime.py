@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -26,9 +27,8 @@ class Runtime:
         return self.rank == 0
 
     def autocast(self, precision: str):
-        """The autocast context of `precision` (fp32: none; auto: bf16 on CUDA, none on CPU)."""
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        """The autocast context of `precision` (fp32: none; auto: see `resolve_precision`)."""
+        precision = resolve_precision(precision, self.device)
         if precision == "fp32":
             return nullcontext()
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -43,6 +43,31 @@ class Runtime:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively: CUDA GPUs that support it, CPUs with AVX-512 BF16
+    or AMX (read at run time; on other CPUs bf16 is emulated and slower than fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    except AttributeError:  # a torch without these probes: read the kernel's CPU flags
+        try:
+            flags = Path("/proc/cpuinfo").read_text().split()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`precision` with "auto" resolved: bf16 where `device` has native bf16, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def setup(device: str = "auto") -> Runtime:

@@ -40,6 +40,7 @@ from .schedule import LRSchedule
 NORMALIZE_SAMPLE = 512  # streamed images whose statistics give the normalization
 SYNC_EVERY = 10  # steps between reads of the running loss and error
 DIAGNOSTIC_BATCH = 128  # images of the fixed batches that diagnostics are measured on
+EVAL_COST = 1 / 3  # an evaluated image costs about a third of a trained one (forward, no backward)
 
 
 @dataclass
@@ -292,7 +293,7 @@ class Trainer:
         end = min(self.total, self.step + stop_after) if stop_after else self.total
         if runtime.is_main:
             self._prepare_folder()
-        every = cfg.log.every or max(1, self.total // cfg.log.evals)
+        every = self.eval_interval()
         start_time, start_step = time.perf_counter(), self.step
         if self.step == 0 and cfg.log.diagnostics:
             self._diagnose()
@@ -319,6 +320,17 @@ class Trainer:
                 self.save("last.pt")
                 bar.log(f"paused at step {self.step} of {self.total}: --resume continues")
         return self._finish(time.perf_counter() - start_time, self.step - start_step)
+
+    def eval_interval(self) -> int:
+        """Iterations between evaluations: `log.every`, else `log.evals` spread over the run, stretched
+        so that evaluating stays under `log.eval_share` of the run's work (the paper's every 1,000
+        iterations of 64,000 is 2.6%; `--iters 200` on CIFAR-10 evaluates once, at the end)."""
+        log = self.config.log
+        if log.every:
+            return log.every
+        images = sum(self.data.size(split) for split in self.eval_loaders)
+        least = EVAL_COST * images * (1 - log.eval_share) / (log.eval_share * self.config.batch_size)
+        return max(1, self.total // log.evals, math.ceil(least))
 
     def _freeze(self) -> None:
         """Freeze what should be frozen at this step: fine-tuning's frozen parts, and BN if asked."""
