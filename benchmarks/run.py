@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from resnet import create_model
+from resnet import count_macs, create_model
 from resnet.analysis.report import machine
 from resnet.config import resolve
 from resnet.data.load import load_data
@@ -101,35 +101,156 @@ def peer_label(name: str) -> str:
         return f"resnet {name} (torchvision not installed)"
 
 
-# -- 6. CPU inference: latency at batch 1, throughput at batch 256 ------------------------------------
+# -- 6. the CPU: inference against OpenVINO and ONNX Runtime, training against the eager loop --------
+
+# (model, batch, image size): the issue's cases; --quick: one tiny case of each kind
+CPU_INFERENCE = [("resnet20", 1, 32), ("resnet20", 256, 32), ("resnet50", 1, 224), ("resnet50", 16, 224)]
+CPU_TRAINING = ["resnet20", "resnet56"]
 
 
 def cpu(quick: bool) -> list[dict]:
-    device = torch.device("cpu")
-    model = create_model("resnet20").eval()
-    fast = for_inference(model, device, precision="fp32", channels_last=True, compile=not quick)
-    peer, threads = "eager resnet20 (same weights)", f"{torch.get_num_threads()} threads"
+    """Every CPU figure of BENCHMARKS.md in one run: the machine's peak, inference of our engines and of
+    the peers on the same weights, and cifar-paper training against the plain eager fp32 loop."""
+    peak = cpu_peak(quick)
+    cases = [("resnet20", 2, 32)] if quick else CPU_INFERENCE
+    rows = [r for case in cases for r in cpu_inference(*case, peak, quick)]
+    for name in ["resnet20"] if quick else CPU_TRAINING:
+        rows += cpu_training(name, peak, quick)
+    return rows
 
-    def seconds(fn, batch: int, reps: int) -> float:
-        x = torch.randn(batch, 3, 32, 32)
-        with torch.inference_mode():
-            return timed(lambda: fn(x), 3, reps, device)
 
-    latency = [seconds(fn, 1, 20 if quick else 300) for fn in (fast, model)]
-    batch = 8 if quick else 256
-    bulk = [batch / seconds(fn, batch, 3 if quick else 20) for fn in (fast, model)]
+def cpu_peak(quick: bool) -> dict[str, float]:
+    """FLOP/s of a large matrix multiply in fp32 and bf16 on every thread: what the CPU can do at best."""
+    n, reps = (256, 2) if quick else (4096, 5)
+    peak = {}
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        peak[precision] = 2 * n**3 / timed(lambda a=a, b=b: torch.mm(a, b), 2, reps, torch.device("cpu"))
+    print(f"cpu peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
+    return peak
+
+
+def _share(flops_per_s: float, peak: dict[str, float], precision: str) -> str:
+    return f"{flops_per_s / 1e9:.0f} GFLOP/s, {100 * flops_per_s / peak[precision]:.0f}% of the {precision} peak"
+
+
+def cpu_inference(name: str, batch: int, size: int, peak: dict, quick: bool) -> list[dict]:
+    """`for_inference` (auto: the fastest engine installed; and the torch engine alone) against OpenVINO
+    and ONNX Runtime as a new user runs them on the same weights, exported to one ONNX file."""
+    from resnet.optimize import onnx_bytes
+
+    cpu_device = torch.device("cpu")
+    model = create_model(name).eval()
+    x = torch.randn(batch, 3, size, size)
+    with torch.inference_mode():
+        expected = model(x)
+    engines = {
+        "ours": for_inference(model, "cpu", compile=not quick),
+        "ours, torch engine": for_inference(model, "cpu", engine="torch", compile=not quick),
+        "eager model": model,
+    }
+    what = {who: f"{fn.engine} {fn.precision}" for who, fn in engines.items() if who.startswith("ours")}
+    what["eager model"] = "eager fp32"
+    graph = onnx_bytes(model, x[:1])
+    try:
+        import openvino
+
+        compiled = openvino.Core().compile_model(openvino.Core().read_model(graph, b""), "CPU")
+        engines["OpenVINO"] = lambda batch: compiled(batch.numpy())[0]
+        hint = "bf16" if "bf" in str(compiled.get_property("INFERENCE_PRECISION_HINT")) else "fp32"
+        what["OpenVINO"] = f"OpenVINO {openvino.__version__.split('-')[0]} defaults: {hint}"
+    except ImportError:
+        pass
+    try:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
+        engines["ONNX Runtime"] = lambda batch: session.run(None, {"input": batch.numpy()})[0]
+        what["ONNX Runtime"] = f"ONNX Runtime {onnxruntime.__version__} defaults: fp32"
+    except ImportError:
+        pass
+    reps = 3 if quick else max(10, min(300, round(3000 / (batch * (1 if size == 32 else 49)))))
+    seconds, differences = {}, {}
+    with torch.inference_mode():
+        for who, fn in engines.items():
+            out = torch.as_tensor(np.asarray(fn(x)))  # also the first call: compilation and the check
+            differences[who] = ((out - expected).abs().max() / expected.abs().max().clamp_min(1)).item()
+            seconds[who] = timed(lambda fn=fn: fn(x), 2, reps, cpu_device)
+    flops = 2 * count_macs(model, (3, size, size)) * batch
+    label = f"cpu {name} inference, batch {batch}"
+    latency = batch == 1
+
+    def figure(who: str) -> float:
+        return seconds[who] * 1e3 if latency else batch / seconds[who]
+
+    def notes(who: str) -> str:
+        precision = "bf16" if "bf16" in what[who] else "fp32"
+        return (
+            f"{what[who]}; {_share(flops / seconds[who], peak, precision)}; differs from fp32 eager by "
+            f"{differences[who]:.0e} of the largest logit"
+        )
+
+    rows = []
+    for ours in ("ours", "ours, torch engine"):
+        for peer in ("OpenVINO", "ONNX Runtime", "eager model"):
+            if peer not in seconds:
+                continue
+            goal = {"ours": 1.0, "ours, torch engine": 1 / 1.5}[ours] if peer == "OpenVINO" else None
+            rows.append(
+                row(
+                    f"{label}: {ours} / {peer}",
+                    figure(ours),
+                    figure(peer),
+                    "ms" if latency else "images/s",
+                    goal,
+                    f"{peer} ({notes(peer)})",
+                    higher_is_better=not latency,
+                    notes=notes(ours),
+                )
+            )
+    return rows
+
+
+def cpu_training(name: str, peak: dict, quick: bool) -> list[dict]:
+    """The trainer's own cifar-paper loop (recipe defaults: precision auto, channels_last; data and
+    augmentation included) against the plain eager fp32 loop and the same loop under bf16 autocast."""
+    steps = 3 if quick else 60
+    config = resolve("cifar-paper", {"batch_size": 128 if not quick else 16}, model=name, iters=64000)
+    trainer = Trainer(config, Path(tempfile.mkdtemp()), progress=False)
+    trainer.model.train()
+    batches = trainer.train_loader.batches(0)
+    for x, y in itertools.islice(batches, 3):  # warm-up: oneDNN's kernels chosen, memory allocated
+        trainer.train_step(x, y, 0.1)
+    start = time.perf_counter()
+    for x, y in itertools.islice(batches, steps):
+        trainer.train_step(x, y, 0.1)
+    trainer._sums.tolist()  # the step's results read, as the loop does every few steps
+    ours = steps * config.batch_size / (time.perf_counter() - start)
+    cpu_device = torch.device("cpu")
+    eager = {p: eager_cifar_loop(name, None, cpu_device, steps, steps, p, config.batch_size) for p in ("fp32", "bf16")}
+    flops = 3 * 2 * count_macs(trainer.model, (3, 32, 32))  # forward, and backward at twice its cost
+    precision = "bf16" if trainer.autocast.__class__ is torch.autocast else "fp32"
+    peer_rate = {p: steps * config.batch_size / s for p, (s, _) in eager.items()}
+    notes = f"{precision}, channels_last; {_share(ours * flops, peak, precision)}"
     return [
         row(
-            "cpu resnet20 latency, batch 1",
-            latency[0] * 1e3,
-            latency[1] * 1e3,
-            "ms",
-            None,
-            peer,
-            higher_is_better=False,
-            notes=threads,
+            f"cpu {name} cifar-paper training, batch {config.batch_size}: ours / eager fp32",
+            ours,
+            peer_rate["fp32"],
+            "images/s",
+            2.0,
+            f"plain eager fp32 loop ({_share(peer_rate['fp32'] * flops, peak, 'fp32')})",
+            notes=notes,
         ),
-        row(f"cpu resnet20 throughput, batch {batch}", bulk[0], bulk[1], "images/s", None, peer, notes=threads),
+        row(
+            f"cpu {name} cifar-paper training, batch {config.batch_size}: ours / eager bf16",
+            ours,
+            peer_rate["bf16"],
+            "images/s",
+            None,
+            f"the eager loop under bf16 autocast ({_share(peer_rate['bf16'] * flops, peak, 'bf16')})",
+            notes=notes,
+        ),
     ]
 
 
@@ -328,9 +449,17 @@ def cifar(quick: bool, data: str | None) -> list[dict]:
     ]
 
 
-def eager_cifar_loop(name: str, data: str | None, device: torch.device, steps: int, iters: int):
-    """The peer: a plain eager PyTorch loop of the same recipe (GPU-resident data, same augmentation,
-    fp32, per-step loss.item()), timed for `steps` iterations and extrapolated to `iters`."""
+def eager_cifar_loop(
+    name: str,
+    data: str | None,
+    device: torch.device,
+    steps: int,
+    iters: int,
+    precision: str = "fp32",
+    batch: int = 128,
+):
+    """The peer: a plain eager PyTorch loop of the same recipe (device-resident data, same augmentation,
+    fp32 or bf16 autocast, per-step loss.item()), timed for `steps` iterations and extrapolated to `iters`."""
     from resnet.data.augment import Normalize, pad_crop_flip
 
     config = resolve("cifar-paper", {"data.source": data}, model=name, iters=iters)
@@ -341,14 +470,17 @@ def eager_cifar_loop(name: str, data: str | None, device: torch.device, steps: i
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(labels), generator=g).to(device)
-    per_epoch = len(labels) // 128
-    start = time.perf_counter()
-    for step in range(steps):
+    per_epoch = len(labels) // batch
+    warmup = 3  # untimed: oneDNN chooses its kernels and memory is allocated in the first steps
+    for step in range(steps + warmup):
+        if step == warmup:
+            start = time.perf_counter()
         if step and step % per_epoch == 0:
             perm = torch.randperm(len(labels), generator=g).to(device)
-        index = perm[(step % per_epoch) * 128 : (step % per_epoch + 1) * 128]
+        index = perm[(step % per_epoch) * batch : (step % per_epoch + 1) * batch]
         x = normalize(pad_crop_flip(images[index], 4, g))
-        loss = F.cross_entropy(model(x), labels[index])
+        with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
+            loss = F.cross_entropy(model(x).float(), labels[index])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

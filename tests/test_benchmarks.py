@@ -23,7 +23,17 @@ def test_quick_run_of_every_section(bench, tmp_path, capsys):
     assert bench.main(["--quick", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     names = [r["benchmark"] for r in results["rows"]]
-    assert len(names) == 7 and any(n.startswith("cpu resnet20 latency") for n in names)
+    cpu = [n for n in names if n.startswith("cpu ")]
+    assert len(names) == len(cpu) + 5
+    for ours in ("ours", "ours, torch engine"):
+        for peer in ("OpenVINO", "ONNX Runtime", "eager model"):
+            assert f"cpu resnet20 inference, batch 2: {ours} / {peer}" in cpu
+    assert {n for n in cpu if "training" in n} == {
+        "cpu resnet20 cifar-paper training, batch 16: ours / eager fp32",
+        "cpu resnet20 cifar-paper training, batch 16: ours / eager bf16",
+    }
+    [vs_openvino] = [r for r in results["rows"] if r["benchmark"].endswith("batch 2: ours / OpenVINO")]
+    assert "% of the" in vs_openvino["notes"] and "differs from fp32 eager by" in vs_openvino["notes"]
     assert all(r["ours"] > 0 and (r["peer"] is None or r["peer"] > 0 and r["ratio"] > 0) for r in results["rows"])
     assert results["environment"]["torch"] and results["quick"] is True
     [speedrun] = [r for r in results["rows"] if r["benchmark"].startswith("speedrun")]

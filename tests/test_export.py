@@ -60,6 +60,31 @@ def test_safetensors_reloads_through_create_model(trained, tmp_path):
     assert meta["normalize"]["mean"] == classifier.normalize.mean.tolist()
 
 
+def test_openvino_ir_runs_in_openvino_and_carries_metadata(trained, tmp_path):
+    ov = pytest.importorskip("openvino")
+    checkpoint, classifier, x, logits = trained
+    result = export_model(checkpoint, "openvino", tmp_path / "m.xml")
+    assert result.path == tmp_path / "m.xml" and result.max_abs_diff < 1e-4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]  # no temporary file left
+    graph = ov.Core().read_model(str(result.path))
+    assert json.loads(graph.get_rt_info(["resnet", "classes"]).astype(str)) == classifier.classes
+    assert json.loads(graph.get_rt_info(["resnet", "model_name"]).astype(str)) == "resnet20"
+    compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    for batch in (x, x[:1]):  # the batch axis is dynamic
+        np.testing.assert_allclose(compiled(batch.numpy())[0], logits[: len(batch)].numpy(), atol=1e-4)
+
+
+def test_failed_openvino_verification_leaves_both_earlier_files(trained, tmp_path):
+    pytest.importorskip("openvino")
+    (tmp_path / "m.xml").write_text("earlier graph")
+    (tmp_path / "m.bin").write_bytes(b"earlier weights")
+    with pytest.raises(UsageError, match="openvino export's logits differ"):
+        export_model(trained[0], "openvino", tmp_path / "m.xml", tolerance=1e-12)
+    assert (tmp_path / "m.xml").read_text() == "earlier graph"
+    assert (tmp_path / "m.bin").read_bytes() == b"earlier weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]
+
+
 def test_default_path_is_beside_the_checkpoint(trained, tmp_path):
     shutil.copy(trained[0], tmp_path / "best.pt")
     assert export_model(tmp_path / "best.pt", "safetensors").path == tmp_path / "best.safetensors"

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from resnet import UsageError, evaluate, load
+from resnet.data.images import decode_image as load_image
+from resnet.inference import SMALL_JOB
 from resnet.train import checkpoint
 
 
@@ -86,3 +88,37 @@ def test_predict_on_a_feature_vector_model_says_what_to_do(tmp_path):
         classifier.predict([tmp_path / "curves.png"])
     x = classifier.normalize(torch.zeros(2, 64))
     assert classifier.model(x).shape == (2, 10)
+
+
+@pytest.mark.parametrize("engine", ["openvino", "onnxruntime", "torch"])
+def test_every_engine_evaluates_and_predicts_as_the_model_does(trained_run, image_folder, engine):
+    pytest.importorskip(engine)
+    eager = evaluate(trained_run / "last.pt", device="cpu", engine="torch")  # 30 images: uncompiled torch
+    m = evaluate(trained_run / "last.pt", device="cpu", engine=engine)
+    assert m["engine"] == engine and m["count"] == 30
+    assert m["precision"] == ("fp32" if engine == "onnxruntime" else eager["precision"])
+    assert m["confusion"] == eager["confusion"]  # the same prediction for every image
+    classifier = load(trained_run / "best.pt", engine=engine)
+    images = sorted((image_folder / "test" / "red").iterdir())[:4]
+    got = classifier.predict(images, topk=3)
+    assert classifier.inference(len(images)).engine == engine  # a named engine is used even for 4 images
+    with torch.no_grad():
+        probs = classifier.model(classifier.preprocess([load_image(i) for i in images])).softmax(1)
+    for row, p in zip(got, probs):
+        assert [c for c, _ in row] == [classifier.classes[i] for i in p.argsort(descending=True).tolist()]
+        assert [q for _, q in row] == pytest.approx(sorted(p.tolist(), reverse=True), abs=0.02)
+
+
+def test_auto_runs_small_jobs_uncompiled_and_large_ones_on_the_fastest_engine(trained_run, monkeypatch):
+    from resnet import optimize
+
+    monkeypatch.setattr(optimize, "_installed", lambda package: package == "openvino")
+    classifier = load(trained_run / "best.pt")
+    small, large = classifier.inference(1), classifier.inference(SMALL_JOB)
+    assert small.engine == "torch" and large.engine == "openvino"
+    assert classifier.inference(2) is small  # built once
+
+
+def test_unknown_engine_is_refused(trained_run):
+    with pytest.raises(UsageError, match="unknown inference engine 'tpu'"):
+        load(trained_run / "best.pt", engine="tpu")

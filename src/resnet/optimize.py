@@ -6,7 +6,7 @@ Engines (`ENGINES`):
 - torch: batch norm folded into the convolutions, channels-last, bf16 weights where the device has
   native bf16, and torch.compile (on the CPU inductor with the weights frozen into oneDNN's layouts;
   on CUDA "max-autotune", which captures CUDA graphs). No extra package.
-- openvino: OpenVINO's CPU runtime (`pip install 'resnet[cpu]'`), one compiled model per input shape.
+- openvino: OpenVINO's CPU runtime (the package's `cpu` extra), one compiled model per input shape.
 - onnxruntime: ONNX Runtime's CPU runtime, float32 only.
 
 engine="auto" takes OpenVINO on a CPU when it is installed (the fastest engine in every case of
@@ -91,9 +91,9 @@ def for_inference(
     """The fastest verified way to run `model` (eval mode) on `device`: an `Inference` callable.
 
     precision: "fp32", "bf16" (weights and activations in bfloat16), or "auto" (bf16 where the device
-    has native bf16: GPUs, CPUs with AVX-512 BF16 or AMX; else fp32). engine: one of ENGINES ("auto":
-    OpenVINO on a CPU when installed, else torch). `channels_last` and `compile` tune the torch engine.
-    Accepts float32 batches of any size; returns float32 outputs. `model` is not changed.
+    has native bf16: GPUs, CPUs with AVX-512 BF16 or AMX; else fp32; always fp32 on onnxruntime).
+    engine: one of ENGINES ("auto": OpenVINO on a CPU when installed, else torch). `channels_last` and
+    `compile` tune the torch engine. Takes float32 batches of any size, returns float32; `model` is unchanged.
     """
     device = torch.device(device)
     if engine not in ENGINES:
@@ -102,6 +102,8 @@ def for_inference(
         engine = "openvino" if device.type == "cpu" and _installed("openvino") else "torch"
     if engine != "torch" and device.type != "cpu":
         raise UsageError(f"the {engine} engine runs on the CPU, not on {device}")
+    if engine == "onnxruntime" and precision == "auto":
+        precision = "fp32"  # ONNX Runtime's CPU kernels are float32
     precision = resolve_precision(precision, device)
     if precision not in TOLERANCE:
         raise UsageError(f"inference precision {precision!r} is not one of: auto, {', '.join(TOLERANCE)}")
@@ -164,7 +166,7 @@ def import_openvino():
     try:
         import openvino
     except ImportError:
-        raise UsageError("the openvino engine needs OpenVINO: pip install 'resnet[cpu]'") from None
+        raise UsageError("the openvino engine needs OpenVINO (pip install openvino)") from None
     return openvino
 
 
@@ -198,7 +200,7 @@ def _onnxruntime(model: nn.Module, device: torch.device, precision: str):
     try:
         import onnxruntime
     except ImportError:
-        raise UsageError("the onnxruntime engine needs ONNX Runtime: pip install 'resnet[export]'") from None
+        raise UsageError("the onnxruntime engine needs ONNX Runtime (pip install onnxruntime)") from None
     session = None
 
     def run(x: torch.Tensor) -> torch.Tensor:

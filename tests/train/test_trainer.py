@@ -155,3 +155,40 @@ def test_tensorboard_missing_is_one_clear_error_before_the_run(image_folder, tmp
             progress=False,
         )
     assert not (tmp_path / "run").exists()
+
+
+def _steps(out):
+    return [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_evaluation_stays_a_bounded_share_of_a_short_run(image_folder, tmp_path):
+    # 30 test images at a third of a training image's cost, batches of 16: at most 10% of the work
+    # allows one evaluation per ceil(30 / 3 * 0.9 / (0.1 * 16)) = 6 iterations, not the 12 asked for
+    settings = {**QUICK, "log.evals": 12}
+    train("resnet20", str(image_folder), "cifar-paper", tmp_path / "a", settings, iters=12, progress=False)
+    assert _steps(tmp_path / "a") == [6, 12]
+    unbounded = {**settings, "log.eval_share": 1.0}
+    train("resnet20", str(image_folder), "cifar-paper", tmp_path / "b", unbounded, iters=12, progress=False)
+    assert _steps(tmp_path / "b") == list(range(1, 13))
+    explicit = {**settings, "log.every": 4}  # an explicit interval is kept
+    train("resnet20", str(image_folder), "cifar-paper", tmp_path / "c", explicit, iters=12, progress=False)
+    assert _steps(tmp_path / "c") == [4, 8, 12]
+
+
+def test_the_full_paper_schedule_keeps_its_evaluation_every_1000_iterations():
+    from types import SimpleNamespace
+
+    from resnet.config import resolve
+    from resnet.train.trainer import Trainer
+
+    # CIFAR-10's 10,000 test images: the least interval is ceil(10000 / 3 * 0.9 / (0.1 * 128)) = 235
+    cifar = SimpleNamespace(size=lambda split: 10000)
+    run = SimpleNamespace(config=resolve("cifar-paper"), data=cifar, eval_loaders={"test": None}, total=64000)
+    assert Trainer.eval_interval(run) == 1000
+    run.total = 200
+    assert Trainer.eval_interval(run) == 235  # beyond 200: --iters 200 evaluates once, at the end
+    run.eval_loaders = {"val": None, "test": None}  # two splits evaluated: twice the cost
+    run.total = 64000
+    assert Trainer.eval_interval(run) == 1000
+    run.total = 4000
+    assert Trainer.eval_interval(run) == 469
