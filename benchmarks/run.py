@@ -106,6 +106,7 @@ def peer_label(name: str) -> str:
 # (model, batch, image size): the issue's cases; --quick: one tiny case of each kind
 CPU_INFERENCE = [("resnet20", 1, 32), ("resnet20", 256, 32), ("resnet50", 1, 224), ("resnet50", 16, 224)]
 CPU_TRAINING = ["resnet20", "resnet56"]
+ROUNDS = 5  # turns of timing: the median of their medians is reported
 
 
 def cpu(quick: bool) -> list[dict]:
@@ -134,48 +135,76 @@ def _share(flops_per_s: float, peak: dict[str, float], precision: str) -> str:
     return f"{flops_per_s / 1e9:.0f} GFLOP/s, {100 * flops_per_s / peak[precision]:.0f}% of the {precision} peak"
 
 
-def cpu_inference(name: str, batch: int, size: int, peak: dict, quick: bool) -> list[dict]:
-    """`for_inference` (auto: the fastest engine installed; and the torch engine alone) against OpenVINO
-    and ONNX Runtime as a new user runs them on the same weights, exported to one ONNX file."""
+CPU_ENGINES = ("ours", "ours, torch engine", "eager model", "OpenVINO", "ONNX Runtime")
+
+
+def _cpu_engine(name: str, size: int, who: str, quick: bool):
+    """The engine `who` for `name` (seeded weights, the same in every process) and what it is, or None
+    when its package is missing."""
     from resnet.optimize import onnx_bytes
 
-    cpu_device = torch.device("cpu")
+    torch.manual_seed(0)
     model = create_model(name).eval()
-    x = torch.randn(batch, 3, size, size)
-    with torch.inference_mode():
-        expected = model(x)
-    engines = {
-        "ours": for_inference(model, "cpu", compile=not quick),
-        "ours, torch engine": for_inference(model, "cpu", engine="torch", compile=not quick),
-        "eager model": model,
-    }
-    what = {who: f"{fn.engine} {fn.precision}" for who, fn in engines.items() if who.startswith("ours")}
-    what["eager model"] = "eager fp32"
-    graph = onnx_bytes(model, x[:1])
+    x = torch.randn(1, 3, size, size)
+    if who.startswith("ours"):
+        fn = for_inference(model, "cpu", engine="auto" if who == "ours" else "torch", compile=not quick)
+        return model, fn, f"{fn.engine} {fn.precision}"
+    if who == "eager model":
+        return model, model, "eager fp32"
     try:
-        import openvino
+        if who == "OpenVINO":
+            import openvino
 
-        compiled = openvino.Core().compile_model(openvino.Core().read_model(graph, b""), "CPU")
-        engines["OpenVINO"] = lambda batch: compiled(batch.numpy())[0]
-        hint = "bf16" if "bf" in str(compiled.get_property("INFERENCE_PRECISION_HINT")) else "fp32"
-        what["OpenVINO"] = f"OpenVINO {openvino.__version__.split('-')[0]} defaults: {hint}"
-    except ImportError:
-        pass
-    try:
+            compiled = openvino.Core().compile_model(openvino.Core().read_model(onnx_bytes(model, x), b""), "CPU")
+            hint = "bf16" if "bf" in str(compiled.get_property("INFERENCE_PRECISION_HINT")) else "fp32"
+            version = openvino.__version__.split("-")[0]
+            return model, lambda batch: compiled(batch.numpy())[0], f"OpenVINO {version} defaults: {hint}"
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
-        engines["ONNX Runtime"] = lambda batch: session.run(None, {"input": batch.numpy()})[0]
-        what["ONNX Runtime"] = f"ONNX Runtime {onnxruntime.__version__} defaults: fp32"
+        session = onnxruntime.InferenceSession(onnx_bytes(model, x), providers=["CPUExecutionProvider"])
+        fn = lambda batch: session.run(None, {"input": batch.numpy()})[0]  # noqa: E731
+        return model, fn, f"ONNX Runtime {onnxruntime.__version__} defaults: fp32"
     except ImportError:
-        pass
+        return None
+
+
+def _time_cpu_engine(name: str, batch: int, size: int, who: str, quick: bool) -> dict | None:
+    """Median seconds per call of engine `who` on a batch, and its difference from the fp32 model."""
+    built = _cpu_engine(name, size, who, quick)
+    if built is None:
+        return None
+    model, fn, what = built
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
     reps = 3 if quick else max(10, min(300, round(3000 / (batch * (1 if size == 32 else 49)))))
-    seconds, differences = {}, {}
     with torch.inference_mode():
-        for who, fn in engines.items():
-            out = torch.as_tensor(np.asarray(fn(x)))  # also the first call: compilation and the check
-            differences[who] = ((out - expected).abs().max() / expected.abs().max().clamp_min(1)).item()
-            seconds[who] = timed(lambda fn=fn: fn(x), 2, reps, cpu_device)
+        expected = model(x)
+        out = torch.as_tensor(np.asarray(fn(x)))  # also the first call: compilation and the check
+        difference = ((out - expected).abs().max() / expected.abs().max().clamp_min(1)).item()
+        rounds = [timed(lambda: fn(x), 1, max(1, reps // ROUNDS), torch.device("cpu")) for _ in range(ROUNDS)]
+    return {"seconds": statistics.median(rounds), "difference": difference, "what": what}
+
+
+def cpu_inference(name: str, batch: int, size: int, peak: dict, quick: bool) -> list[dict]:
+    """`for_inference` (auto: the fastest engine installed; and the torch engine alone) against OpenVINO
+    and ONNX Runtime as a new user runs them, on the same weights (exported to one ONNX graph for both).
+    Each engine is timed in a process of its own (not in --quick): thread pools of different runtimes
+    in one process slow each other down (OpenVINO pins its threads to the cores; ONNX Runtime's spin)."""
+    import concurrent.futures
+    import multiprocessing
+
+    results = {}
+    for who in CPU_ENGINES:
+        if quick:
+            results[who] = _time_cpu_engine(name, batch, size, who, quick)
+            continue
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            results[who] = pool.submit(_time_cpu_engine, name, batch, size, who, quick).result()
+    results = {who: r for who, r in results.items() if r is not None}
+    seconds = {who: r["seconds"] for who, r in results.items()}
+    differences = {who: r["difference"] for who, r in results.items()}
+    what = {who: r["what"] for who, r in results.items()}
+    model = create_model(name)
     flops = 2 * count_macs(model, (3, size, size)) * batch
     label = f"cpu {name} inference, batch {batch}"
     latency = batch == 1
@@ -221,16 +250,21 @@ def cpu_training(name: str, peak: dict, quick: bool) -> list[dict]:
     batches = trainer.train_loader.batches(0)
     for x, y in itertools.islice(batches, 3):  # warm-up: oneDNN's kernels chosen, memory allocated
         trainer.train_step(x, y, 0.1)
-    start = time.perf_counter()
-    for x, y in itertools.islice(batches, steps):
-        trainer.train_step(x, y, 0.1)
-    trainer._sums.tolist()  # the step's results read, as the loop does every few steps
-    ours = steps * config.batch_size / (time.perf_counter() - start)
-    cpu_device = torch.device("cpu")
-    eager = {p: eager_cifar_loop(name, None, cpu_device, steps, steps, p, config.batch_size) for p in ("fp32", "bf16")}
+    cpu_device, chunk = torch.device("cpu"), max(1, steps // ROUNDS)
+    seconds = {"ours": 0.0, "fp32": 0.0, "bf16": 0.0}
+    for _ in range(ROUNDS):  # in turns, so that a slower spell of a shared machine touches each loop alike
+        start = time.perf_counter()
+        for x, y in itertools.islice(batches, chunk):
+            trainer.train_step(x, y, 0.1)
+        trainer._sums.tolist()  # the step's results read, as the loop does every few steps
+        seconds["ours"] += time.perf_counter() - start
+        for p in ("fp32", "bf16"):
+            seconds[p] += eager_cifar_loop(name, None, cpu_device, chunk, chunk, p, config.batch_size)[0]
+    images = ROUNDS * chunk * config.batch_size
+    ours = images / seconds["ours"]
+    peer_rate = {p: images / seconds[p] for p in ("fp32", "bf16")}
     flops = 3 * 2 * count_macs(trainer.model, (3, 32, 32))  # forward, and backward at twice its cost
     precision = "bf16" if trainer.autocast.__class__ is torch.autocast else "fp32"
-    peer_rate = {p: steps * config.batch_size / s for p, (s, _) in eager.items()}
     notes = f"{precision}, channels_last; {_share(ours * flops, peak, precision)}"
     return [
         row(

@@ -109,6 +109,8 @@ def for_inference(
         raise UsageError(f"inference precision {precision!r} is not one of: auto, {', '.join(TOLERANCE)}")
     if engine == "onnxruntime" and precision != "fp32":
         raise UsageError("the onnxruntime engine computes in float32 only: precision='fp32'")
+    if engine == "openvino" and precision == "bf16" and not native_bf16(device):
+        raise UsageError("the openvino engine computes bf16 only on CPUs with native bf16: precision='fp32'")
     if precision == "bf16" and not native_bf16(device):
         warnings.warn(f"{device} has no native bf16: bf16 inference will be slower than fp32 there", stacklevel=2)
     options = {"channels_last": channels_last, "compile": compile} if engine == "torch" else {}
