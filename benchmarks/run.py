@@ -113,8 +113,9 @@ def cpu(quick: bool) -> list[dict]:
     """Every CPU figure of BENCHMARKS.md in one run: the machine's peak, inference of our engines and of
     the peers on the same weights, and cifar-paper training against the plain eager fp32 loop."""
     peak = cpu_peak(quick)
+    rows = [row(f"cpu peak, {p} matrix multiply", f / 1e9, None, "GFLOP/s") for p, f in peak.items()]
     cases = [("resnet20", 2, 32)] if quick else CPU_INFERENCE
-    rows = [r for case in cases for r in cpu_inference(*case, peak, quick)]
+    rows += [r for case in cases for r in cpu_inference(*case, peak, quick)]
     for name in ["resnet20"] if quick else CPU_TRAINING:
         rows += cpu_training(name, peak, quick)
     return rows
@@ -127,7 +128,7 @@ def cpu_peak(quick: bool) -> dict[str, float]:
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         peak[precision] = 2 * n**3 / timed(lambda a=a, b=b: torch.mm(a, b), 2, reps, torch.device("cpu"))
-    print(f"cpu peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s", flush=True)
+    print(f"cpu peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s", file=sys.stderr)
     return peak
 
 
@@ -180,7 +181,8 @@ def _time_cpu_engine(name: str, batch: int, size: int, who: str, quick: bool) ->
         expected = model(x)
         out = torch.as_tensor(np.asarray(fn(x)))  # also the first call: compilation and the check
         difference = ((out - expected).abs().max() / expected.abs().max().clamp_min(1)).item()
-        rounds = [timed(lambda: fn(x), 1, max(1, reps // ROUNDS), torch.device("cpu")) for _ in range(ROUNDS)]
+        turns = 1 if quick else ROUNDS
+        rounds = [timed(lambda: fn(x), 1, max(1, reps // turns), torch.device("cpu")) for _ in range(turns)]
     return {"seconds": statistics.median(rounds), "difference": difference, "what": what}
 
 
@@ -250,9 +252,10 @@ def cpu_training(name: str, peak: dict, quick: bool) -> list[dict]:
     batches = trainer.train_loader.batches(0)
     for x, y in itertools.islice(batches, 3):  # warm-up: oneDNN's kernels chosen, memory allocated
         trainer.train_step(x, y, 0.1)
-    cpu_device, chunk = torch.device("cpu"), max(1, steps // ROUNDS)
+    turns = 1 if quick else ROUNDS
+    cpu_device, chunk = torch.device("cpu"), max(1, steps // turns)
     seconds = {"ours": 0.0, "fp32": 0.0, "bf16": 0.0}
-    for _ in range(ROUNDS):  # in turns, so that a slower spell of a shared machine touches each loop alike
+    for _ in range(turns):  # in turns, so that a slower spell of a shared machine touches each loop alike
         start = time.perf_counter()
         for x, y in itertools.islice(batches, chunk):
             trainer.train_step(x, y, 0.1)
@@ -260,7 +263,7 @@ def cpu_training(name: str, peak: dict, quick: bool) -> list[dict]:
         seconds["ours"] += time.perf_counter() - start
         for p in ("fp32", "bf16"):
             seconds[p] += eager_cifar_loop(name, None, cpu_device, chunk, chunk, p, config.batch_size)[0]
-    images = ROUNDS * chunk * config.batch_size
+    images = turns * chunk * config.batch_size
     ours = images / seconds["ours"]
     peer_rate = {p: images / seconds[p] for p in ("fp32", "bf16")}
     flops = 3 * 2 * count_macs(trainer.model, (3, 32, 32))  # forward, and backward at twice its cost

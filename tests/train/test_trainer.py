@@ -133,7 +133,7 @@ def test_tensorboard_logs_every_evaluation(image_folder, tmp_path):
         str(image_folder),
         "cifar-paper",
         tmp_path,
-        {**QUICK, "log.tensorboard": True},
+        {**QUICK, "log.tensorboard": True, "log.eval_share": 1.0},  # every 2 of the 6 steps, unbounded
         iters=6,
         progress=False,
     )
