@@ -173,6 +173,9 @@ def test_evaluation_stays_a_bounded_share_of_a_short_run(image_folder, tmp_path)
     explicit = {**settings, "log.every": 4}  # an explicit interval is kept
     train("resnet20", str(image_folder), "cifar-paper", tmp_path / "c", explicit, iters=12, progress=False)
     assert _steps(tmp_path / "c") == [4, 8, 12]
+    near_the_end = {**settings, "log.every": 5}  # 10 is within half an interval of the end at 12
+    train("resnet20", str(image_folder), "cifar-paper", tmp_path / "d", near_the_end, iters=12, progress=False)
+    assert _steps(tmp_path / "d") == [5, 12]
 
 
 def test_the_full_paper_schedule_keeps_its_evaluation_every_1000_iterations():

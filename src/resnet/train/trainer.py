@@ -307,7 +307,8 @@ class Trainer:
                 if self.step in self._unfreeze_steps:
                     self._freeze()
                     bar.log(f"step {self.step}: unfreezing the next part of the backbone")
-                evaluate = self.step % every == 0 or self.step == self.total
+                # at every interval and at the end, but not twice in the last half interval
+                evaluate = self.step == self.total or (self.step % every == 0 and self.total - self.step >= every / 2)
                 save = cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0
                 if evaluate or save or self.step % SYNC_EVERY == 0:
                     self._sync(bar, lr)
