@@ -17,9 +17,9 @@ from .errors import UsageError
 from .inference import Classifier, load
 from .models import input_shape
 from .models.weights import EXPORT_FORMAT
+from .optimize import import_openvino, onnx_bytes, openvino_model
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors", "openvino": ".xml"}
-OPSET = 17
 TOLERANCE = 1e-4  # fp32: the largest difference from the PyTorch model's logits accepted
 
 
@@ -105,19 +105,7 @@ def _onnx(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
         import onnxruntime
     except ImportError:
         raise UsageError("ONNX export needs onnx and onnxruntime: pip install 'resnet[export]'") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation and constant-folding notes
-        torch.onnx.export(
-            classifier.model,
-            (x,),
-            str(path),
-            dynamo=False,  # the torch.export-based exporter would need onnxscript as well
-            opset_version=OPSET,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    proto = onnx.load(str(path))
+    proto = onnx.load_from_string(onnx_bytes(classifier.model, x))
     onnx.helper.set_model_props(proto, metadata(classifier))
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
@@ -146,8 +134,6 @@ def _safetensors(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
 
 
 def _openvino(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
-    from .optimize import import_openvino, openvino_model
-
     ov = import_openvino()
     graph = openvino_model(classifier.model, x)
     for key, value in metadata(classifier).items():

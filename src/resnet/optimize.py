@@ -30,6 +30,7 @@ ENGINES = ("auto", "torch", "openvino", "onnxruntime")
 # largest accepted |output - float32 output| / max(1, largest |float32 output|): float32 engines differ
 # by rounding; bf16 keeps 8 bits of mantissa (0.4% per value; 0.5-0.7% of the largest logit measured)
 TOLERANCE = {"fp32": 1e-4, "bf16": 3e-2}
+OPSET = 17  # ONNX operator set of every graph this package writes
 
 
 def fold_batch_norm(model: nn.Module) -> nn.Module:
@@ -156,7 +157,7 @@ def onnx_bytes(model: nn.Module, x: torch.Tensor) -> bytes:
             (x,),
             buffer,
             dynamo=False,  # the torch.export-based exporter would need onnxscript as well
-            opset_version=17,
+            opset_version=OPSET,
             input_names=["input"],
             output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},

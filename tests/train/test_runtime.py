@@ -1,6 +1,5 @@
 import importlib
 from contextlib import nullcontext
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,11 +8,20 @@ runtime = importlib.import_module("resnet.train.runtime")
 
 
 def test_native_bf16_agrees_with_the_kernels_cpu_flags():
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        pytest.skip("no /proc/cpuinfo on this system")
-    flags = set(cpuinfo.read_text().split())
+    flags = set(runtime.CPUINFO.read_text().split())  # Linux, as every machine this project runs on
     assert runtime.native_bf16(torch.device("cpu")) == bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+@pytest.mark.parametrize(
+    "flags, native", [("fpu avx512f avx512_bf16", True), ("fpu amx_bf16", True), ("fpu avx2", False)]
+)
+def test_without_torchs_probes_the_flags_decide(tmp_path, monkeypatch, flags, native):
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    (tmp_path / "cpuinfo").write_text(f"processor : 0\nflags : {flags}\n")
+    monkeypatch.setattr(runtime, "CPUINFO", tmp_path / "cpuinfo")
+    assert runtime.native_bf16(torch.device("cpu")) is native
+    monkeypatch.setattr(runtime, "CPUINFO", tmp_path / "missing")
+    assert runtime.native_bf16(torch.device("cpu")) is False
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -12,6 +12,8 @@ import torch.distributed as dist
 
 from ..errors import UsageError
 
+CPUINFO = Path("/proc/cpuinfo")  # the kernel's CPU flags, read where torch has no bf16 probe
+
 
 @dataclass
 class Runtime:
@@ -57,7 +59,7 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     except AttributeError:  # a torch without these probes: read the kernel's CPU flags
         try:
-            flags = Path("/proc/cpuinfo").read_text().split()
+            flags = CPUINFO.read_text().split()
         except OSError:
             return False
         return "avx512_bf16" in flags or "amx_bf16" in flags
