@@ -500,7 +500,7 @@ def eager_cifar_loop(
     from resnet.data.augment import Normalize, pad_crop_flip
 
     config = resolve("cifar-paper", {"data.source": data}, model=name, iters=iters)
-    dataset = load_data(config.data).arrays["train"]
+    dataset = load_data(config.data).splits["train"]
     images, labels = dataset.images.to(device), dataset.labels.to(device)
     normalize = Normalize.fit(dataset.images, per_pixel=True).to(device)
     model = create_model(name).to(device).train()
@@ -586,7 +586,7 @@ def _airbench_runs(data: str | None, epochs: tuple[float, ...], seeds) -> list[d
         from airbench.lib_airbench94 import hyp
     except ImportError:
         return []
-    arrays = load_data(resolve("speedrun", {"data.source": data}).data).arrays
+    arrays = load_data(resolve("speedrun", {"data.source": data}).data).splits
     folder = Path(tempfile.mkdtemp())
     (folder / "cifar10").mkdir()
     for split in ("train", "test"):

@@ -16,7 +16,7 @@ from .config import TrainConfig, from_dict
 from .data.augment import Normalize, center_crop, resize_shorter
 from .data.images import decode_image
 from .data.load import load_data
-from .data.loader import StreamLoader, TensorLoader
+from .data.loader import make_loader
 from .errors import UsageError
 from .models import create_model
 from .optimize import ENGINES, Inference, for_inference
@@ -134,11 +134,15 @@ def evaluate(
         raise UsageError(
             f"the data's classes {dataset.classes[:5]}... are not the checkpoint's {classifier.classes[:5]}..."
         )
-    common = dict(batch_size=batch_size, device=runtime.device, normalize=classifier.normalize)
-    if dataset.mode == "tensor":
-        loader = TensorLoader(dataset.arrays[split], pad=data_cfg.pad, train=False, **common)
-    else:
-        loader = StreamLoader(dataset.layout, dataset.files[split], data_cfg, train=False, **common)
+    loader = make_loader(
+        dataset,
+        split,
+        data_cfg,
+        train=False,
+        batch_size=batch_size,
+        device=runtime.device,
+        normalize=classifier.normalize,
+    )
     fast = classifier.inference(dataset.size(split))
     metrics = evaluate_batches(
         classifier.model, loader.eval_batches(tta=tta), len(classifier.classes), tta=tta, forward=fast

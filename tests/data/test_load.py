@@ -8,14 +8,14 @@ from datasets import make_cifar_archive, make_image_folder
 from resnet import UsageError
 from resnet.config import DataConfig
 from resnet.data import load as load_module
-from resnet.data.dataset import stratified_split
+from resnet.data.dataset import ArrayDataset, FileList, stratified_split
 from resnet.data.load import load_data
 
 
 def test_embedded_subset_is_real_cifar10():
     data = load_data(DataConfig())
-    assert data.mode == "tensor" and len(data.classes) == 10 and data.classes[0] == "airplane"
-    train, test = data.arrays["train"], data.arrays["test"]
+    assert isinstance(data.splits["train"], ArrayDataset) and len(data.classes) == 10 and data.classes[0] == "airplane"
+    train, test = data.splits["train"], data.splits["test"]
     assert train.images.shape == (5000, 3, 32, 32) and train.images.dtype == torch.uint8
     assert train.labels.bincount().tolist() == [500] * 10 and test.labels.bincount().tolist() == [100] * 10
     # natural images: pixel statistics near the full set's (mean 0.49, 0.48, 0.45)
@@ -25,8 +25,8 @@ def test_embedded_subset_is_real_cifar10():
 
 def test_folder_is_decoded_into_tensors(image_folder):
     data = load_data(DataConfig(source=str(image_folder)))
-    assert data.mode == "tensor" and data.classes == ["blue", "green", "red"]
-    images, labels = data.arrays["train"].images, data.arrays["train"].labels
+    assert isinstance(data.splits["train"], ArrayDataset) and data.classes == ["blue", "green", "red"]
+    images, labels = data.splits["train"].images, data.splits["train"].labels
     assert images.shape == (120, 3, 32, 32)
     # the class is in the color: blue images are bluest
     blue = images[labels == 0].double().mean(dim=(0, 2, 3))
@@ -37,7 +37,7 @@ def test_decoded_data_is_cached(image_folder, monkeypatch):
     first = load_data(DataConfig(source=str(image_folder)))
     monkeypatch.setattr(load_module, "decode_layout", lambda *a: pytest.fail("decoded again"))
     second = load_data(DataConfig(source=str(image_folder)))
-    assert torch.equal(first.arrays["train"].images, second.arrays["train"].images)
+    assert torch.equal(first.splits["train"].images, second.splits["train"].images)
 
 
 def test_a_changed_folder_is_decoded_again(tmp_path):
@@ -51,13 +51,13 @@ def test_a_changed_folder_is_decoded_again(tmp_path):
 def test_other_sizes_are_resized_and_center_cropped(tmp_path):
     make_image_folder(tmp_path, {"train": 3, "test": 1}, size=(48, 40))
     data = load_data(DataConfig(source=str(tmp_path), image_size=32))
-    assert data.mode == "tensor" and data.arrays["train"].images.shape == (9, 3, 32, 32)
+    assert isinstance(data.splits["train"], ArrayDataset) and data.splits["train"].images.shape == (9, 3, 32, 32)
 
 
 def test_large_images_stream(tmp_path):
     make_image_folder(tmp_path, {"train": 3, "test": 1}, size=(96, 80))
     data = load_data(DataConfig(source=str(tmp_path), image_size=64))
-    assert data.mode == "stream" and len(data.files["train"]) == 9
+    assert isinstance(data.splits["train"], FileList) and len(data.splits["train"].files) == 9
 
 
 def test_streaming_an_archive_is_refused(tmp_path):
@@ -72,14 +72,14 @@ def test_test_part_is_held_out_when_there_is_no_test_split(tmp_path):
     make_image_folder(tmp_path, {None: 20})
     data = load_data(DataConfig(source=str(tmp_path), test_fraction=0.25))
     assert (data.size("train"), data.size("test")) == (45, 15)
-    assert data.arrays["test"].labels.bincount().tolist() == [5, 5, 5]
+    assert data.splits["test"].labels.bincount().tolist() == [5, 5, 5]
 
 
 def test_validation_split(image_folder):
     data = load_data(DataConfig(source=str(image_folder), val_size=30))
     assert data.split_names == ["train", "val", "test"]
     assert (data.size("train"), data.size("val"), data.size("test")) == (90, 30, 30)
-    both = torch.cat([data.arrays["train"].images, data.arrays["val"].images])
+    both = torch.cat([data.splits["train"].images, data.splits["val"].images])
     assert len(torch.unique(both.flatten(1), dim=0)) == 120  # disjoint
 
 

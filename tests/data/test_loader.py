@@ -5,11 +5,13 @@ from datasets import make_image_folder
 from resnet import UsageError
 from resnet.config import DataConfig
 from resnet.data.augment import Normalize
-from resnet.data.dataset import ArrayDataset
+from resnet.data.dataset import ArrayDataset, FileList
 from resnet.data.folder import scan
-from resnet.data.loader import StreamLoader, TensorLoader
+from resnet.data.load import load_data
+from resnet.data.loader import StreamLoader, TensorLoader, make_loader
 
-IDENTITY = Normalize(torch.zeros(3, 1, 1), torch.ones(3, 1, 1))
+PLAIN = DataConfig(augment="none")
+PAD_CROP_FLIP = DataConfig(augment="pad-crop-flip")
 
 
 def _data(n=40):
@@ -18,17 +20,17 @@ def _data(n=40):
 
 
 def test_batches_are_a_function_of_seed_and_step():
-    a = TensorLoader(_data(), batch_size=8, device="cpu", normalize=IDENTITY, augment="pad-crop-flip", seed=1)
-    b = TensorLoader(_data(), batch_size=8, device="cpu", normalize=IDENTITY, augment="pad-crop-flip", seed=1)
+    a = TensorLoader(_data(), PAD_CROP_FLIP, batch_size=8, device="cpu", seed=1)
+    b = TensorLoader(_data(), PAD_CROP_FLIP, batch_size=8, device="cpu", seed=1)
     late = b.batch(7)
     assert torch.equal(a.batch(7)[0], late[0])
     assert not torch.equal(a.batch(6)[0], late[0])
-    c = TensorLoader(_data(), batch_size=8, device="cpu", normalize=IDENTITY, augment="pad-crop-flip", seed=2)
+    c = TensorLoader(_data(), PAD_CROP_FLIP, batch_size=8, device="cpu", seed=2)
     assert not torch.equal(c.batch(7)[0], late[0])
 
 
 def test_each_epoch_visits_every_image_once():
-    loader = TensorLoader(_data(), batch_size=8, device="cpu", normalize=IDENTITY)
+    loader = TensorLoader(_data(), PLAIN, batch_size=8, device="cpu")
     assert loader.steps_per_epoch == 5
     seen = torch.cat([loader.batch(s)[0][:, 0, 0, 0] for s in range(5)])
     assert sorted(seen.long().tolist()) == list(range(40))
@@ -39,9 +41,9 @@ def test_each_epoch_visits_every_image_once():
 def test_ranks_split_the_global_batch():
     images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
     data = ArrayDataset(images, torch.arange(40) % 4, ["a", "b", "c", "d"])
-    kw = dict(device="cpu", normalize=IDENTITY, augment="pad-crop-flip", seed=3)
-    single = TensorLoader(data, batch_size=8, world=1, **kw)
-    ranks = [TensorLoader(data, batch_size=4, rank=r, world=2, **kw) for r in (0, 1)]
+    kw = dict(device="cpu", seed=3)
+    single = TensorLoader(data, PAD_CROP_FLIP, batch_size=8, world=1, **kw)
+    ranks = [TensorLoader(data, PAD_CROP_FLIP, batch_size=4, rank=r, world=2, **kw) for r in (0, 1)]
     for step in range(7):
         x, y = single.batch(step)
         parts = [r.batch(step) for r in ranks]
@@ -50,7 +52,7 @@ def test_ranks_split_the_global_batch():
 
 
 def test_eval_batches_cover_the_split_in_order():
-    loader = TensorLoader(_data(), batch_size=16, device="cpu", normalize=IDENTITY)
+    loader = TensorLoader(_data(), PLAIN, batch_size=16, device="cpu")
     labels = torch.cat([y for _, y in loader.eval_batches()])
     assert torch.equal(labels, torch.arange(40) % 4)
     x, _ = next(loader.eval_batches(tta="10crop"))
@@ -59,12 +61,12 @@ def test_eval_batches_cover_the_split_in_order():
 
 def test_batch_larger_than_the_data():
     with pytest.raises(UsageError, match="larger than the 40 training images"):
-        TensorLoader(_data(), batch_size=64, device="cpu", normalize=IDENTITY)
+        TensorLoader(_data(), PLAIN, batch_size=64, device="cpu")
 
 
 def test_tensor_mode_refuses_resizing_augmentation():
     with pytest.raises(UsageError, match="data.mode=stream"):
-        TensorLoader(_data(), batch_size=8, device="cpu", normalize=IDENTITY, augment="scale")
+        TensorLoader(_data(), DataConfig(augment="scale"), batch_size=8, device="cpu")
 
 
 @pytest.mark.parametrize("augment", ["scale", "random-resized-crop"])
@@ -75,9 +77,7 @@ def test_stream_batches_are_deterministic_whatever_the_workers(tmp_path, augment
     batches = []
     for workers in (0, 2):
         cfg.workers = workers
-        loader = StreamLoader(
-            layout, layout.splits["train"], cfg, batch_size=4, device="cpu", normalize=IDENTITY, seed=5
-        )
+        loader = StreamLoader(FileList(layout, layout.splits["train"]), cfg, batch_size=4, device="cpu", seed=5)
         it = loader.batches(start=2)
         batches.append([next(it) for _ in range(3)])
     for (x0, y0), (x1, y1) in zip(*batches):
@@ -91,6 +91,39 @@ def test_stream_augmentations(tmp_path, augment):
     make_image_folder(tmp_path, {"train": 2}, size=(50, 30))
     layout = scan(tmp_path)
     cfg = DataConfig(image_size=16, augment=augment, workers=0)
-    loader = StreamLoader(layout, layout.splits["train"], cfg, batch_size=6, device="cpu", normalize=IDENTITY)
+    loader = StreamLoader(FileList(layout, layout.splits["train"]), cfg, batch_size=6, device="cpu")
     x, y = next(loader.batches())
     assert x.shape == (6, 3, 16, 16) and sorted(y.tolist()) == [0, 0, 1, 1, 2, 2]
+
+
+# -- one factory: the split's kind picks the loader, the normalization is fitted to the split ------
+
+
+def test_make_loader_fits_the_normalization_to_decoded_training_images(image_folder):
+    cfg = DataConfig(source=str(image_folder), normalize="pixel-mean")
+    data = load_data(cfg)
+    loader = make_loader(data, "train", cfg, train=True, batch_size=8, device="cpu")
+    assert isinstance(loader, TensorLoader)
+    expected = Normalize.fit(data.splits["train"].images, per_pixel=True)
+    assert loader.normalize.mean.shape == (3, 32, 32) and torch.equal(loader.normalize.mean, expected.mean)
+    assert torch.equal(loader.normalize.std, expected.std)
+    given = Normalize(torch.full((3, 1, 1), 100.0), torch.full((3, 1, 1), 50.0))
+    test = make_loader(data, "test", cfg, train=False, batch_size=64, device="cpu", normalize=given)
+    x, _ = next(test.eval_batches())
+    raw = data.splits["test"].images[: len(x)].float()
+    assert torch.allclose(x, (raw - 100) / 50) and test.eval_resize == 1.0
+
+
+def test_make_loader_streams_file_lists_and_fits_on_a_sample(tmp_path):
+    make_image_folder(tmp_path, {"train": 6, "test": 2}, size=(70, 70), suffix=".png")
+    cfg = DataConfig(source=str(tmp_path), image_size=24, workers=0, eval_resize=1.25)
+    data = load_data(cfg)
+    assert isinstance(data.splits["train"], FileList)
+    loader = make_loader(data, "train", cfg, train=True, batch_size=4, device="cpu")
+    assert isinstance(loader, StreamLoader) and loader.eval_resize == 1.25
+    sample = loader.sample()
+    assert sample.shape == (18, 3, 24, 24) and sample.dtype == torch.uint8  # every file: fewer than the sample
+    expected = Normalize.fit(sample, per_pixel=False)
+    assert torch.equal(loader.normalize.mean, expected.mean) and torch.equal(loader.normalize.std, expected.std)
+    x, _ = next(loader.batches())
+    assert x.shape == (4, 3, 24, 24) and abs(x.mean().item()) < 1.5  # normalized

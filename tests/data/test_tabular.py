@@ -55,7 +55,7 @@ def test_bad_csv_files(tmp_path, text, message):
 
 def test_the_embedded_digits():
     data = load_data(DataConfig(source="digits", test_fraction=0.2, augment="none"))
-    train, test = data.arrays["train"], data.arrays["test"]
+    train, test = data.splits["train"], data.splits["test"]
     assert data.classes == [str(d) for d in range(10)]
     assert len(train) + len(test) == 1797 and train.images.shape[1] == 64
     assert 0 <= train.images.min() and train.images.max() == 16  # 4×4 blocks of a 32×32 bitmap, counted

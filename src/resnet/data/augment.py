@@ -58,6 +58,11 @@ class Normalize:
         self.mean, self.std = mean.float(), std.float()
 
     @classmethod
+    def identity(cls) -> Normalize:
+        """The raw values as float: mean 0, standard deviation 1."""
+        return cls(torch.zeros(()), torch.ones(()))
+
+    @classmethod
     def fit(cls, images: torch.Tensor, per_pixel: bool) -> Normalize:
         """Statistics of a training set: for images (N, C, H, W) the mean image (per_pixel) or the
         channel means, and the channel standard deviations; for feature vectors (N, D) each feature's

@@ -1,4 +1,5 @@
-"""Decoded data sets held as uint8 tensors, and their deterministic splits."""
+"""A data set's splits, as its consumers see them: decoded arrays resident in memory, or lists of
+image files decoded on the fly; and the one deterministic way of holding a part out of a split."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .folder import FolderLayout
 
 
 @dataclass
@@ -22,6 +25,20 @@ class ArrayDataset:
 
     def subset(self, index: torch.Tensor) -> ArrayDataset:
         return ArrayDataset(self.images[index], self.labels[index], self.classes)
+
+
+@dataclass
+class FileList:
+    """A split of image files: (name, label) pairs, read from `layout` when a batch needs them."""
+
+    layout: FolderLayout
+    files: list[tuple[str, int]]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+Split = ArrayDataset | FileList
 
 
 def stratified_split(labels: np.ndarray, holdout: int | float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

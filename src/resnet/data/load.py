@@ -3,13 +3,15 @@ holding out validation and test parts."""
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from itertools import repeat
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -20,7 +22,7 @@ from ..errors import UsageError
 from . import cifar, tabular
 from .augment import center_crop, resize_shorter
 from .cache import cache_dir, cached_arrays, fingerprint
-from .dataset import ArrayDataset, stratified_split
+from .dataset import ArrayDataset, FileList, Split, stratified_split
 from .folder import FolderLayout, is_archive, iter_archive, scan
 from .images import decode_image
 
@@ -37,26 +39,28 @@ def embedded_path() -> Path:
 
 @dataclass
 class Data:
-    """A data set ready to train on.
+    """A data set ready to train on: its class names, where it came from, and its splits ("train",
+    and "val" and/or "test"), each decoded in memory (`ArrayDataset`) or read as files (`FileList`).
+    `loader.make_loader` turns a split into batches; nothing else needs to know which it is."""
 
-    mode "tensor": `arrays` holds every split decoded (uint8 N×3×H×W). mode "stream": `files` lists
-    each split's (name, label) in `layout`, decoded on the fly by worker processes.
-    """
-
-    mode: str
     classes: list[str]
     source: str
-    arrays: dict[str, ArrayDataset] = field(default_factory=dict)
-    files: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    layout: FolderLayout | None = None
-    skipped: int = 0
+    splits: dict[str, Split]
+    skipped: int = 0  # unreadable images left out (data.skip_bad_images)
 
     @property
     def split_names(self) -> list[str]:
-        return list(self.arrays or self.files)
+        return list(self.splits)
 
     def size(self, split: str) -> int:
-        return len(self.arrays[split]) if self.mode == "tensor" else len(self.files[split])
+        return len(self.splits[split])
+
+    def features(self) -> int:
+        """Values per item (for models that take flat vectors, e.g. the residual MLP)."""
+        train = self.splits["train"]
+        if not isinstance(train, ArrayDataset):
+            raise UsageError(f"{self.source}: a model of feature vectors needs decoded data, not streamed files")
+        return math.prod(train.images.shape[1:])
 
 
 def resolve_source(cfg: DataConfig) -> Path:
@@ -76,46 +80,80 @@ def resolve_source(cfg: DataConfig) -> Path:
     return Path(cfg.source).expanduser()
 
 
-def synthetic(cfg: DataConfig, train: int = 1024, test: int = 256, classes: int = 10) -> Data:
+class Source(NamedTuple):
+    """What a reader finds in a source: class names, each split's items (decoded images, feature
+    vectors, or file names) with their labels, the layout the files are read from, skipped images."""
+
+    classes: list[str]
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    layout: FolderLayout | None = None
+    skipped: int = 0
+
+
+def load_data(cfg: DataConfig, cache: bool = True) -> Data:
+    """The data set of `cfg`: its source read (decoded once and cached, or listed for streaming),
+    then validation and test parts held out and classes selected as configured."""
+    if cfg.source == SYNTHETIC:
+        source, name = synthetic(cfg), f"synthetic {cfg.image_size}×{cfg.image_size}"
+    else:
+        path = resolve_source(cfg)
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or folder")
+        if path.is_dir() and not any(path.iterdir()):
+            raise UsageError(f"{path}: the folder is empty")
+        source, name = read_source(path, cfg, cache), _source_name(cfg, path)
+    splits, classes = _select(_holdouts(source.splits, cfg), source.classes, cfg)
+    if source.layout is not None:
+        files = {
+            s: FileList(source.layout, list(zip(names.tolist(), labels.tolist())))
+            for s, (names, labels) in splits.items()
+        }
+        return Data(classes, name, files, source.skipped)
+    arrays = {
+        s: ArrayDataset(torch.from_numpy(items), torch.from_numpy(labels), classes)
+        for s, (items, labels) in splits.items()
+    }
+    return Data(classes, name, arrays, source.skipped)
+
+
+def read_source(path: Path, cfg: DataConfig, cache: bool = True) -> Source:
+    """The reader of `path`'s kind: a table of features, CIFAR's own archives, or a class-folder
+    layout (decoded when its images are small, or data.mode says so; else streamed)."""
+    if tabular.is_tabular(path):
+        return _from_arrays(tabular.load(path))
+    if cifar.detect(path) is not None:
+        return _from_arrays(cached_arrays({"cifar": fingerprint(path)}, lambda: cifar.load(path), cache))
+    layout = scan(path)
+    if (cfg.mode if cfg.mode != "auto" else _auto_mode(layout)) == "stream":
+        if is_archive(path):
+            raise UsageError(f"{path}: streaming large images needs an extracted folder, not an archive")
+        names = {
+            s: (np.array([n for n, _ in f], dtype=object), np.array([y for _, y in f]))
+            for s, f in layout.splits.items()
+        }
+        return Source(layout.classes, names, layout)
+    key = {"folder": fingerprint(path), "size": cfg.image_size, "skip_bad": cfg.skip_bad_images}
+    return _from_arrays(cached_arrays(key, lambda: decode_layout(layout, cfg.image_size, cfg.skip_bad_images), cache))
+
+
+def synthetic(cfg: DataConfig, train: int = 1024, test: int = 256, classes: int = 10) -> Source:
     """Random uint8 images of the configured size with random labels: for benchmarks and smoke tests."""
     g = torch.Generator().manual_seed(0)
     size = cfg.image_size
 
-    def split(n: int) -> ArrayDataset:
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
         images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
-        return ArrayDataset(images, torch.randint(0, classes, (n,), generator=g), names)
+        return images.numpy(), torch.randint(0, classes, (n,), generator=g).numpy()
 
-    names = [f"class{i}" for i in range(classes)]
-    return Data("tensor", names, f"synthetic {size}×{size}", arrays={"train": split(train), "test": split(test)})
+    return Source([f"class{i}" for i in range(classes)], {"train": split(train), "test": split(test)})
 
 
-def load_data(cfg: DataConfig, cache: bool = True) -> Data:
-    """Decode (or stream) the data set of `cfg`, with its validation and test splits."""
-    if cfg.source == SYNTHETIC:
-        return synthetic(cfg)
-    path = resolve_source(cfg)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file or folder")
-    if path.is_dir() and not any(path.iterdir()):
-        raise UsageError(f"{path}: the folder is empty")
-    if tabular.is_tabular(path):
-        arrays = tabular.load(path)
-        return _split(Data("tensor", [str(c) for c in arrays["classes"]], _source_name(cfg, path)), arrays, cfg)
-    kind = cifar.detect(path)
-    name = _source_name(cfg, path)
-    if kind is not None:
-        arrays = cached_arrays({"cifar": fingerprint(path)}, lambda: cifar.load(path), cache)
-        return _split(Data("tensor", [str(c) for c in arrays["classes"]], name), arrays, cfg)
-    layout = scan(path)
-    mode = cfg.mode if cfg.mode != "auto" else _auto_mode(layout)
-    if mode == "stream":
-        if is_archive(path):
-            raise UsageError(f"{path}: streaming large images needs an extracted folder, not an archive")
-        return _split_files(Data("stream", layout.classes, name, layout=layout), layout, cfg)
-    key = {"folder": fingerprint(path), "size": cfg.image_size, "skip_bad": cfg.skip_bad_images}
-    arrays = cached_arrays(key, lambda: decode_layout(layout, cfg.image_size, cfg.skip_bad_images), cache)
-    data = Data("tensor", layout.classes, name, skipped=int(arrays.pop("skipped")))
-    return _split(data, arrays, cfg)
+def _from_arrays(arrays: dict[str, np.ndarray]) -> Source:
+    """A Source from arrays named classes, <split>_images, <split>_labels (and skipped)."""
+    splits = {
+        s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in ("train", "val", "test") if f"{s}_images" in arrays
+    }
+    return Source([str(c) for c in arrays["classes"]], splits, skipped=int(arrays.get("skipped", 0)))
 
 
 def _source_name(cfg: DataConfig, path: Path) -> str:
@@ -184,29 +222,6 @@ def _fit(image: Image.Image, size: int) -> np.ndarray:
     if image.size != (size, size):
         image = center_crop(resize_shorter(image, size), size)
     return np.asarray(image)
-
-
-def _split(data: Data, arrays: dict[str, np.ndarray], cfg: DataConfig) -> Data:
-    """Arrays into ArrayDatasets; the test and validation parts held out of train where asked."""
-    splits = {
-        s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in ("train", "val", "test") if f"{s}_images" in arrays
-    }
-    splits, data.classes = _select(_holdouts(splits, cfg), data.classes, cfg)
-    data.arrays = {
-        s: ArrayDataset(torch.from_numpy(images), torch.from_numpy(labels), data.classes)
-        for s, (images, labels) in splits.items()
-    }
-    return data
-
-
-def _split_files(data: Data, layout: FolderLayout, cfg: DataConfig) -> Data:
-    splits = {
-        s: (np.array([n for n, _ in files], dtype=object), np.array([label for _, label in files]))
-        for s, files in layout.splits.items()
-    }
-    splits, data.classes = _select(_holdouts(splits, cfg), data.classes, cfg)
-    data.files = {s: list(zip(names.tolist(), labels.tolist())) for s, (names, labels) in splits.items()}
-    return data
 
 
 def _select(splits: dict, classes: list[str], cfg: DataConfig) -> tuple[dict, list[str]]:

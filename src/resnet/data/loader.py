@@ -1,9 +1,12 @@
-"""Batches for training and evaluation.
+"""Batches for training and evaluation: `make_loader(data, split, cfg, ...)`.
 
-`TensorLoader` serves decoded splits resident on the training device: shuffling, cropping and
-flipping run batched there. `StreamLoader` decodes files in worker processes. Both are
-deterministic functions of (seed, step): a resumed run sees exactly the batches it would have seen,
-and rank r of a distributed run takes its own slice of every global batch.
+One interface, two implementations. `TensorLoader` serves a decoded split (`ArrayDataset`) resident
+on the training device: shuffling, cropping and flipping run batched there. `StreamLoader` decodes
+a `FileList` in worker processes. Either has `steps_per_epoch`, `batches(start)` (training batches
+from a step on), `eval_batches(batch_size, tta)`, `sample()` (raw pixels for the normalization's
+statistics), `normalize` and `eval_resize`. Both are deterministic functions of (seed, step): a
+resumed run sees exactly the batches it would have seen, and rank r of a distributed run takes its
+own slice of every global batch.
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..config import DataConfig
 from ..errors import UsageError
 from .augment import Normalize, center_crop, image_transform, pad_crop_flip, resize_shorter, ten_crop
-from .dataset import ArrayDataset
-from .folder import FolderLayout
+from .dataset import ArrayDataset, FileList
 from .images import decode_image
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -42,32 +44,72 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=_generator(seed, SHUFFLE, epoch))
 
 
+NORMALIZE_SAMPLE = 512  # streamed images whose statistics give the normalization
+
+
+def make_loader(
+    data,
+    split: str,
+    cfg: DataConfig,
+    *,
+    train: bool,
+    batch_size: int,
+    device,
+    normalize: Normalize | None = None,
+    seed: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    channels_last: bool = False,
+):
+    """The loader of `split` of `data` (a `load.Data`): training batches when `train` (augmented by
+    `cfg.augment`), else only evaluation batches. `normalize=None` fits the normalization
+    (`cfg.normalize`) to this split's pixels."""
+    kind = TensorLoader if isinstance(data.splits[split], ArrayDataset) else StreamLoader
+    loader = kind(
+        data.splits[split],
+        cfg,
+        train=train,
+        batch_size=batch_size,
+        device=device,
+        normalize=normalize,
+        seed=seed,
+        rank=rank,
+        world=world,
+        channels_last=channels_last,
+    )
+    if normalize is None:
+        loader.normalize = Normalize.fit(loader.sample(), cfg.normalize == "pixel-mean").to(device)
+    return loader
+
+
 class TensorLoader:
     """Batches of a decoded split resident on `device`.
 
     Args:
-        data: the split (uint8 images).
+        data: the split (uint8 images, or feature vectors).
+        cfg: the data config; `augment` ("pad-crop-flip", "flip" or "none": tensors are cropped, not
+            resized) and `pad` are used when `train`.
         batch_size: images per process and step (the global batch is batch_size × world).
-        augment, pad: "pad-crop-flip", "flip" or "none" (tensor mode knows no resizing augmentations).
-        normalize: applied after augmentation.
         train: False for a split only evaluated (it may be smaller than a batch).
     """
+
+    eval_resize = 1.0  # decoded images are evaluated as they are
 
     def __init__(
         self,
         data: ArrayDataset,
+        cfg: DataConfig,
         *,
         batch_size: int,
         device,
-        normalize: Normalize,
-        augment: str = "none",
-        pad: int = 4,
+        normalize: Normalize | None = None,
+        train: bool = True,
         seed: int = 0,
         rank: int = 0,
         world: int = 1,
         channels_last: bool = False,
-        train: bool = True,
     ) -> None:
+        augment = cfg.augment if train else "none"
         if data.images.ndim != 4 and augment != "none":
             raise UsageError(f"data.augment={augment} needs images; these data are feature vectors (data.augment=none)")
         if augment not in ("pad-crop-flip", "flip", "none"):
@@ -76,8 +118,9 @@ class TensorLoader:
             )
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
-        self.batch_size, self.device, self.normalize = batch_size, torch.device(device), normalize.to(device)
-        self.augment, self.pad, self.seed, self.rank, self.world = augment, pad, seed, rank, world
+        self.batch_size, self.device = batch_size, torch.device(device)
+        self.normalize = (normalize or Normalize.identity()).to(device)
+        self.augment, self.pad, self.seed, self.rank, self.world = augment, cfg.pad, seed, rank, world
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.steps_per_epoch = len(data) // (batch_size * world)
         if train and self.steps_per_epoch == 0:
@@ -85,6 +128,10 @@ class TensorLoader:
                 f"batch_size={batch_size} (× {world} processes) is larger than the {len(data)} training images"
             )
         self._epoch, self._perm = -1, None
+
+    def sample(self) -> torch.Tensor:
+        """Every item of the split, as stored (uint8 pixels or features), on the CPU."""
+        return self.images.cpu()
 
     def batch(self, step: int) -> Batch:
         """The training batch of `step`: shuffled each epoch, augmented, normalized."""
@@ -145,28 +192,19 @@ class _FileDataset(Dataset):
     """Decoded, transformed images of a file list; `train=False` gives the evaluation view, whose
     center crop is `eval_crop` (default: the image size)."""
 
-    def __init__(
-        self,
-        layout: FolderLayout,
-        files: list[tuple[str, int]],
-        cfg: DataConfig,
-        seed: int,
-        train: bool,
-        eval_crop: int | None = None,
-    ):
-        self.layout, self.files, self.cfg, self.seed, self.train = layout, files, cfg, seed, train
-        self.eval_crop = eval_crop
+    def __init__(self, data: FileList, cfg: DataConfig, seed: int, train: bool, eval_crop: int | None = None):
+        self.data, self.cfg, self.seed, self.train, self.eval_crop = data, cfg, seed, train, eval_crop
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.data)
 
     def __getitem__(self, key):
         epoch, index = key if self.train else (0, key)
-        name, label = self.files[index]
+        name, label = self.data.files[index]
         size = self.cfg.image_size
         rng = random.Random(mix(self.seed, AUGMENT, epoch, index)) if self.train else None
         try:
-            image = decode_image(self.layout.read(name), name)
+            image = decode_image(self.data.layout.read(name), name)
         except OSError as e:
             raise UsageError(f"{name}: unreadable ({e.strerror or e})") from None
         if self.train:
@@ -177,32 +215,42 @@ class _FileDataset(Dataset):
 
 
 class StreamLoader:
-    """Batches of image files decoded and augmented by `workers` processes, normalized on `device`."""
+    """Batches of a split of image files decoded and augmented (`cfg.augment`, when `train`) by
+    `cfg.workers` processes, normalized on `device`. Evaluation views are resized to `image_size ×
+    cfg.eval_resize` on the shorter side and center-cropped."""
 
     def __init__(
         self,
-        layout: FolderLayout,
-        files: list[tuple[str, int]],
+        data: FileList,
         cfg: DataConfig,
         *,
         batch_size: int,
         device,
-        normalize: Normalize,
+        normalize: Normalize | None = None,
+        train: bool = True,
         seed: int = 0,
         rank: int = 0,
         world: int = 1,
         channels_last: bool = False,
-        train: bool = True,
     ) -> None:
-        self.dataset = _FileDataset(layout, files, cfg, seed, train)
-        self.batch_size, self.device, self.normalize = batch_size, torch.device(device), normalize.to(device)
+        self.dataset = _FileDataset(data, cfg, seed, train)
+        self.batch_size, self.device = batch_size, torch.device(device)
+        self.normalize = (normalize or Normalize.identity()).to(device)
         self.seed, self.rank, self.world, self.workers = seed, rank, world, cfg.workers
+        self.eval_resize = cfg.eval_resize
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.steps_per_epoch = len(files) // (batch_size * world)
+        self.steps_per_epoch = len(data) // (batch_size * world)
         if train and self.steps_per_epoch == 0:
             raise UsageError(
-                f"batch_size={batch_size} (× {world} processes) is larger than the {len(files)} training images"
+                f"batch_size={batch_size} (× {world} processes) is larger than the {len(data)} training images"
             )
+
+    def sample(self) -> torch.Tensor:
+        """The evaluation views (uint8) of about NORMALIZE_SAMPLE images spread over the split."""
+        d = self.dataset
+        every = FileList(d.data.layout, d.data.files[:: max(1, len(d) // NORMALIZE_SAMPLE)])
+        loader = DataLoader(_FileDataset(every, d.cfg, d.seed, train=False), batch_size=64, num_workers=self.workers)
+        return torch.cat([x for x, _ in loader])
 
     def _loader(self, sampler) -> DataLoader:
         return DataLoader(
@@ -226,7 +274,7 @@ class StreamLoader:
     def eval_batches(self, batch_size: int | None = None, tta: str = "none") -> Iterator[Batch]:
         d, size = self.dataset, self.dataset.cfg.image_size
         crop = round(size * d.cfg.eval_resize) if tta == "10crop" else None
-        dataset = _FileDataset(d.layout, d.files, d.cfg, d.seed, train=False, eval_crop=crop)
+        dataset = _FileDataset(d.data, d.cfg, d.seed, train=False, eval_crop=crop)
         indices = list(range(self.rank, len(dataset), self.world))
         loader = DataLoader(
             dataset,

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..data.cache import cached_arrays, fingerprint
+from ..data.dataset import stratified_split
 from ..data.folder import SPLIT_NAMES, is_archive, iter_archive, list_names
 from ..data.images import decode_image
 from ..errors import UsageError
@@ -95,8 +96,8 @@ def _hold_out(path: Path, names: list[str], fraction: float, seed: int) -> tuple
     if len(names) < 2:
         raise UsageError(f"{path}: {len(names)} image; at least 2 are needed to hold one out for testing")
     count = min(len(names) - 1, max(1, round(fraction * len(names))))
-    held = set(np.random.default_rng(seed).permutation(len(names))[:count].tolist())
-    return [n for i, n in enumerate(names) if i not in held], [n for i, n in enumerate(names) if i in held]
+    kept, held = stratified_split(np.zeros(len(names)), count, seed)  # one class: a plain random draw
+    return [names[i] for i in kept], [names[i] for i in held]
 
 
 def check_sizes(images: list[np.ndarray], names: list[str], side: int, what: str) -> None:

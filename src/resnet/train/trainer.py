@@ -25,8 +25,8 @@ from ..analysis.diagnostics import gradient_norms, layer_responses
 from ..analysis.plots import error_curves
 from ..config import TrainConfig, from_dict, resolve, to_dict
 from ..data.augment import Normalize
-from ..data.load import Data, load_data
-from ..data.loader import StreamLoader, TensorLoader
+from ..data.load import load_data
+from ..data.loader import make_loader
 from ..errors import RunError, UsageError
 from ..models import create_model, get_spec
 from . import checkpoint
@@ -37,7 +37,6 @@ from .progress import Progress
 from .runtime import setup, teardown
 from .schedule import LRSchedule
 
-NORMALIZE_SAMPLE = 512  # streamed images whose statistics give the normalization
 SYNC_EVERY = 10  # steps between reads of the running loss and error
 DIAGNOSTIC_BATCH = 128  # images of the fixed batches that diagnostics are measured on
 EVAL_COST = 1 / 3  # an evaluated image costs about a third of a trained one (forward, no backward)
@@ -135,16 +134,17 @@ class Trainer:
         tuning = config.finetune
         self.source = read_source(tuning, config.model, config.model_options) if tuning.source and not state else None
         if state:
-            self.normalize = Normalize(**state["normalize"])
+            normalize = Normalize(**state["normalize"])
         elif self.source and tuning.normalize == "source":
-            self.normalize = source_normalize(self.source)
+            normalize = source_normalize(self.source)
         else:
-            self.normalize = self._fit_normalize(self.data)
+            normalize = None  # fitted to the training split
+        self.train_loader = self._loader("train", normalize)
+        self.normalize = self.train_loader.normalize
+        self.eval_loaders = {s: self._loader(s, self.normalize) for s in self.data.split_names if s != "train"}
         self.model = self._build_model()
         self.parts = parts(self.model, tuning) if tuning.source else [Part([self.model], 1.0)]
         self.optimizer = self._build_optimizer()
-        self.train_loader = self._loader("train", train=True)
-        self.eval_loaders = {s: self._loader(s, train=False) for s in self.data.split_names if s != "train"}
         self.total = config.iters or max(1, round(config.epochs * self.train_loader.steps_per_epoch))
         self.schedule = LRSchedule(
             config.schedule, self.optimizer.param_groups[0]["initial_lr"], self.total, get_spec(config.model).depth
@@ -167,22 +167,11 @@ class Trainer:
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def _fit_normalize(self, data: Data) -> Normalize:
-        per_pixel = self.config.data.normalize == "pixel-mean"
-        if data.mode == "tensor":
-            return Normalize.fit(data.arrays["train"].images, per_pixel)
-        sample = data.files["train"][:: max(1, data.size("train") // NORMALIZE_SAMPLE)]
-        identity = Normalize(torch.zeros(3, 1, 1), torch.ones(3, 1, 1))
-        loader = StreamLoader(
-            data.layout, sample, self.config.data, batch_size=64, device="cpu", normalize=identity, train=False
-        )
-        return Normalize.fit(torch.cat([x for x, _ in loader.eval_batches()]), per_pixel=False)
-
     def _build_model(self) -> nn.Module:
         cfg, runtime = self.config, self.runtime
         options = dict(cfg.model_options)
         if "in_features" in get_spec(cfg.model).options:  # vector models take the data's input size
-            options.setdefault("in_features", math.prod(self.data.arrays["train"].images.shape[1:]))
+            options.setdefault("in_features", self.data.features())
         self.model_options = options  # as built: what a checkpoint needs to rebuild the network
         model = create_model(cfg.model, num_classes=len(self.data.classes), **options)
         if self.source:
@@ -216,24 +205,25 @@ class Trainer:
             group["initial_lr"] = lr
         return optimizer
 
-    def _loader(self, split: str, train: bool):
+    def _loader(self, split: str, normalize: Normalize | None):
         cfg, runtime = self.config, self.runtime
         # batch_size is the global batch: each of the `world` processes takes its slice of it, so a run
         # sees the same batches (and resumes) whatever the number of processes.
         local = cfg.batch_size // runtime.world
-        common = dict(
+        train = split == "train"
+        return make_loader(
+            self.data,
+            split,
+            cfg.data,
+            train=train,
             batch_size=local if train else max(local, 256),
             device=runtime.device,
-            normalize=self.normalize,
+            normalize=normalize,
             seed=cfg.seed,
             rank=runtime.rank,
             world=runtime.world,
             channels_last=cfg.channels_last,
         )
-        if self.data.mode == "tensor":
-            augment = cfg.data.augment if train else "none"
-            return TensorLoader(self.data.arrays[split], augment=augment, pad=cfg.data.pad, train=train, **common)
-        return StreamLoader(self.data.layout, self.data.files[split], cfg.data, train=train, **common)
 
     def _compiled(self, model: nn.Module):
         if self.runtime.world > 1:
@@ -252,7 +242,7 @@ class Trainer:
             "classes": self.data.classes,
             "normalize": self.normalize.state_dict(),
             "image_size": self.config.data.image_size,
-            "eval_resize": self.config.data.eval_resize if self.data.mode == "stream" else 1.0,
+            "eval_resize": self.train_loader.eval_resize,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
