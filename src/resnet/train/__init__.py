@@ -1,6 +1,5 @@
 """Training: the loop, recipes' schedules, checkpoints, evaluation."""
 
-from .finetune import finetune
-from .trainer import RunResult, train
+from .trainer import RunResult, finetune, train
 
 __all__ = ["RunResult", "finetune", "train"]

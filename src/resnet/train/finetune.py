@@ -1,11 +1,11 @@
 """Transfer learning: start from pre-trained weights with a new classifier, and train all of the
 network (full), only the classifier (linear probe: backbone and its batch norms frozen), or the
-classifier first and then the backbone from the top down (gradual unfreezing)."""
+classifier first and then the backbone from the top down (gradual unfreezing). `resnet.finetune`
+(in trainer.py) is the entry point; this module holds its parts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -78,33 +78,3 @@ def apply_freezing(parts: list[Part], progress: float) -> None:
             p.requires_grad_(not frozen)
         for m in part.modules:
             freeze_batch_norm(m) if frozen else m.train()
-
-
-def finetune(
-    source: str,
-    data: str | None = None,
-    model: str | None = None,
-    mode: str = "full",
-    recipe: str = "finetune",
-    out=None,
-    overrides: list[str] | dict | None = None,
-    **kwargs,
-):
-    """Fine-tune pre-trained weights `source` (this project's checkpoint, a torchvision/timm/safetensors
-    file, or a published name such as "imagenet" with `model`) on `data` with a new classifier.
-
-    `mode`: "linear" (probe), "full" or "gradual". Other arguments as `resnet.train`; returns its RunResult.
-    """
-    from ..config import parse_override
-    from ..errors import UsageError
-    from .trainer import train
-
-    fields = dict(map(parse_override, overrides)) if isinstance(overrides, list) else dict(overrides or {})
-    meta = read_weights(source).meta if Path(source).is_file() else {}
-    model = model or meta.get("model_name")
-    if model is None:
-        raise UsageError(f"{source}: say which network these weights are for (--model NAME)")
-    if meta.get("model_name") == model and "model_options" not in fields:
-        fields["model_options"] = meta.get("model_options", {})
-    fields.update({"finetune.source": str(source), "finetune.mode": mode})
-    return train(model, data, recipe, out, fields, **kwargs)

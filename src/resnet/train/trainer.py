@@ -23,21 +23,23 @@ from torch import nn
 
 from ..analysis.diagnostics import gradient_norms, layer_responses
 from ..analysis.plots import error_curves
-from ..config import TrainConfig, from_dict, resolve, to_dict
+from ..config import TrainConfig, from_dict, parse_override, resolve, to_dict
 from ..data.augment import Normalize
 from ..data.load import load_data
 from ..data.loader import make_loader
 from ..errors import RunError, UsageError
 from ..models import create_model, get_spec
+from ..models.weights import read_weights
 from . import checkpoint
 from .evaluate import evaluate_batches
-from .finetune import Part, apply_freezing, parts, read_source, source_normalize, start_from
+from .finetune import apply_freezing, parts, read_source, source_normalize, start_from
+from .meter import Meter, NonFiniteGuard
 from .modes import freeze_batch_norm
 from .progress import Progress
 from .runtime import setup, teardown
 from .schedule import LRSchedule
 
-SYNC_EVERY = 10  # steps between reads of the running loss and error
+SYNC_EVERY = 10  # steps between reads of the running loss and error (and the non-finite check)
 DIAGNOSTIC_BATCH = 128  # images of the fixed batches that diagnostics are measured on
 EVAL_COST = 1 / 3  # an evaluated image costs about a third of a trained one (forward, no backward)
 
@@ -112,6 +114,32 @@ def train(
         teardown()
 
 
+def finetune(
+    source: str,
+    data: str | None = None,
+    model: str | None = None,
+    mode: str = "full",
+    recipe: str = "finetune",
+    out=None,
+    overrides: list[str] | dict | None = None,
+    **kwargs,
+):
+    """Fine-tune pre-trained weights `source` (this project's checkpoint, a torchvision/timm/safetensors
+    file, or a published name such as "imagenet" with `model`) on `data` with a new classifier.
+
+    `mode`: "linear" (probe), "full" or "gradual". Other arguments as `resnet.train`; returns its RunResult.
+    """
+    fields = dict(map(parse_override, overrides)) if isinstance(overrides, list) else dict(overrides or {})
+    meta = read_weights(source).meta if Path(source).is_file() else {}
+    model = model or meta.get("model_name")
+    if model is None:
+        raise UsageError(f"{source}: say which network these weights are for (--model NAME)")
+    if meta.get("model_name") == model and "model_options" not in fields:
+        fields["model_options"] = meta.get("model_options", {})
+    fields.update({"finetune.source": str(source), "finetune.mode": mode})
+    return train(model, data, recipe, out, fields, **kwargs)
+
+
 class Trainer:
     """One run of `config`, from scratch or from a checkpoint `state`."""
 
@@ -143,7 +171,7 @@ class Trainer:
         self.normalize = self.train_loader.normalize
         self.eval_loaders = {s: self._loader(s, self.normalize) for s in self.data.split_names if s != "train"}
         self.model = self._build_model()
-        self.parts = parts(self.model, tuning) if tuning.source else [Part([self.model], 1.0)]
+        self.parts = parts(self.model, tuning) if tuning.source else []  # fine-tuning's parts, frozen in turn
         self.optimizer = self._build_optimizer()
         self.total = config.iters or max(1, round(config.epochs * self.train_loader.steps_per_epoch))
         self.schedule = LRSchedule(
@@ -151,13 +179,9 @@ class Trainer:
         )
         self._unfreeze_steps = {round(p.unfreeze_at * self.total) for p in self.parts if 0 < p.unfreeze_at <= 1}
         self.scaler = torch.amp.GradScaler(self.runtime.device.type, enabled=config.precision == "fp16")
-        self.step, self.best, self.skipped_steps = 0, math.inf, 0
-        self.interval = {"loss": 0.0, "wrong": 0.0, "count": 0}
-        # Running sums on the device (loss, wrong) and the first non-finite step: read every
-        # SYNC_EVERY steps, so that GPU steps do not wait for the host.
-        self._sums = torch.zeros(2, dtype=torch.float64, device=self.runtime.device)
-        self._count = 0
-        self._nonfinite = torch.full((), -1, dtype=torch.int64, device=self.runtime.device)
+        self.step, self.lr = 0, 0.0  # the step to do next, and the learning rate of the last one done
+        self.meter = Meter(self.runtime.device)
+        self.guard = NonFiniteGuard(config.nonfinite, self.model, self.runtime.device)
         if state is not None:
             self._restore(state)
         self.forward = self._compiled(self.model)
@@ -186,13 +210,14 @@ class Trainer:
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config.optimizer
         groups = []
-        for part in self.parts:
-            decay = [p for p in part.parameters() if p.ndim > 1 or cfg.decay_norm_and_bias]
-            no_decay = [p for p in part.parameters() if p.ndim <= 1 and not cfg.decay_norm_and_bias]
+        scaled = [(part.parameters(), part.lr_scale) for part in self.parts] or [(list(self.model.parameters()), 1.0)]
+        for params, lr_scale in scaled:
+            decay = [p for p in params if p.ndim > 1 or cfg.decay_norm_and_bias]
+            no_decay = [p for p in params if p.ndim <= 1 and not cfg.decay_norm_and_bias]
             groups += [
-                {"params": params, "weight_decay": wd, "lr_scale": part.lr_scale}
-                for params, wd in ((decay, cfg.weight_decay), (no_decay, 0.0))
-                if params
+                {"params": group, "weight_decay": wd, "lr_scale": lr_scale}
+                for group, wd in ((decay, cfg.weight_decay), (no_decay, 0.0))
+                if group
             ]
         # the linear scaling rule (Goyal et al. 2017): lr grows with the global batch
         lr = cfg.lr * (self.config.batch_size / cfg.reference_batch if cfg.scale_lr else 1)
@@ -248,9 +273,8 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "step": self.step,
-            "best": self.best,
-            "interval": dict(self.interval),
-            "skipped_steps": self.skipped_steps,
+            "interval": self.meter.state_dict(),
+            "skipped_steps": self.guard.skipped,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -264,8 +288,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
-        self.step, self.best, self.skipped_steps = state["step"], state["best"], state["skipped_steps"]
-        self.interval = dict(state["interval"])
+        self.step, self.guard.skipped = state["step"], state["skipped_steps"]
+        self.meter.load_state_dict(state["interval"])
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -288,29 +312,37 @@ class Trainer:
         if self.step == 0 and cfg.log.diagnostics:
             self._diagnose()
         with Progress(self.total, self.step, enabled=self.show_progress and runtime.is_main) as bar:
-            self.model.train()
-            self._freeze()
-            for x, y in islice(self.train_loader.batches(self.step), end - self.step):
-                lr = self.schedule(self.step)
-                self.train_step(x, y, lr)
-                self.step += 1
-                if self.step in self._unfreeze_steps:
-                    self._freeze()
-                    bar.log(f"step {self.step}: unfreezing the next part of the backbone")
+            for step in self.steps(end, log=bar.log):
                 # at every interval and at the end, but not twice in the last half interval
-                evaluate = self.step == self.total or (self.step % every == 0 and self.total - self.step >= every / 2)
-                save = cfg.log.checkpoint_every and self.step % cfg.log.checkpoint_every == 0
-                if evaluate or save or self.step % SYNC_EVERY == 0:
-                    self._sync(bar, lr)
+                evaluate = step == self.total or (step % every == 0 and self.total - step >= every / 2)
+                save = cfg.log.checkpoint_every and step % cfg.log.checkpoint_every == 0
+                if evaluate or save or step % SYNC_EVERY == 0:
+                    self._sync(bar)
                 if evaluate:
-                    self._evaluate_and_save(bar, lr)
+                    self._evaluate_and_save(bar)
                 elif save:
                     self.save("last.pt")
             if self.step < self.total:
-                self._sync(bar, self.schedule(self.step))
+                self._sync(bar)
                 self.save("last.pt")
                 bar.log(f"paused at step {self.step} of {self.total}: --resume continues")
         return self._finish(time.perf_counter() - start_time, self.step - start_step)
+
+    def steps(self, end: int | None = None, log=print):
+        """Train from the current step to `end` (default: the end of the run), yielding the number of
+        each step done: batch, learning rate, forward, backward, update (and fine-tuning's unfreezing,
+        announced through `log`). What the loop measures is read by `_sync`; `run` adds evaluations
+        and checkpoints. Benchmarks time this iterator: the loop the product runs."""
+        end = self.total if end is None else end
+        self.model.train()
+        self._freeze()
+        for x, y in islice(self.train_loader.batches(self.step), max(0, end - self.step)):
+            self.train_step(x, y, self.schedule(self.step))
+            self.step += 1
+            if self.step in self._unfreeze_steps:
+                self._freeze()
+                log(f"step {self.step}: unfreezing the next part of the backbone")
+            yield self.step
 
     def eval_interval(self) -> int:
         """Iterations between evaluations: `log.every`, else `log.evals` spread over the run, stretched
@@ -325,71 +357,47 @@ class Trainer:
 
     def _freeze(self) -> None:
         """Freeze what should be frozen at this step: fine-tuning's frozen parts, and BN if asked."""
-        apply_freezing(self.parts, self.step / self.total)
+        if self.parts:
+            apply_freezing(self.parts, self.step / self.total)
         if self.config.freeze_bn:
             freeze_batch_norm(self.model)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
         """One iteration on the batch (x, y) at learning rate `lr`: forward under autocast, loss,
-        backward, optimizer step; the loss and errors are added to the running sums on the device."""
-        cfg = self.config
+        backward, optimizer step (unless the non-finite guard drops it); the meter adds the loss and errors."""
+        self.lr = lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
-        # skip mode: a skipped step must not leave its batch statistics in the BN running averages
-        buffers = [b.clone() for b in self.model.buffers()] if cfg.nonfinite == "skip" else None
+        self.guard.before_forward()
         with self.autocast:
             logits = self.forward(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-        self._backward_and_step(loss, buffers)
-        wrong = (logits.detach().argmax(1) != y).sum()
-        self._sums += torch.stack([loss.detach().double() * len(y), wrong.double()])
-        self._count += len(y)  # on the host: a tensor made from it would be a copy that waits for the GPU
-
-    def _backward_and_step(self, loss: torch.Tensor, buffers: list[torch.Tensor] | None) -> None:
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
-        if buffers is not None and not torch.isfinite(loss):  # a host sync, only in skip mode
-            self.skipped_steps += 1
-            for buffer, saved in zip(self.model.buffers(), buffers):
-                buffer.copy_(saved)
-            return
-        self._nonfinite = torch.where(
-            (self._nonfinite < 0) & ~torch.isfinite(loss.detach()), self.step + 1, self._nonfinite
-        )
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        if self.guard.allows(loss, self.step):
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.meter.add(loss, logits, y)
 
-    def _sync(self, bar: Progress, lr: float) -> None:
-        """Read the device's running sums: stop at a non-finite loss, end the §4.2 warm-up, update the bar."""
-        bad = int(self._nonfinite)
-        if bad >= 0:
-            raise RunError(
-                f"the loss is not finite at step {bad}; stopped (the last good checkpoint is "
-                f"{self.out / 'last.pt'}; --set nonfinite=skip skips such steps)"
-            )
-        (loss, wrong), count = self._sums.tolist(), self._count
-        self._sums.zero_()
-        self._count = 0
-        self.interval = {
-            "loss": self.interval["loss"] + loss,
-            "wrong": self.interval["wrong"] + wrong,
-            "count": self.interval["count"] + int(count),
-        }
-        error = self.interval["wrong"] / max(1, self.interval["count"])
+    def _sync(self, bar: Progress) -> None:
+        """Read what the device measured: stop at a non-finite loss, end the §4.2 warm-up, update the bar."""
+        self.guard.check(self.out / "last.pt")
+        loss, _, count = self.meter.read()
+        error = self.meter.error
         if self.schedule.observe(self.step, error):
             bar.log(
                 f"step {self.step}: training error {error:.1%}, below {self.config.schedule.warmup_until_error:.0%}: "
                 f"the warm-up is over, learning rate {self.schedule(self.step):g}"
             )
-        bar.update(self.step, loss=loss / max(1, count), error=error, images=int(count) * self.runtime.world)
+        bar.update(self.step, loss=loss / max(1, count), error=error, images=count * self.runtime.world)
 
-    def _evaluate_and_save(self, bar: Progress, lr: float) -> None:
+    def _evaluate_and_save(self, bar: Progress) -> None:
         row = {
             "step": self.step,
             "epoch": round(self.step / self.train_loader.steps_per_epoch, 3),
-            "lr": lr,
-            "train_loss": self.interval["loss"] / max(1, self.interval["count"]),
-            "train_error": self.interval["wrong"] / max(1, self.interval["count"]),
+            "lr": self.lr,
+            "train_loss": self.meter.mean_loss,
+            "train_error": self.meter.error,
         }
         for split, loader in self.eval_loaders.items():
             metrics = evaluate_batches(
@@ -407,17 +415,16 @@ class Trainer:
                 }
             )
         row["images_per_s"], row["elapsed_s"] = bar.rate(), bar.elapsed()
-        if self.skipped_steps:
-            row["skipped_steps"] = self.skipped_steps
-        self.interval = {"loss": 0.0, "wrong": 0.0, "count": 0}
+        if self.guard.skipped:
+            row["skipped_steps"] = self.guard.skipped
+        self.meter.reset()
         selection = row.get("val_error", row.get("test_error"))
+        improved = selection < self.schedule.best_eval  # the schedule keeps the best error
         if self.schedule.observe_eval(selection):
             bar.log(
                 f"step {self.step}: no better error in {self.config.schedule.patience} evaluations: "
                 f"learning rate divided by {1 / self.config.schedule.gamma:g}"
             )
-        improved = selection < self.best
-        self.best = min(self.best, selection)
         # Logs first, checkpoints last: a resumed run drops log rows newer than its checkpoint.
         if self.config.log.diagnostics:
             self._diagnose()
@@ -431,7 +438,7 @@ class Trainer:
             self.save("best.pt")
         evals = " · ".join(f"{s} error {100 * row[f'{s}_error']:.2f}%" for s in self.eval_loaders)
         bar.log(
-            f"step {self.step}/{self.total} · epoch {row['epoch']:.1f} · lr {lr:.4g} · "
+            f"step {self.step}/{self.total} · epoch {row['epoch']:.1f} · lr {self.lr:.4g} · "
             f"train error {100 * row['train_error']:.2f}% · {evals}"
         )
 
@@ -490,7 +497,7 @@ class Trainer:
                 "seconds": seconds,
                 "steps_this_session": steps,
                 "final": final,
-                "best_error": self.best,
+                "best_error": self.schedule.best_eval,
                 "skipped_images": self.data.skipped,
                 "device": str(self.runtime.device),
                 "world": self.runtime.world,
@@ -503,7 +510,7 @@ class Trainer:
             eval_key.split("_")[0],
             final.get(eval_key, math.nan),
             final.get(eval_key.replace("error", "top5_error"), math.nan),
-            self.best,
+            self.schedule.best_eval,
             self.step,
             seconds,
             plot,
