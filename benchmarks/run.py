@@ -11,6 +11,7 @@ Prints a table with the ratio ours / peer for each benchmark and writes everythi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import itertools
 import json
@@ -20,7 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,86 @@ from PIL import Image
 
 from resnet import count_macs, create_model
 from resnet.analysis.report import machine
-from resnet.config import resolve
+from resnet.config import TrainConfig, resolve
 from resnet.data.load import load_data
 from resnet.optimize import for_inference
 from resnet.train.trainer import Trainer
 
-SECTIONS = ("cpu", "inference", "throughput", "feeding", "cifar", "speedrun")
+SECTIONS = ("cpu", "inference", "throughput", "feeding", "cifar", "speedrun")  # BENCHMARKS.md's order
+
+# Every size of every section, read once in main: "full" is what BENCHMARKS.md reports, "quick" (--quick) checks
+# the plumbing. Quick mode also skips what costs minutes and measures nothing at tiny sizes (compilation,
+# a process per CPU engine, speedrun's warm-up run) and runs every section on the CPU.
+SIZES = {
+    "full": {
+        "on_cpu": False,  # the GPU sections run on CUDA, and by default only where there is CUDA
+        "cpu": {
+            "peak_matrix": 4096,  # n of the n×n matrix multiply that measures the CPU's peak
+            "peak_reps": 5,
+            "inference": [("resnet20", 1, 32), ("resnet20", 256, 32), ("resnet50", 1, 224), ("resnet50", 16, 224)],
+            "engine_reps": (10, 300),  # calls per engine: 3,000 images' worth (224×224 counts 49), within these
+            "engine_compile": True,
+            "engine_processes": True,  # each engine timed in a process of its own
+            "training": ("resnet20", "resnet56"),
+            "train_batch": 128,
+            "train_steps": 60,
+            "rounds": 5,  # turns of timing, so that a slower spell of a shared machine touches every engine alike
+        },
+        "inference": {"model": "resnet50", "batch": 256, "image_size": 224, "reps": 50, "compile": True},
+        "throughput": {
+            "models": ("resnet50", "resnet18"),
+            "batch": 256,
+            "image_size": 224,
+            "reps": 30,
+            "compile": "max-autotune",
+        },
+        "feeding": {
+            "model": "resnet50",
+            "jpeg_size": (500, 375),
+            "batch": 256,
+            "steps": 20,
+            "image_size": 224,
+            "workers": 15,
+        },
+        "cifar": {"model": "resnet56", "iters": 64000, "compile": "reduce-overhead", "peer_steps": 3 * 390},
+        "speedrun": {"epochs": (6, 8, 10, 12), "seeds": 5, "warmup": True, "overrides": {}},
+    },
+    "quick": {
+        "on_cpu": True,
+        "cpu": {
+            "peak_matrix": 256,
+            "peak_reps": 2,
+            "inference": [("resnet20", 2, 32)],
+            "engine_reps": (3, 3),
+            "engine_compile": False,
+            "engine_processes": False,
+            "training": ("resnet20",),
+            "train_batch": 16,
+            "train_steps": 3,
+            "rounds": 1,
+        },
+        "inference": {"model": "resnet18", "batch": 4, "image_size": 64, "reps": 3, "compile": False},
+        "throughput": {"models": ("resnet18",), "batch": 8, "image_size": 64, "reps": 3, "compile": "none"},
+        "feeding": {
+            "model": "resnet18",
+            "jpeg_size": (160, 120),
+            "batch": 8,
+            "steps": 3,
+            "image_size": 64,
+            "workers": 2,
+        },
+        "cifar": {"model": "resnet20", "iters": 6, "compile": "none", "peer_steps": 5},
+        "speedrun": {
+            "epochs": (1,),
+            "seeds": 1,
+            "warmup": False,
+            "overrides": {"model_options": {"width": 8}, "batch_size": 64},
+        },
+    },
+}
+
+
+# -- measuring and reporting ------------------------------------------------------------------------
 
 
 def synchronize(device: torch.device) -> None:
@@ -82,6 +157,71 @@ def row(
     }
 
 
+def table(rows: list[dict]) -> str:
+    lines = ["| benchmark | ours | peer | ratio | goal | peer is |", "|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        goal = f"≥ {r['goal']:.2f}× {'✅' if r['met'] else '❌'}" if r["goal"] and r["ratio"] else ""
+        peer = f"{r['peer']:,.2f} {r['unit']}" if r["peer"] is not None else "–"
+        ratio = f"{r['ratio']:.2f}×" if r["ratio"] is not None else "–"
+        lines.append(
+            f"| {r['benchmark']} | {r['ours']:,.2f} {r['unit']} | {peer} | {ratio} | {goal} | "
+            f"{r['peer_name']}{'; ' + r['notes'] if r['notes'] else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def environment() -> dict:
+    device = machine()
+    try:
+        import torchvision
+
+        tv = torchvision.__version__
+    except ImportError:
+        tv = None
+    return {
+        "date": datetime.date.today().isoformat(),
+        "device": device,
+        "torch": torch.__version__,
+        "torchvision": tv,
+        "python": sys.version.split()[0],
+        "threads": torch.get_num_threads(),
+        "command": " ".join(sys.argv),
+    }
+
+
+# -- the trainer's own loop as the benchmarks drive it: their only calls into the Trainer's internals --
+
+
+@contextlib.contextmanager
+def temporary_trainer(config: TrainConfig) -> Iterator[Trainer]:
+    """A Trainer of `config` whose run folder is temporary: removed on leaving, also on an error."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config, Path(tmp) / "run", progress=False)
+        trainer.model.train()  # as Trainer.run sets it before its loop
+        yield trainer
+
+
+def train_batches(trainer: Trainer) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The trainer's training batches from step 0 on, epoch after epoch."""
+    return trainer.train_loader.batches(0)
+
+
+def train_steps(steps: Iterator[int], count: int) -> None:
+    """`count` more steps of a `Trainer.steps()` iterator: the product's loop (batches, learning rate,
+    forward, backward, update)."""
+    for _ in itertools.islice(steps, count):
+        pass
+
+
+def read_step_results(trainer: Trainer) -> None:
+    """Bring the steps' running loss and errors to the host (waiting for the steps), as the loop does
+    every few steps."""
+    trainer.meter.read()
+
+
+# -- the peers ---------------------------------------------------------------------------------------
+
+
 def reference(name: str, device: torch.device) -> torch.nn.Module:
     """The peer model: torchvision's when it is installed, else our own eager model of the same name."""
     try:
@@ -99,391 +239,6 @@ def peer_label(name: str) -> str:
         return f"torchvision {torchvision.__version__} {name}"
     except ImportError:
         return f"resnet {name} (torchvision not installed)"
-
-
-# -- 6. the CPU: inference against OpenVINO and ONNX Runtime, training against the eager loop --------
-
-# (model, batch, image size): the issue's cases; --quick: one tiny case of each kind
-CPU_INFERENCE = [("resnet20", 1, 32), ("resnet20", 256, 32), ("resnet50", 1, 224), ("resnet50", 16, 224)]
-CPU_TRAINING = ["resnet20", "resnet56"]
-ROUNDS = 5  # turns of timing: the median of their medians is reported
-
-
-def cpu(quick: bool) -> list[dict]:
-    """Every CPU figure of BENCHMARKS.md in one run: the machine's peak, inference of our engines and of
-    the peers on the same weights, and cifar-paper training against the plain eager fp32 loop."""
-    peak = cpu_peak(quick)
-    rows = [row(f"cpu peak, {p} matrix multiply", f / 1e9, None, "GFLOP/s") for p, f in peak.items()]
-    cases = [("resnet20", 2, 32)] if quick else CPU_INFERENCE
-    rows += [r for case in cases for r in cpu_inference(*case, peak, quick)]
-    for name in ["resnet20"] if quick else CPU_TRAINING:
-        rows += cpu_training(name, peak, quick)
-    return rows
-
-
-def cpu_peak(quick: bool) -> dict[str, float]:
-    """FLOP/s of a large matrix multiply in fp32 and bf16 on every thread: what the CPU can do at best."""
-    n, reps = (256, 2) if quick else (4096, 5)
-    peak = {}
-    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        peak[precision] = 2 * n**3 / timed(lambda a=a, b=b: torch.mm(a, b), 2, reps, torch.device("cpu"))
-    print(f"cpu peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s", file=sys.stderr)
-    return peak
-
-
-def _share(flops_per_s: float, peak: dict[str, float], precision: str) -> str:
-    return f"{flops_per_s / 1e9:.0f} GFLOP/s, {100 * flops_per_s / peak[precision]:.0f}% of the {precision} peak"
-
-
-CPU_ENGINES = ("ours", "ours, torch engine", "eager model", "OpenVINO", "ONNX Runtime")
-
-
-def _cpu_engine(name: str, size: int, who: str, quick: bool):
-    """The engine `who` for `name` (seeded weights, the same in every process) and what it is, or None
-    when its package is missing."""
-    from resnet.optimize import onnx_bytes
-
-    torch.manual_seed(0)
-    model = create_model(name).eval()
-    x = torch.randn(1, 3, size, size)
-    if who.startswith("ours"):
-        fn = for_inference(model, "cpu", engine="auto" if who == "ours" else "torch", compile=not quick)
-        return model, fn, f"{fn.engine} {fn.precision}"
-    if who == "eager model":
-        return model, model, "eager fp32"
-    try:
-        if who == "OpenVINO":
-            import openvino
-
-            compiled = openvino.Core().compile_model(openvino.Core().read_model(onnx_bytes(model, x), b""), "CPU")
-            hint = "bf16" if "bf" in str(compiled.get_property("INFERENCE_PRECISION_HINT")) else "fp32"
-            version = openvino.__version__.split("-")[0]
-            return model, lambda batch: compiled(batch.numpy())[0], f"OpenVINO {version} defaults: {hint}"
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(onnx_bytes(model, x), providers=["CPUExecutionProvider"])
-        fn = lambda batch: session.run(None, {"input": batch.numpy()})[0]  # noqa: E731
-        return model, fn, f"ONNX Runtime {onnxruntime.__version__} defaults: fp32"
-    except ImportError:
-        return None
-
-
-def _time_cpu_engine(name: str, batch: int, size: int, who: str, quick: bool) -> dict | None:
-    """Median seconds per call of engine `who` on a batch, and its difference from the fp32 model."""
-    built = _cpu_engine(name, size, who, quick)
-    if built is None:
-        return None
-    model, fn, what = built
-    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
-    reps = 3 if quick else max(10, min(300, round(3000 / (batch * (1 if size == 32 else 49)))))
-    with torch.inference_mode():
-        expected = model(x)
-        out = torch.as_tensor(np.asarray(fn(x)))  # also the first call: compilation and the check
-        difference = ((out - expected).abs().max() / expected.abs().max().clamp_min(1)).item()
-        turns = 1 if quick else ROUNDS
-        rounds = [timed(lambda: fn(x), 1, max(1, reps // turns), torch.device("cpu")) for _ in range(turns)]
-    return {"seconds": statistics.median(rounds), "difference": difference, "what": what}
-
-
-def cpu_inference(name: str, batch: int, size: int, peak: dict, quick: bool) -> list[dict]:
-    """`for_inference` (auto: the fastest engine installed; and the torch engine alone) against OpenVINO
-    and ONNX Runtime as a new user runs them, on the same weights (exported to one ONNX graph for both).
-    Each engine is timed in a process of its own (not in --quick): thread pools of different runtimes
-    in one process slow each other down (OpenVINO pins its threads to the cores; ONNX Runtime's spin)."""
-    import concurrent.futures
-    import multiprocessing
-
-    results = {}
-    for who in CPU_ENGINES:
-        if quick:
-            results[who] = _time_cpu_engine(name, batch, size, who, quick)
-            continue
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-            results[who] = pool.submit(_time_cpu_engine, name, batch, size, who, quick).result()
-    results = {who: r for who, r in results.items() if r is not None}
-    seconds = {who: r["seconds"] for who, r in results.items()}
-    differences = {who: r["difference"] for who, r in results.items()}
-    what = {who: r["what"] for who, r in results.items()}
-    model = create_model(name)
-    flops = 2 * count_macs(model, (3, size, size)) * batch
-    label = f"cpu {name} inference, batch {batch}"
-    latency = batch == 1
-
-    def figure(who: str) -> float:
-        return seconds[who] * 1e3 if latency else batch / seconds[who]
-
-    def notes(who: str) -> str:
-        precision = "bf16" if "bf16" in what[who] else "fp32"
-        return (
-            f"{what[who]}; {_share(flops / seconds[who], peak, precision)}; differs from fp32 eager by "
-            f"{differences[who]:.0e} of the largest logit"
-        )
-
-    rows = []
-    for ours in ("ours", "ours, torch engine"):
-        for peer in ("OpenVINO", "ONNX Runtime", "eager model"):
-            if peer not in seconds:
-                continue
-            goal = {"ours": 1.0, "ours, torch engine": 1 / 1.5}[ours] if peer == "OpenVINO" else None
-            rows.append(
-                row(
-                    f"{label}: {ours} / {peer}",
-                    figure(ours),
-                    figure(peer),
-                    "ms" if latency else "images/s",
-                    goal,
-                    f"{peer} ({notes(peer)})",
-                    higher_is_better=not latency,
-                    notes=notes(ours),
-                )
-            )
-    return rows
-
-
-def cpu_training(name: str, peak: dict, quick: bool) -> list[dict]:
-    """The trainer's own cifar-paper loop (recipe defaults: precision auto, channels_last; data and
-    augmentation included) against the plain eager fp32 loop and the same loop under bf16 autocast."""
-    steps = 3 if quick else 60
-    config = resolve("cifar-paper", {"batch_size": 128 if not quick else 16}, model=name, iters=64000)
-    trainer = Trainer(config, Path(tempfile.mkdtemp()), progress=False)
-    trainer.model.train()
-    batches = trainer.train_loader.batches(0)
-    for x, y in itertools.islice(batches, 3):  # warm-up: oneDNN's kernels chosen, memory allocated
-        trainer.train_step(x, y, 0.1)
-    turns = 1 if quick else ROUNDS
-    cpu_device, chunk = torch.device("cpu"), max(1, steps // turns)
-    seconds = {"ours": 0.0, "fp32": 0.0, "bf16": 0.0}
-    for _ in range(turns):  # in turns, so that a slower spell of a shared machine touches each loop alike
-        start = time.perf_counter()
-        for x, y in itertools.islice(batches, chunk):
-            trainer.train_step(x, y, 0.1)
-        trainer._sums.tolist()  # the step's results read, as the loop does every few steps
-        seconds["ours"] += time.perf_counter() - start
-        for p in ("fp32", "bf16"):
-            seconds[p] += eager_cifar_loop(name, None, cpu_device, chunk, chunk, p, config.batch_size)[0]
-    images = turns * chunk * config.batch_size
-    ours = images / seconds["ours"]
-    peer_rate = {p: images / seconds[p] for p in ("fp32", "bf16")}
-    flops = 3 * 2 * count_macs(trainer.model, (3, 32, 32))  # forward, and backward at twice its cost
-    precision = "bf16" if trainer.autocast.__class__ is torch.autocast else "fp32"
-    notes = f"{precision}, channels_last; {_share(ours * flops, peak, precision)}"
-    return [
-        row(
-            f"cpu {name} cifar-paper training, batch {config.batch_size}: ours / eager fp32",
-            ours,
-            peer_rate["fp32"],
-            "images/s",
-            2.0,
-            f"plain eager fp32 loop ({_share(peer_rate['fp32'] * flops, peak, 'fp32')})",
-            notes=notes,
-        ),
-        row(
-            f"cpu {name} cifar-paper training, batch {config.batch_size}: ours / eager bf16",
-            ours,
-            peer_rate["bf16"],
-            "images/s",
-            None,
-            f"the eager loop under bf16 autocast ({_share(peer_rate['bf16'] * flops, peak, 'bf16')})",
-            notes=notes,
-        ),
-    ]
-
-
-# -- 4. inference throughput: resnet50, batch 256, bf16 ----------------------------------------------
-
-
-def inference(quick: bool) -> list[dict]:
-    device = torch.device("cuda" if torch.cuda.is_available() and not quick else "cpu")
-    name, batch, size = ("resnet18", 4, 64) if quick else ("resnet50", 256, 224)
-    precision = "bf16" if device.type == "cuda" else "fp32"
-    x = torch.randn(batch, 3, size, size, device=device)
-    ours_fn = for_inference(create_model(name).eval(), device, precision=precision, compile=not quick)
-    peer_model = reference(name, device).eval().to(memory_format=torch.channels_last)
-    peer_compiled = torch.compile(peer_model) if not quick else peer_model
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-    def peer():
-        with torch.inference_mode(), autocast:
-            return peer_compiled(x.contiguous(memory_format=torch.channels_last))
-
-    reps = 3 if quick else 50
-    ours = timed(lambda: ours_fn(x), 3, reps, device)
-    theirs = timed(peer, 3, reps, device)
-    return [
-        row(
-            f"inference {name}, batch {batch}, {precision}",
-            batch / ours,
-            batch / theirs,
-            "images/s",
-            1.25,
-            f"{peer_label(name)}, compiled, channels_last, autocast",
-        )
-    ]
-
-
-# -- 3. training throughput: 224×224, batch 256, bf16 ------------------------------------------------
-
-
-def _trainer(name: str, batch: int, size: int, device: torch.device, overrides: dict) -> Trainer:
-    config = resolve(
-        "imagenet-paper",
-        {
-            "data.source": "synthetic",
-            "data.mode": "tensor",
-            "data.augment": "none",
-            "data.image_size": size,
-            "batch_size": batch,
-            **overrides,
-        },
-        model=name,
-        device=str(device),
-        iters=1,
-        epochs=0,
-    )
-    return Trainer(config, Path(tempfile.mkdtemp()), progress=False)
-
-
-def throughput(quick: bool) -> list[dict]:
-    device = torch.device("cuda" if torch.cuda.is_available() and not quick else "cpu")
-    return [train_step_speed(name, device, quick) for name in (("resnet18",) if quick else ("resnet50", "resnet18"))]
-
-
-def train_step_speed(name: str, device: torch.device, quick: bool) -> dict:
-    """Images/s of our training step (the trainer's own) against the peer's compiled eager step."""
-    batch, size = (8, 64) if quick else (256, 224)
-    precision = "bf16" if device.type == "cuda" else "fp32"
-    reps = 3 if quick else 30
-    fast = {"precision": precision, "channels_last": True, "compile": "none" if quick else "max-autotune"}
-    trainer = _trainer(name, batch, size, device, fast)
-    x, y = trainer.train_loader.batch(0)
-    ours = timed(lambda: trainer.train_step(x, y, 0.1), 3, reps, device)
-
-    model = reference(name, device).to(memory_format=torch.channels_last).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    compiled = torch.compile(model) if not quick else model
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-    def peer_step():
-        with autocast:
-            loss = F.cross_entropy(compiled(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    theirs = timed(peer_step, 3, reps, device)
-    return row(
-        f"training {name}, {size}×{size}, batch {batch}, {precision}",
-        batch / ours,
-        batch / theirs,
-        "images/s",
-        1.15,
-        f"{peer_label(name)}, compiled, channels_last, autocast",
-    )
-
-
-# -- 5. feeding the GPU from a folder of ImageNet-size JPEGs -----------------------------------------
-
-
-def make_jpeg_folder(root: Path, count: int, size: tuple[int, int]) -> Path:
-    """`count` photo-like JPEGs of `size` in two class folders (smooth random fields, not noise)."""
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        folder = root / "train" / f"class{i % 2}"
-        folder.mkdir(parents=True, exist_ok=True)
-        small = rng.integers(0, 256, (size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
-        Image.fromarray(small).resize(size, Image.BICUBIC).save(folder / f"{i:05d}.jpg", quality=90)
-    return root
-
-
-def feeding(quick: bool) -> list[dict]:
-    device = torch.device("cuda" if torch.cuda.is_available() and not quick else "cpu")
-    size, batch, steps = ((160, 120), 8, 3) if quick else ((500, 375), 256, 20)
-    image_size = 64 if quick else 224
-    # one epoch holds every timed step: a new epoch restarts the workers, which a long real epoch amortizes
-    test_fraction = 0.05
-    count = math.ceil((steps + 2) * batch / (1 - test_fraction))
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = make_jpeg_folder(Path(tmp), count, size)
-        overrides = {
-            "data.source": str(folder),
-            "data.mode": "stream",
-            "data.augment": "random-resized-crop",
-            "data.image_size": image_size,
-            "batch_size": batch,
-            "channels_last": True,
-            "precision": "bf16" if device.type == "cuda" else "fp32",
-            "data.test_fraction": test_fraction,
-            "data.workers": 2 if quick else 15,
-        }
-        config = resolve(
-            "imagenet-paper",
-            overrides,
-            model="resnet50" if not quick else "resnet18",
-            device=str(device),
-            iters=1,
-            epochs=0,
-        )
-        trainer = Trainer(config, Path(tmp) / "run", progress=False)
-        x, y = trainer.train_loader.batches(0).__next__()
-
-        def run_from_folder() -> float:
-            batches = trainer.train_loader.batches(0)
-            next(batches)  # workers started
-            start = time.perf_counter()
-            for _ in range(steps):
-                xb, yb = next(batches)
-                trainer.train_step(xb, yb, 0.1)
-            synchronize(device)
-            return steps * batch / (time.perf_counter() - start)
-
-        ours = run_from_folder()
-        synthetic = batch / timed(lambda: trainer.train_step(x, y, 0.1), 2, steps, device)
-    return [
-        row(
-            f"training from JPEG folder ({size[0]}×{size[1]}) vs synthetic input",
-            ours,
-            synthetic,
-            "images/s",
-            0.8,
-            "the same training step on a resident batch",
-        )
-    ]
-
-
-# -- 1. the paper's CIFAR schedule, end to end -------------------------------------------------------
-
-
-def cifar(quick: bool, data: str | None) -> list[dict]:
-    device = torch.device("cuda" if torch.cuda.is_available() and not quick else "cpu")
-    name, iters = ("resnet20", 6) if quick else ("resnet56", 64000)
-    fast = {
-        "channels_last": True,
-        "precision": "bf16" if device.type == "cuda" else "fp32",
-        # end to end, compilation counts: CUDA graphs (reduce-overhead) without max-autotune's kernel search
-        "compile": "none" if quick else "reduce-overhead",
-        "log.evals": 4,
-    }
-    start = time.perf_counter()
-    out = Path(tempfile.mkdtemp())
-    config = resolve("cifar-paper", {"data.source": data, **fast}, model=name, device=str(device), iters=iters)
-    result = Trainer(config, out, progress=False).run()
-    ours = time.perf_counter() - start
-    peer_steps = 5 if quick else 3 * 390
-    peer_seconds, peer_accuracy = eager_cifar_loop(name, data, device, peer_steps, iters)
-    return [
-        row(
-            f"cifar-paper {name}, {iters} iterations, end to end",
-            ours,
-            peer_seconds,
-            "s",
-            None,
-            f"plain eager loop ({peer_steps} iterations timed, extrapolated)",
-            higher_is_better=False,
-            notes=f"test accuracy ours {100 * result.test_accuracy:.2f}%, peer {peer_accuracy}",
-        )
-    ]
 
 
 def eager_cifar_loop(
@@ -526,22 +281,377 @@ def eager_cifar_loop(
     return seconds, "not trained to the end (timed only)"
 
 
-# -- 2. speed record: the speedrun recipe (ResNet-9) against airbench94, time to accuracy -------------
+# -- cpu: inference against OpenVINO and ONNX Runtime, training against the eager loop --------------
+
+
+def cpu(sizes: dict) -> list[dict]:
+    """Every CPU figure of BENCHMARKS.md in one run: the machine's peak, inference of our engines and of
+    the peers on the same weights, and cifar-paper training against the plain eager fp32 loop."""
+    peak = cpu_peak(sizes)
+    rows = [row(f"cpu peak, {p} matrix multiply", f / 1e9, None, "GFLOP/s") for p, f in peak.items()]
+    rows += [r for case in sizes["inference"] for r in cpu_inference(*case, peak, sizes)]
+    for name in sizes["training"]:
+        rows += cpu_training(name, peak, sizes)
+    return rows
+
+
+def cpu_peak(sizes: dict) -> dict[str, float]:
+    """FLOP/s of a large matrix multiply in fp32 and bf16 on every thread: what the CPU can do at best."""
+    n, reps = sizes["peak_matrix"], sizes["peak_reps"]
+    peak = {}
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        peak[precision] = 2 * n**3 / timed(lambda a=a, b=b: torch.mm(a, b), 2, reps, torch.device("cpu"))
+    print(f"cpu peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s", file=sys.stderr)
+    return peak
+
+
+def _share(flops_per_s: float, peak: dict[str, float], precision: str) -> str:
+    return f"{flops_per_s / 1e9:.0f} GFLOP/s, {100 * flops_per_s / peak[precision]:.0f}% of the {precision} peak"
+
+
+CPU_ENGINES = ("ours", "ours, torch engine", "eager model", "OpenVINO", "ONNX Runtime")
+
+
+def _cpu_engine(name: str, size: int, who: str, compile: bool):
+    """The engine `who` for `name` (seeded weights, the same in every process) and what it is, or None
+    when its package is missing."""
+    from resnet.optimize import onnx_bytes
+
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    x = torch.randn(1, 3, size, size)
+    if who.startswith("ours"):
+        fn = for_inference(model, "cpu", engine="auto" if who == "ours" else "torch", compile=compile)
+        return model, fn, f"{fn.engine} {fn.precision}"
+    if who == "eager model":
+        return model, model, "eager fp32"
+    try:
+        if who == "OpenVINO":
+            import openvino
+
+            compiled = openvino.Core().compile_model(openvino.Core().read_model(onnx_bytes(model, x), b""), "CPU")
+            hint = "bf16" if "bf" in str(compiled.get_property("INFERENCE_PRECISION_HINT")) else "fp32"
+            version = openvino.__version__.split("-")[0]
+            return model, lambda batch: compiled(batch.numpy())[0], f"OpenVINO {version} defaults: {hint}"
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(onnx_bytes(model, x), providers=["CPUExecutionProvider"])
+        fn = lambda batch: session.run(None, {"input": batch.numpy()})[0]  # noqa: E731
+        return model, fn, f"ONNX Runtime {onnxruntime.__version__} defaults: fp32"
+    except ImportError:
+        return None
+
+
+def _time_cpu_engine(name: str, batch: int, size: int, who: str, sizes: dict) -> dict | None:
+    """Median seconds per call of engine `who` on a batch (the median of the rounds' medians), and its
+    difference from the fp32 model."""
+    built = _cpu_engine(name, size, who, sizes["engine_compile"])
+    if built is None:
+        return None
+    model, fn, what = built
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+    least, most = sizes["engine_reps"]
+    reps = max(least, min(most, round(3000 / (batch * (1 if size == 32 else 49)))))
+    with torch.inference_mode():
+        expected = model(x)
+        out = torch.as_tensor(np.asarray(fn(x)))  # also the first call: compilation and the check
+        difference = ((out - expected).abs().max() / expected.abs().max().clamp_min(1)).item()
+        turns = sizes["rounds"]
+        rounds = [timed(lambda: fn(x), 1, max(1, reps // turns), torch.device("cpu")) for _ in range(turns)]
+    return {"seconds": statistics.median(rounds), "difference": difference, "what": what}
+
+
+def cpu_inference(name: str, batch: int, size: int, peak: dict, sizes: dict) -> list[dict]:
+    """`for_inference` (auto: the fastest engine installed; and the torch engine alone) against OpenVINO
+    and ONNX Runtime as a new user runs them, on the same weights (exported to one ONNX graph for both).
+    Each engine is timed in a process of its own (not in --quick): thread pools of different runtimes
+    in one process slow each other down (OpenVINO pins its threads to the cores; ONNX Runtime's spin)."""
+    import concurrent.futures
+    import multiprocessing
+
+    results = {}
+    for who in CPU_ENGINES:
+        if not sizes["engine_processes"]:
+            results[who] = _time_cpu_engine(name, batch, size, who, sizes)
+            continue
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            results[who] = pool.submit(_time_cpu_engine, name, batch, size, who, sizes).result()
+    results = {who: r for who, r in results.items() if r is not None}
+    seconds = {who: r["seconds"] for who, r in results.items()}
+    differences = {who: r["difference"] for who, r in results.items()}
+    what = {who: r["what"] for who, r in results.items()}
+    model = create_model(name)
+    flops = 2 * count_macs(model, (3, size, size)) * batch
+    label = f"cpu {name} inference, batch {batch}"
+    latency = batch == 1
+
+    def figure(who: str) -> float:
+        return seconds[who] * 1e3 if latency else batch / seconds[who]
+
+    def notes(who: str) -> str:
+        precision = "bf16" if "bf16" in what[who] else "fp32"
+        return (
+            f"{what[who]}; {_share(flops / seconds[who], peak, precision)}; differs from fp32 eager by "
+            f"{differences[who]:.0e} of the largest logit"
+        )
+
+    rows = []
+    for ours in ("ours", "ours, torch engine"):
+        for peer in ("OpenVINO", "ONNX Runtime", "eager model"):
+            if peer not in seconds:
+                continue
+            goal = {"ours": 1.0, "ours, torch engine": 1 / 1.5}[ours] if peer == "OpenVINO" else None
+            rows.append(
+                row(
+                    f"{label}: {ours} / {peer}",
+                    figure(ours),
+                    figure(peer),
+                    "ms" if latency else "images/s",
+                    goal,
+                    f"{peer} ({notes(peer)})",
+                    higher_is_better=not latency,
+                    notes=notes(ours),
+                )
+            )
+    return rows
+
+
+def cpu_training(name: str, peak: dict, sizes: dict) -> list[dict]:
+    """The trainer's own cifar-paper loop (recipe defaults: precision auto, channels_last; data and
+    augmentation included) against the plain eager fp32 loop and the same loop under bf16 autocast."""
+    config = resolve("cifar-paper", {"batch_size": sizes["train_batch"]}, model=name, iters=64000)
+    turns = sizes["rounds"]
+    cpu_device, chunk = torch.device("cpu"), max(1, sizes["train_steps"] // turns)
+    seconds = {"ours": 0.0, "fp32": 0.0, "bf16": 0.0}
+    with temporary_trainer(config) as trainer:
+        steps = trainer.steps()
+        train_steps(steps, 3)  # warm-up: oneDNN's kernels chosen, memory allocated
+        for _ in range(turns):  # in turns, so that a slower spell of a shared machine touches each loop alike
+            start = time.perf_counter()
+            train_steps(steps, chunk)
+            read_step_results(trainer)
+            seconds["ours"] += time.perf_counter() - start
+            for p in ("fp32", "bf16"):
+                seconds[p] += eager_cifar_loop(name, None, cpu_device, chunk, chunk, p, config.batch_size)[0]
+        flops = 3 * 2 * count_macs(trainer.model, (3, 32, 32))  # forward, and backward at twice its cost
+        precision = "bf16" if trainer.autocast.__class__ is torch.autocast else "fp32"
+    images = turns * chunk * config.batch_size
+    ours = images / seconds["ours"]
+    peer_rate = {p: images / seconds[p] for p in ("fp32", "bf16")}
+    notes = f"{precision}, channels_last; {_share(ours * flops, peak, precision)}"
+    return [
+        row(
+            f"cpu {name} cifar-paper training, batch {config.batch_size}: ours / eager fp32",
+            ours,
+            peer_rate["fp32"],
+            "images/s",
+            2.0,
+            f"plain eager fp32 loop ({_share(peer_rate['fp32'] * flops, peak, 'fp32')})",
+            notes=notes,
+        ),
+        row(
+            f"cpu {name} cifar-paper training, batch {config.batch_size}: ours / eager bf16",
+            ours,
+            peer_rate["bf16"],
+            "images/s",
+            None,
+            f"the eager loop under bf16 autocast ({_share(peer_rate['bf16'] * flops, peak, 'bf16')})",
+            notes=notes,
+        ),
+    ]
+
+
+# -- inference: resnet50, batch 256, bf16, on a GPU --------------------------------------------------
+
+
+def inference(sizes: dict, device: torch.device) -> list[dict]:
+    name, batch, size = sizes["model"], sizes["batch"], sizes["image_size"]
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    x = torch.randn(batch, 3, size, size, device=device)
+    ours_fn = for_inference(create_model(name).eval(), device, precision=precision, compile=sizes["compile"])
+    peer_model = reference(name, device).eval().to(memory_format=torch.channels_last)
+    peer_compiled = torch.compile(peer_model) if sizes["compile"] else peer_model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def peer():
+        with torch.inference_mode(), autocast:
+            return peer_compiled(x.contiguous(memory_format=torch.channels_last))
+
+    ours = timed(lambda: ours_fn(x), 3, sizes["reps"], device)
+    theirs = timed(peer, 3, sizes["reps"], device)
+    return [
+        row(
+            f"inference {name}, batch {batch}, {precision}",
+            batch / ours,
+            batch / theirs,
+            "images/s",
+            1.25,
+            f"{peer_label(name)}, compiled, channels_last, autocast",
+        )
+    ]
+
+
+# -- throughput: the training step, 224×224, batch 256, bf16 -----------------------------------------
+
+
+def throughput(sizes: dict, device: torch.device) -> list[dict]:
+    return [train_step_speed(name, device, sizes) for name in sizes["models"]]
+
+
+def train_step_speed(name: str, device: torch.device, sizes: dict) -> dict:
+    """Images/s of our training step (the trainer's own) against the peer's compiled eager step."""
+    batch, size, reps = sizes["batch"], sizes["image_size"], sizes["reps"]
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    fast = {"precision": precision, "channels_last": True, "compile": sizes["compile"]}
+    config = resolve(
+        "imagenet-paper",
+        {
+            "data.source": "synthetic",
+            "data.mode": "tensor",
+            "data.augment": "none",
+            "data.image_size": size,
+            "batch_size": batch,
+            **fast,
+        },
+        model=name,
+        device=str(device),
+        iters=1,
+        epochs=0,
+    )
+    with temporary_trainer(config) as trainer:
+        x, y = next(train_batches(trainer))
+        ours = timed(lambda: trainer.train_step(x, y, 0.1), 3, reps, device)
+
+    model = reference(name, device).to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    compiled = torch.compile(model) if sizes["compile"] != "none" else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def peer_step():
+        with autocast:
+            loss = F.cross_entropy(compiled(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    theirs = timed(peer_step, 3, reps, device)
+    return row(
+        f"training {name}, {size}×{size}, batch {batch}, {precision}",
+        batch / ours,
+        batch / theirs,
+        "images/s",
+        1.15,
+        f"{peer_label(name)}, compiled, channels_last, autocast",
+    )
+
+
+# -- feeding: training from a folder of ImageNet-size JPEGs ------------------------------------------
+
+
+def make_jpeg_folder(root: Path, count: int, size: tuple[int, int]) -> Path:
+    """`count` photo-like JPEGs of `size` in two class folders (smooth random fields, not noise)."""
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        folder = root / "train" / f"class{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        small = rng.integers(0, 256, (size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
+        Image.fromarray(small).resize(size, Image.BICUBIC).save(folder / f"{i:05d}.jpg", quality=90)
+    return root
+
+
+def feeding(sizes: dict, device: torch.device) -> list[dict]:
+    size, batch, steps = sizes["jpeg_size"], sizes["batch"], sizes["steps"]
+    # one epoch holds every timed step: a new epoch restarts the workers, which a long real epoch amortizes
+    test_fraction = 0.05
+    count = math.ceil((steps + 2) * batch / (1 - test_fraction))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = make_jpeg_folder(Path(tmp), count, size)
+        overrides = {
+            "data.source": str(folder),
+            "data.mode": "stream",
+            "data.augment": "random-resized-crop",
+            "data.image_size": sizes["image_size"],
+            "batch_size": batch,
+            "channels_last": True,
+            "precision": "bf16" if device.type == "cuda" else "fp32",
+            "data.test_fraction": test_fraction,
+            "data.workers": sizes["workers"],
+        }
+        config = resolve("imagenet-paper", overrides, model=sizes["model"], device=str(device), iters=1, epochs=0)
+        with temporary_trainer(config) as trainer:
+            x, y = next(train_batches(trainer))
+
+            def run_from_folder() -> float:
+                loop = trainer.steps(end=trainer.step + steps + 1)
+                next(loop)  # workers started
+                start = time.perf_counter()
+                train_steps(loop, steps)
+                synchronize(device)
+                return steps * batch / (time.perf_counter() - start)
+
+            ours = run_from_folder()
+            synthetic = batch / timed(lambda: trainer.train_step(x, y, 0.1), 2, steps, device)
+    return [
+        row(
+            f"training from JPEG folder ({size[0]}×{size[1]}) vs synthetic input",
+            ours,
+            synthetic,
+            "images/s",
+            0.8,
+            "the same training step on a resident batch",
+        )
+    ]
+
+
+# -- cifar: the paper's CIFAR schedule, end to end ---------------------------------------------------
+
+
+def cifar(sizes: dict, device: torch.device, data: str | None) -> list[dict]:
+    name, iters = sizes["model"], sizes["iters"]
+    fast = {
+        "channels_last": True,
+        "precision": "bf16" if device.type == "cuda" else "fp32",
+        # end to end, compilation counts: CUDA graphs (reduce-overhead) without max-autotune's kernel search
+        "compile": sizes["compile"],
+        "log.evals": 4,
+    }
+    start = time.perf_counter()
+    config = resolve("cifar-paper", {"data.source": data, **fast}, model=name, device=str(device), iters=iters)
+    with temporary_trainer(config) as trainer:
+        result = trainer.run()
+        ours = time.perf_counter() - start
+    peer_steps = sizes["peer_steps"]
+    peer_seconds, peer_accuracy = eager_cifar_loop(name, data, device, peer_steps, iters)
+    return [
+        row(
+            f"cifar-paper {name}, {iters} iterations, end to end",
+            ours,
+            peer_seconds,
+            "s",
+            None,
+            f"plain eager loop ({peer_steps} iterations timed, extrapolated)",
+            higher_is_better=False,
+            notes=f"test accuracy ours {100 * result.test_accuracy:.2f}%, peer {peer_accuracy}",
+        )
+    ]
+
+
+# -- speedrun: the speedrun recipe (ResNet-9) against airbench94, time to accuracy -------------------
 
 TARGET_ACCURACY = 0.905  # airbench94's accuracy on cifar10-jpeg (the issue's figure)
 
 
-def speedrun(quick: bool, data: str | None, folder: Path) -> list[dict]:
+def speedrun(sizes: dict, device: torch.device, data: str | None, plot: Path) -> list[dict]:
     """Seconds of training (the training loop, as airbench times itself) and flip-TTA test accuracy
     of the `speedrun` recipe at several lengths, 5 seeds each, and the same of airbench94 (when it is
-    installed and there is a GPU) on the same data. Writes the time-to-accuracy plot into `folder`."""
-    device = torch.device("cuda" if torch.cuda.is_available() and not quick else "cpu")
-    seeds = range(1 if quick else 5)
-    if not quick:
-        _speedrun_ours(data, device, 1, 0, quick)  # warm-up: data decoded and cached, cuDNN autotuning
-    ours = [_speedrun_ours(data, device, e, seed, quick) for e in ((1,) if quick else (6, 8, 10, 12)) for seed in seeds]
+    installed and there is a GPU) on the same data. Writes the time-to-accuracy plot to `plot`."""
+    seeds = range(sizes["seeds"])
+    if sizes["warmup"]:
+        _speedrun_ours(sizes, data, device, 1, 0)  # warm-up: data decoded and cached, cuDNN autotuning
+    ours = [_speedrun_ours(sizes, data, device, e, seed) for e in sizes["epochs"] for seed in seeds]
     peer = _airbench_runs(data, (6, 8, 9.9), seeds) if device.type == "cuda" else []
-    plot = folder / f"speedrun-{'quick' if quick else device.type}.png"
     _time_to_accuracy_plot({"ours (speedrun, resnet9)": ours, "airbench94": peer}, plot)
     target = f"{100 * TARGET_ACCURACY:.1f}%"
     mine, theirs = _fastest_to(ours), _fastest_to(peer) if peer else None
@@ -559,23 +669,25 @@ def speedrun(quick: bool, data: str | None, folder: Path) -> list[dict]:
     return [result]
 
 
-def _speedrun_ours(data: str | None, device: torch.device, epochs: float, seed: int, quick: bool) -> dict:
+def _speedrun_ours(sizes: dict, data: str | None, device: torch.device, epochs: float, seed: int) -> dict:
     from resnet.train.evaluate import evaluate_batches
 
-    small = {"model_options": {"width": 8}, "batch_size": 64} if quick else {}
-    config = resolve("speedrun", {"data.source": data, "seed": seed, **small}, device=str(device), epochs=epochs)
-    trainer = Trainer(config, Path(tempfile.mkdtemp()), progress=False)
-    trainer.model.train()
-    synchronize(device)
-    start = time.perf_counter()
-    for step, (x, y) in enumerate(itertools.islice(trainer.train_loader.batches(0), trainer.total)):
-        trainer.train_step(x, y, trainer.schedule(step))
-    synchronize(device)
-    seconds = time.perf_counter() - start
-    test = trainer.eval_loaders["test"]
-    metrics = evaluate_batches(
-        trainer.model, test.eval_batches(tta="flip"), len(trainer.data.classes), tta="flip", autocast=trainer.autocast
-    )
+    overrides = {"data.source": data, "seed": seed, **sizes["overrides"]}
+    config = resolve("speedrun", overrides, device=str(device), epochs=epochs)
+    with temporary_trainer(config) as trainer:
+        synchronize(device)
+        start = time.perf_counter()
+        train_steps(trainer.steps(), trainer.total)
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        test = trainer.eval_loaders["test"]
+        metrics = evaluate_batches(
+            trainer.model,
+            test.eval_batches(tta="flip"),
+            len(trainer.data.classes),
+            tta="flip",
+            autocast=trainer.autocast,
+        )
     return {"epochs": epochs, "seed": seed, "seconds": seconds, "accuracy": 1 - metrics["top1_error"]}
 
 
@@ -587,32 +699,33 @@ def _airbench_runs(data: str | None, epochs: tuple[float, ...], seeds) -> list[d
     except ImportError:
         return []
     arrays = load_data(resolve("speedrun", {"data.source": data}).data).splits
-    folder = Path(tempfile.mkdtemp())
-    (folder / "cifar10").mkdir()
-    for split in ("train", "test"):
-        images = arrays[split].images.permute(0, 2, 3, 1).contiguous()  # airbench keeps N×H×W×C uint8
-        state = {"images": images, "labels": arrays[split].labels, "classes": arrays[split].classes}
-        torch.save(state, folder / "cifar10" / f"{split}.pt")
-    cwd = Path.cwd()
-    os.chdir(folder)
-    try:
-        test = airbench.CifarLoader("cifar10", train=False, batch_size=2000)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "cifar10").mkdir()
+        for split in ("train", "test"):
+            images = arrays[split].images.permute(0, 2, 3, 1).contiguous()  # airbench keeps N×H×W×C uint8
+            state = {"images": images, "labels": arrays[split].labels, "classes": arrays[split].classes}
+            torch.save(state, folder / "cifar10" / f"{split}.pt")
+        cwd = Path.cwd()
+        os.chdir(folder)
+        try:
+            test = airbench.CifarLoader("cifar10", train=False, batch_size=2000)
 
-        def one(e: float, seed: int) -> dict:
-            torch.manual_seed(seed)
-            train = airbench.CifarLoader("cifar10", train=True, batch_size=1024, aug=hyp["aug"], altflip=True)
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            model = airbench.train94(train, epochs=e, verbose=False)
-            torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
-            accuracy = airbench.evaluate(model, test, tta_level=hyp["net"]["tta_level"])
-            return {"epochs": e, "seed": seed, "seconds": seconds, "accuracy": float(accuracy)}
+            def one(e: float, seed: int) -> dict:
+                torch.manual_seed(seed)
+                train = airbench.CifarLoader("cifar10", train=True, batch_size=1024, aug=hyp["aug"], altflip=True)
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                model = airbench.train94(train, epochs=e, verbose=False)
+                torch.cuda.synchronize()
+                seconds = time.perf_counter() - start
+                accuracy = airbench.evaluate(model, test, tta_level=hyp["net"]["tta_level"])
+                return {"epochs": e, "seed": seed, "seconds": seconds, "accuracy": float(accuracy)}
 
-        one(epochs[0], 0)  # warm-up: cuDNN autotuning
-        return [one(e, seed) for e in epochs for seed in seeds]
-    finally:
-        os.chdir(cwd)
+            one(epochs[0], 0)  # warm-up: cuDNN autotuning
+            return [one(e, seed) for e in epochs for seed in seeds]
+        finally:
+            os.chdir(cwd)  # before the folder is removed
 
 
 def _by_length(runs: list[dict]) -> list[dict]:
@@ -673,25 +786,6 @@ def _time_to_accuracy_plot(curves: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def environment() -> dict:
-    device = machine()
-    try:
-        import torchvision
-
-        tv = torchvision.__version__
-    except ImportError:
-        tv = None
-    return {
-        "date": datetime.date.today().isoformat(),
-        "device": device,
-        "torch": torch.__version__,
-        "torchvision": tv,
-        "python": sys.version.split()[0],
-        "threads": torch.get_num_threads(),
-        "command": " ".join(sys.argv),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes on the CPU: plumbing, not timing")
@@ -701,39 +795,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="JSON results (default: benchmarks/results/DATE-DEVICE.json)")
     args = parser.parse_args(argv)
-    sections = args.only or [s for s in SECTIONS if torch.cuda.is_available() or s == "cpu" or args.quick]
+    sizes = SIZES["quick" if args.quick else "full"]
+    cuda = torch.cuda.is_available() and not sizes["on_cpu"]
+    device = torch.device("cuda" if cuda else "cpu")  # of the GPU sections; the cpu section runs on the CPU
+    sections = args.only or [s for s in SECTIONS if cuda or s == "cpu" or sizes["on_cpu"]]
     env = environment()
-    kind = "quick" if args.quick else "cuda" if torch.cuda.is_available() else "cpu"
+    kind = "quick" if args.quick else device.type
     out = args.out or Path(__file__).parent / "results" / f"{env['date']}-{kind}.json"
     runners = {
-        "cpu": cpu,
-        "inference": inference,
-        "throughput": throughput,
-        "feeding": feeding,
-        "cifar": lambda quick: cifar(quick, args.data),
-        "speedrun": lambda quick: speedrun(quick, args.data, out.parent),
+        "cpu": lambda: cpu(sizes["cpu"]),
+        "inference": lambda: inference(sizes["inference"], device),
+        "throughput": lambda: throughput(sizes["throughput"], device),
+        "feeding": lambda: feeding(sizes["feeding"], device),
+        "cifar": lambda: cifar(sizes["cifar"], device, args.data),
+        "speedrun": lambda: speedrun(sizes["speedrun"], device, args.data, out.parent / f"speedrun-{kind}.png"),
     }
     results = {"environment": env, "quick": args.quick, "rows": []}
     for section in sections:
-        results["rows"] += runners[section](args.quick)
+        results["rows"] += runners[section]()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(table(results["rows"]))
     print(f"\n{out}: {results['environment']}")
     return 0
-
-
-def table(rows: list[dict]) -> str:
-    lines = ["| benchmark | ours | peer | ratio | goal | peer is |", "|---|---:|---:|---:|---:|---|"]
-    for r in rows:
-        goal = f"≥ {r['goal']:.2f}× {'✅' if r['met'] else '❌'}" if r["goal"] and r["ratio"] else ""
-        peer = f"{r['peer']:,.2f} {r['unit']}" if r["peer"] is not None else "–"
-        ratio = f"{r['ratio']:.2f}×" if r["ratio"] is not None else "–"
-        lines.append(
-            f"| {r['benchmark']} | {r['ours']:,.2f} {r['unit']} | {peer} | {ratio} | {goal} | "
-            f"{r['peer_name']}{'; ' + r['notes'] if r['notes'] else ''} |"
-        )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
