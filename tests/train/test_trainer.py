@@ -119,7 +119,7 @@ def test_validation_split_selects_the_best(image_folder, tmp_path):
     )
     row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     assert "val_error" in row and "test_error" in row
-    assert checkpoint.load(tmp_path / "best.pt")["best"] == min(
+    assert checkpoint.load(tmp_path / "best.pt")["schedule"]["best_eval"] == min(
         json.loads(line)["val_error"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
     )
 
