@@ -217,6 +217,24 @@ def test_an_interrupted_run_resumes_to_the_same_weights(sr_folder, tmp_path, mon
         train("edsr_baseline", out=tmp_path / "cut", resume=True)
 
 
+def test_a_run_interrupted_before_its_first_step_logs_step_0_once(sr_folder, tmp_path, monkeypatch):
+    settings = {**QUICK, "evals": 2}
+    batch = PatchSampler.batch
+
+    def interrupted(self, size):  # the first batch never comes: the only checkpoint is step 0's
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PatchSampler, "batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train("vdsr", sr_folder, 2, tmp_path, settings, iters=4, progress=False)
+    assert checkpoint.load(tmp_path / "last.pt")["step"] == 0
+    monkeypatch.setattr(PatchSampler, "batch", batch)
+    train(out=tmp_path, resume=True, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2, 4]
+    assert [r["step"] for r in checkpoint.load(tmp_path / "last.pt")["rows"]] == [0, 2, 4]
+
+
 def test_python_api_takes_a_mapping(sr_folder, tmp_path):
     result = train("vdsr", sr_folder, 2, tmp_path / "r", {**QUICK, "evals": 1, "loss": "l2"}, iters=2, progress=False)
     assert result.steps == 2 and torch.isfinite(torch.tensor(result.psnr))
@@ -230,3 +248,7 @@ def test_compare_runs_plots_several_runs(sr_run, tmp_path):
     assert Image.open(path).format == "PNG"
     with pytest.raises(UsageError, match="no metrics.jsonl"):
         compare_runs({"a": tmp_path}, tmp_path / "none.png")
+    killed = tmp_path / "killed"  # a run killed while appending a row
+    killed.mkdir()
+    (killed / "metrics.jsonl").write_text((out / "metrics.jsonl").read_text() + '{"step": 40, "ps')
+    assert Image.open(compare_runs({"killed": killed}, tmp_path / "killed.png")).format == "PNG"

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import yaml
 
+from .. import run_folder
 from ..config import resolve, to_dict
 from ..errors import UsageError
 from ..models import describe
 from ..train import train
-from ..train.trainer import read_metrics
 from .plots import error_curves
 from .report import Report, Table
 
@@ -82,9 +81,8 @@ def run_jobs(jobs: list[Job], s: Settings) -> dict[str, list[dict]]:
                 **({"iters": s.iters, "epochs": 0} if s.iters else {}),
             )
         )
-        if (folder / "config.yaml").exists():
-            _check_same(folder, wanted)
-        finished, started = (folder / "summary.json").exists(), (folder / "last.pt").exists()
+        _check_same(folder, wanted)
+        finished, started = run_folder.finished(folder), run_folder.started(folder)
         if s.progress:
             state = "finished, kept" if finished else "resuming" if started else "training"
             print(f"[{i}/{len(jobs)}] {job.label}: {state} ({folder})", flush=True)
@@ -104,12 +102,14 @@ def run_jobs(jobs: list[Job], s: Settings) -> dict[str, list[dict]]:
                 force=True,
                 progress=s.progress,
             )
-        rows[job.label] = read_metrics(folder / "metrics.jsonl")
+        rows[job.label] = run_folder.read(folder)
     return rows
 
 
 def _check_same(folder: Path, wanted: dict) -> None:
-    have = yaml.safe_load((folder / "config.yaml").read_text())
+    have = run_folder.read_config(folder)
+    if have is None:  # nothing there yet
+        return
     for key in ("model", "model_options", "recipe", "iters", "epochs", "batch_size", "seed", "data", "optimizer"):
         if have.get(key) != wanted.get(key):
             raise UsageError(
@@ -119,8 +119,7 @@ def _check_same(folder: Path, wanted: dict) -> None:
 
 
 def _diagnostics(folder: Path) -> list[dict]:
-    path = folder / "diagnostics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return run_folder.read(folder, run_folder.DIAGNOSTICS)
 
 
 def _final(rows: list[dict], key: str, last: int = 3) -> float:

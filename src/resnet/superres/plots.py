@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .. import run_folder  # noqa: E402
 from ..errors import UsageError  # noqa: E402
 
 
@@ -55,8 +55,7 @@ def compare_runs(runs: dict[str, str | Path], path: str | Path, title: str = "")
     """One PSNR plot of several run folders of `resnet superres train` ({label: folder}), to `path`."""
     rows = {}
     for label, folder in runs.items():
-        metrics = Path(folder) / "metrics.jsonl"
-        if not metrics.is_file():
+        if not (Path(folder) / run_folder.METRICS).is_file():
             raise UsageError(f"{folder}: no metrics.jsonl (not a run folder of resnet superres train)")
-        rows[label] = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        rows[label] = run_folder.read(Path(folder))
     return psnr_curves(rows, Path(path), title)

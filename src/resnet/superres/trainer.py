@@ -8,7 +8,6 @@ next to plain bicubic upscaling.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,9 +15,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
+from .. import run_folder
 from ..config import apply_override, from_dict, parse_override, to_dict
 from ..errors import RunError, UsageError
 from ..models import count_parameters, create_model, get_spec, list_models
@@ -134,25 +133,20 @@ def train(
     upscaling.
     """
     if resume:
-        if out is None:
-            raise UsageError("--resume needs --out, the folder of the run to continue")
-        out = Path(out)
-        state = checkpoint.load(out / "last.pt")
+        out, state = run_folder.resume(out)
         if state.get("task") != TASK:
-            raise UsageError(f"{out / 'last.pt'} is not a checkpoint of a super-resolution run")
+            raise UsageError(f"{out / run_folder.LAST} is not a checkpoint of a super-resolution run")
         cfg = from_dict(SuperResConfig, state["config"])
         if device:
             cfg.device = device
         if model is not None and model != cfg.model:
-            raise UsageError(f"{out / 'last.pt'} is a checkpoint of {cfg.model}, not {model}")
+            raise UsageError(f"{out / run_folder.LAST} is a checkpoint of {cfg.model}, not {model}")
         return SuperResTrainer(cfg, out, progress, state).run()
     if data is None:
         raise UsageError("--data is required: a folder or .tar(.gz) of high-resolution images")
     cfg = resolve(overrides, model=model, data=str(data), scale=scale, iters=iters, device=device)
     create_model(cfg.model, scale=cfg.scale, **cfg.model_options)  # bad options fail before any work
-    out = Path(out) if out else Path("runs") / f"{cfg.model}-x{cfg.scale}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "last.pt").exists() and not force:
-        raise UsageError(f"{out} already holds a run: --resume continues it, --force replaces it")
+    out = run_folder.new(out, f"{cfg.model}-x{cfg.scale}", force)
     return SuperResTrainer(cfg, out, progress).run()
 
 
@@ -189,10 +183,9 @@ class SuperResTrainer:
 
     def run(self) -> SuperResResult:
         cfg, device = self.cfg, self.runtime.device
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        # a resumed run keeps the rows up to its checkpoint
-        (self.out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in self.rows))
+        run_folder.prepare(self.out, to_dict(cfg), self.step)
+        if self.step == 0:
+            self.rows = []  # a checkpoint of step 0 holds its first row, measured again below
         every = max(1, cfg.iters // cfg.evals)
         start, losses = time.perf_counter(), []
         with Progress(cfg.iters, self.step, enabled=self.show_progress) as bar:
@@ -226,8 +219,7 @@ class SuperResTrainer:
         row = {"step": step, "lr": lr, "train_loss": train_loss, **metrics, **self.bicubic}
         row["images_per_s"], row["elapsed_s"] = bar.rate(), bar.elapsed()
         self.rows.append(row)
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        run_folder.append(self.out, row)
         improved = row["psnr"] > self.best
         self.best = max(self.best, row["psnr"])
         self._save("last.pt", step, row)
@@ -275,7 +267,7 @@ class SuperResTrainer:
             "device": str(self.runtime.device),
             "torch": torch.__version__,
         }
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        run_folder.write_summary(self.out, summary)
         return SuperResResult(
             self.out,
             final["psnr"],

@@ -8,7 +8,6 @@ config), `metrics.jsonl` (one row per evaluation), `last.pt` and `best.pt` (chec
 from __future__ import annotations
 
 import errno
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
+from .. import run_folder
 from ..analysis.diagnostics import gradient_norms, layer_responses
 from ..analysis.plots import error_curves
 from ..config import TrainConfig, from_dict, parse_override, resolve, to_dict
@@ -87,23 +86,17 @@ def train(
     `stop_after` pauses the run after that many iterations of this session, with a checkpoint to resume
     from (e.g. for time-limited cluster jobs); the result's `finished` is then False.
     """
-    out = Path(out) if out is not None else None
     if resume:
-        if out is None:
-            raise UsageError("--resume needs --out, the folder of the run to continue")
-        state = checkpoint.load(out / "last.pt")
+        out, state = run_folder.resume(out)
         config = from_dict(TrainConfig, state["config"])
         if model is not None and model != config.model:
-            raise UsageError(f"{out / 'last.pt'} is a checkpoint of {config.model}, not {model}")
+            raise UsageError(f"{out / run_folder.LAST} is a checkpoint of {config.model}, not {model}")
     else:
         state = None
         fields = {"model": model, "data.source": data, "device": device}
         config = resolve(recipe, overrides, **fields, iters=iters, epochs=epochs)
         get_spec(config.model)  # an unknown model fails before any work
-        if out is None:
-            out = Path("runs") / f"{config.model}-{config.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / "last.pt").exists() and not force:
-            raise UsageError(f"{out} already holds a run: --resume continues it, --force replaces it")
+        out = run_folder.new(out, f"{config.model}-{config.recipe}", force)
     try:
         return Trainer(config, out, state, progress).run(stop_after)
     except OSError as e:
@@ -306,7 +299,8 @@ class Trainer:
         cfg, runtime = self.config, self.runtime
         end = min(self.total, self.step + stop_after) if stop_after else self.total
         if runtime.is_main:
-            self._prepare_folder()
+            logs = (run_folder.METRICS, run_folder.DIAGNOSTICS)
+            run_folder.prepare(self.out, to_dict(cfg), self.step, logs)
         every = self.eval_interval()
         start_time, start_step = time.perf_counter(), self.step
         if self.step == 0 and cfg.log.diagnostics:
@@ -429,8 +423,7 @@ class Trainer:
         if self.config.log.diagnostics:
             self._diagnose()
         if self.runtime.is_main:
-            with open(self.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
+            run_folder.append(self.out, row)
             if self.config.log.tensorboard:
                 self._tensorboard(row)
         self.save("last.pt")
@@ -456,16 +449,7 @@ class Trainer:
             "gradient_norms": {g.name: g.value for g in grads},
             "response_std": {r.name: r.value for r in responses},
         }
-        with open(self.out / "diagnostics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-
-    def _prepare_folder(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
-        # Resuming: rows written after the checkpoint (by the interrupted process) are dropped.
-        for name in ("metrics.jsonl", "diagnostics.jsonl"):
-            rows = [r for r in read_metrics(self.out / name) if r["step"] <= self.step] if self.step else []
-            (self.out / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        run_folder.append(self.out, row, run_folder.DIAGNOSTICS)
 
     def _tensorboard(self, row: dict) -> None:
         if not hasattr(self, "_writer"):
@@ -477,7 +461,7 @@ class Trainer:
 
     def _finish(self, seconds: float, steps: int) -> RunResult:
         self.runtime.barrier()  # rank 0 has written the last metrics
-        rows = read_metrics(self.out / "metrics.jsonl")
+        rows = run_folder.read(self.out)
         final = rows[-1] if rows else {}
         eval_key = "test_error" if "test" in self.eval_loaders else "val_error"
         plot = self.out / "curves.png"
@@ -504,7 +488,7 @@ class Trainer:
                 "torch": torch.__version__,
             }
             if finished:  # a finished run, and only a finished one, has a summary
-                (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+                run_folder.write_summary(self.out, summary)
         return RunResult(
             self.out,
             eval_key.split("_")[0],
@@ -526,16 +510,3 @@ def tensorboard_writer():
     except ImportError:
         raise UsageError("log.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
     return SummaryWriter
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The rows of a metrics.jsonl file (an unfinished last line is ignored)."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows

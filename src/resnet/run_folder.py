@@ -1,0 +1,108 @@
+"""The run folder, one protocol for every kind of run (`resnet train`, `resnet superres train`, the
+reproductions): `config.yaml` (the resolved config), `metrics.jsonl` (one JSON row per evaluation, with
+its "step"), `last.pt` and `best.pt` (checkpoints), `summary.json` (written once a run has finished).
+
+A folder holding a `last.pt` holds a run: a new run refuses it unless forced; `resume` continues it.
+Rows are appended before the checkpoint that follows them, so a resumed run drops the rows newer than
+its checkpoint; a reader ignores a half-written last row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import yaml
+
+from .errors import UsageError
+from .train import checkpoint
+
+RUNS = Path("runs")  # where a run goes without --out
+CONFIG, METRICS, DIAGNOSTICS, SUMMARY = "config.yaml", "metrics.jsonl", "diagnostics.jsonl", "summary.json"
+LAST, BEST = "last.pt", "best.pt"
+
+
+def new(out: str | Path | None, name: str, force: bool = False) -> Path:
+    """The folder of a new run: `out`, or runs/NAME-YYYYmmdd-HHMMSS when None. UsageError if it already
+    holds a run, unless `force` (the old run is then replaced as the new one writes its files)."""
+    folder = RUNS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}" if out is None else Path(out)
+    if started(folder) and not force:
+        raise UsageError(f"{folder} already holds a run: --resume continues it, --force replaces it")
+    return folder
+
+
+def resume(out: str | Path | None) -> tuple[Path, dict]:
+    """The folder of the run to continue and its last checkpoint; UsageError without `out` or for a
+    missing or damaged last.pt."""
+    if out is None:
+        raise UsageError("--resume needs --out, the folder of the run to continue")
+    folder = Path(out)
+    return folder, checkpoint.load(folder / LAST)
+
+
+def started(folder: Path) -> bool:
+    """Whether `folder` holds a run (finished or not): a checkpoint to continue from."""
+    return (folder / LAST).exists()
+
+
+def finished(folder: Path) -> bool:
+    """Whether the run in `folder` has finished: only a finished run has a summary."""
+    return (folder / SUMMARY).exists()
+
+
+def prepare(folder: Path, config: dict, step: int, logs: tuple[str, ...] = (METRICS,)) -> None:
+    """Create `folder`, write `config` to config.yaml and keep in each of `logs` the rows up to `step`,
+    where the run starts: rows an interrupted process wrote after its checkpoint are dropped, and a run
+    starting at step 0 (measured again there) starts with none."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(folder / CONFIG, yaml.safe_dump(config, sort_keys=False))
+    for log in logs:
+        rows = [row for row in read(folder, log) if row["step"] <= step] if step else []
+        _write(folder / log, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def append(folder: Path, row: dict, log: str = METRICS) -> None:
+    """Add `row` to the log `log` of `folder` (a kill mid-write leaves a half line that `read` ignores)."""
+    with open(folder / log, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def read(folder: Path, log: str = METRICS) -> list[dict]:
+    """The rows of the log `log` of `folder`: none if it is missing; a half-written last line (a run
+    killed while appending) and anything after it are ignored."""
+    path = folder / log
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def read_config(folder: Path) -> dict | None:
+    """The config in `folder`'s config.yaml, or None if it has none."""
+    path = folder / CONFIG
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def write_summary(folder: Path, summary: dict) -> None:
+    """Write summary.json, atomically: it marks the run finished, so it is never seen half-written."""
+    _write(folder / SUMMARY, json.dumps(summary, indent=2))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: a temporary file beside it, flushed to disk, then renamed."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
