@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from .. import checkpoint
 from ..analysis.diagnostics import gradient_norms, layer_responses
 from ..analysis.plots import error_curves
 from ..config import TrainConfig, from_dict, resolve, to_dict
@@ -29,7 +30,6 @@ from ..data.load import Data, load_data
 from ..data.loader import StreamLoader, TensorLoader
 from ..errors import RunError, UsageError
 from ..models import create_model, get_spec
-from . import checkpoint
 from .evaluate import evaluate_batches
 from .finetune import Part, apply_freezing, parts, read_source, source_normalize, start_from
 from .modes import freeze_batch_norm
