@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from resnet import checkpoint
 from resnet.cli import main
-from resnet.train import checkpoint
 
 
 def _run(*args) -> subprocess.CompletedProcess:

@@ -3,10 +3,9 @@ import json
 import pytest
 import torch
 
-from resnet import UsageError, evaluate, load
+from resnet import UsageError, checkpoint, evaluate, load
 from resnet.data.images import decode_image as load_image
 from resnet.inference import SMALL_JOB
-from resnet.train import checkpoint
 
 
 def test_load_gives_the_trained_network(trained_run):

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from . import checkpoint
 from .config import TrainConfig, from_dict
 from .data.augment import Normalize, center_crop, resize_shorter
 from .data.images import decode_image
@@ -20,7 +21,6 @@ from .data.loader import make_loader
 from .errors import UsageError
 from .models import create_model
 from .optimize import ENGINES, Inference, for_inference
-from .train import checkpoint
 from .train.evaluate import TTA, evaluate_batches
 from .train.runtime import setup
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from . import checkpoint
 from .errors import UsageError
-from .train import checkpoint
 
 RUNS = Path("runs")  # where a run goes without --out
 CONFIG, METRICS, DIAGNOSTICS, SUMMARY = "config.yaml", "metrics.jsonl", "diagnostics.jsonl", "summary.json"

@@ -2,10 +2,9 @@ import re
 
 import pytest
 
-from resnet import UsageError
+from resnet import UsageError, checkpoint
 from resnet.analysis import degradation, reproduce, shortcuts
 from resnet.data.loader import TensorLoader
-from resnet.train import checkpoint
 
 # log.eval_share=1: evaluations every 2 of the 4 steps, which the 10% bound on evaluation would stretch to one
 FAST = dict(quick=True, iters=4, progress=False, overrides={"log.evals": 2, "log.eval_share": 1.0})

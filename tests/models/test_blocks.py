@@ -21,13 +21,12 @@ def test_option_a_has_no_parameters():
 @pytest.mark.parametrize(
     "option, stride, in_planes, out_planes, expected",
     [
-        ("A", 1, 16, 16, "Identity"),
+        ("A", 1, 16, 16, "NoneType"),  # None: the identity, as in torchvision
         ("A", 2, 16, 32, "ZeroPadShortcut"),
-        ("B", 1, 16, 16, "Identity"),
+        ("B", 1, 16, 16, "NoneType"),
         ("B", 2, 16, 32, "Sequential"),
         ("B", 1, 64, 256, "Sequential"),
         ("C", 1, 16, 16, "Sequential"),
-        (None, 2, 16, 32, "NoneType"),
     ],
 )
 def test_shortcut_options(option, stride, in_planes, out_planes, expected):
@@ -47,10 +46,15 @@ def test_basic_block_computes_relu_of_residual_plus_identity():
 
 
 def test_plain_block_has_no_shortcut():
-    block = BasicBlock(8, 8, downsample=None).eval()
+    block = BasicBlock(8, 8, plain=True).eval()
     x = torch.randn(2, 8, 6, 6)
     residual = block.bn2(block.conv2(F.relu(block.bn1(block.conv1(x)))))
     assert torch.allclose(block(x), F.relu(residual), atol=1e-6)
+
+
+def test_a_plain_block_refuses_a_shortcut():
+    with pytest.raises(ValueError, match="plain"):
+        Bottleneck(64, 16, stride=2, downsample=make_shortcut("B", 64, 64, 2), plain=True)
 
 
 @pytest.mark.parametrize("stride_in_1x1, strides", [(True, (2, 1)), (False, (1, 2))])

@@ -9,13 +9,9 @@ PARAMETERS = {
     "resnet50": 25_557_032,
     "resnet101": 44_549_160,
     "resnet152": 60_192_808,
-    "resnet20": 269_722,
-    "resnet32": 464_154,
-    "resnet44": 658_586,
-    "resnet56": 853_018,
-    "resnet110": 1_727_962,
-    "resnet1202": 19_421_274,
 }
+# He et al. 2015, Table 6: parameters of the CIFAR ResNets (option A), in millions.
+PAPER_CIFAR_MILLIONS = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}
 PAPER_GMACS_V1 = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8, "resnet101": 7.6, "resnet152": 11.3}
 CIFAR_MMACS = {"resnet20": 40.55, "resnet56": 125.49, "resnet110": 252.89}
 
@@ -23,6 +19,33 @@ CIFAR_MMACS = {"resnet20": 40.55, "resnet56": 125.49, "resnet110": 252.89}
 @pytest.mark.parametrize("name, params", PARAMETERS.items())
 def test_parameter_counts_are_exact(name, params):
     assert describe(name)["params"] == params
+
+
+def cifar_resnet_parameters(depth: int, shortcut: str, num_classes: int = 10) -> int:
+    """§4.2: a 3×3 stem of 16 filters, three stages of n = (depth - 2) / 6 basic blocks of 16, 32, 64
+    filters (two 3×3 convs, each with BN), a 1×1 projection with BN on the shortcut (B: where the width
+    grows, C: every block, A: none), and fc."""
+    n = (depth - 2) // 6
+    params, channels = 3 * 16 * 9 + 2 * 16, 16
+    for width in (16, 32, 64):
+        for _ in range(n):
+            params += channels * width * 9 + 2 * width + width * width * 9 + 2 * width
+            if shortcut == "C" or (shortcut == "B" and channels != width):
+                params += channels * width + 2 * width
+            channels = width
+    return params + channels * num_classes + num_classes
+
+
+@pytest.mark.parametrize("depth", PAPER_CIFAR_MILLIONS)
+@pytest.mark.parametrize("shortcut", ["A", "B", "C"])
+def test_cifar_parameter_counts_follow_the_architecture(depth, shortcut):
+    assert describe(f"resnet{depth}", shortcut=shortcut)["params"] == cifar_resnet_parameters(depth, shortcut)
+
+
+@pytest.mark.parametrize("depth, millions", PAPER_CIFAR_MILLIONS.items())
+def test_cifar_parameter_counts_are_the_papers(depth, millions):
+    params = describe(f"resnet{depth}")["params"]
+    assert round(params / 1e6, 2 if millions < 1 else 1) == millions
 
 
 @pytest.mark.parametrize("name", PAPER_GMACS_V1)

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from resnet import UsageError, create_model, describe, list_models
+from resnet.models.superres import EDSR, VDSR
 from resnet.superres.data import to_tensor, upscale_bicubic
-from resnet.superres.models import EDSR, VDSR
 
 
 def test_registered_in_the_superres_family():

@@ -7,11 +7,10 @@ import torch
 from PIL import Image
 from superres_images import QUICK, TINY_VDSR, write_images
 
-from resnet import UsageError
+from resnet import UsageError, checkpoint
 from resnet.cli import main
 from resnet.superres import apply, load, train
 from resnet.superres.data import PatchSampler, downscale, load_images, upscale_bicubic
-from resnet.train import checkpoint
 
 
 def test_train_and_test_folders_are_used(sr_folder):

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from resnet.train import checkpoint
+from resnet import checkpoint
 
 # Frozen BN normalizes with running statistics, so each image's output does not depend on which process
 # holds the rest of its batch: two processes must then compute what one does. In fp32: bf16 rounds

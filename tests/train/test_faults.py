@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from resnet.train import checkpoint
+from resnet import checkpoint
 
 ARGS = [
     "--iters",

@@ -3,9 +3,8 @@ import torch
 from datasets import QUICK
 from reference_weights import reference_state_dict
 
-from resnet import UsageError, finetune
+from resnet import UsageError, checkpoint, finetune
 from resnet.config import resolve
-from resnet.train import checkpoint
 from resnet.train.trainer import Trainer
 
 SOURCE_CLASSES = 10  # the shared trained_run fixture has 3 classes; the sources below are made here

@@ -5,9 +5,8 @@ import pytest
 import torch
 from datasets import QUICK
 
-from resnet import RunError, UsageError, train
+from resnet import RunError, UsageError, checkpoint, train
 from resnet.data.loader import TensorLoader
-from resnet.train import checkpoint
 
 
 def _weights(out):

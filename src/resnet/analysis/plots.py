@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # not pyplot: the user's backend and open figures stay as they are
 
 
 def error_curves(
@@ -20,8 +18,9 @@ def error_curves(
     """
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(6, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        fig = Figure(figsize=(6, 4.2))
+        ax = fig.subplots()
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, rows) in enumerate(runs.items()):
         color = colors[i % len(colors)]
         steps = [r["step"] for r in rows if r.get("train_error") is not None]
@@ -44,7 +43,6 @@ def error_curves(
     if own and path is not None:
         fig.tight_layout()
         fig.savefig(path, dpi=120)
-        plt.close(fig)
     return ax
 
 
@@ -56,7 +54,8 @@ def confusion_matrix(confusion: list[list[int]], classes: list[str], path: Path,
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     n = len(classes)
     size = max(4.5, 0.45 * n + 2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    fig = Figure(figsize=(size, size * 0.9))
+    ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     if n <= 30:
         ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
@@ -78,4 +77,3 @@ def confusion_matrix(confusion: list[list[int]], classes: list[str], path: Path,
     ax.set_title(title or "confusion matrix", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

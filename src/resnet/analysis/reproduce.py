@@ -14,8 +14,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure  # not pyplot: the user's backend and open figures stay as they are
 
 from .. import run_folder
 from ..config import resolve, to_dict
@@ -253,8 +254,9 @@ def _mean_response(rows: list[dict]) -> float:
 
 
 def _responses_figure(diag: dict, depths, path: Path) -> None:
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(8, 7))
+    top, bottom = fig.subplots(2, 1)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, d in enumerate(depths):
         for kind, style, name in (("plain", "--", "plain"), ("resnet", "-", "ResNet")):
             if not diag[f"{kind}{d}"]:
@@ -284,7 +286,8 @@ def _first_last(norms: dict) -> list:
 
 
 def _gradient_figure(diag: dict, depth: int, path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, kind, name in zip(axes, ("plain", "resnet"), ("plain", "ResNet")):
         for r in _spread(diag[f"{kind}{depth}"], 4):
             norms = list(r["gradient_norms"].values())
@@ -298,7 +301,8 @@ def _gradient_figure(diag: dict, depth: int, path: Path) -> None:
 
 def _side_by_side(panels: dict[str, dict[str, list[dict]]], path: Path) -> None:
     """Fig. 6's layout: one panel of error curves per kind of network (plain, residual)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(11, 4.2), sharey=True)
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, len(panels), sharey=True)
     for ax, (name, runs) in zip(axes, panels.items()):
         error_curves(runs, ax=ax, title=f"{name} networks: training error (dashed), test error (solid)")
     _save(fig, path)
@@ -307,7 +311,6 @@ def _side_by_side(panels: dict[str, dict[str, list[dict]]], path: Path) -> None:
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _params(depth: int, shortcut: str) -> int:

@@ -10,14 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_dir
+
 CACHE_VERSION = 1
-
-
-def cache_dir() -> Path:
-    """$RESNET_CACHE, else $XDG_CACHE_HOME/resnet, else ~/.cache/resnet."""
-    if "RESNET_CACHE" in os.environ:
-        return Path(os.environ["RESNET_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "resnet"
 
 
 def fingerprint(path: Path) -> list:

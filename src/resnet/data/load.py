@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..cache import cache_dir
 from ..config import DataConfig
 from ..errors import UsageError
 from . import cifar, tabular
 from .augment import center_crop, resize_shorter
-from .cache import cache_dir, cached_arrays, fingerprint
+from .cache import cached_arrays, fingerprint
 from .dataset import ArrayDataset, FileList, Split, stratified_split
 from .folder import FolderLayout, is_archive, iter_archive, scan
 from .images import decode_image

@@ -47,14 +47,12 @@ class ZeroPadShortcut(nn.Module):
         return f"{self.in_planes}, {self.out_planes}, stride={self.stride}"
 
 
-def make_shortcut(option: str | None, in_planes: int, out_planes: int, stride: int) -> nn.Module | None:
-    """The shortcut of one block: None for a plain block (no shortcut), else a module.
+def make_shortcut(option: str, in_planes: int, out_planes: int, stride: int) -> nn.Module | None:
+    """The shortcut of one block: None for the identity (torchvision's convention), else a module.
 
     A: identity, zero-padding where dimensions increase. B: identity, 1×1 projection (+BN) where
     the shape changes. C: projection on every shortcut.
     """
-    if option is None:
-        return None
     if option not in SHORTCUTS:
         raise ValueError(f"unknown shortcut option {option!r}; choose one of {', '.join(SHORTCUTS)}")
     shape_changes = stride != 1 or in_planes != out_planes
@@ -62,33 +60,35 @@ def make_shortcut(option: str | None, in_planes: int, out_planes: int, stride: i
         return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
     if shape_changes:
         return ZeroPadShortcut(in_planes, out_planes, stride)
-    return nn.Identity()
+    return None
 
 
 class BasicBlock(nn.Module):
     """Two 3×3 convolutions (ResNet-18/34 and the CIFAR nets).
 
-    `downsample` is the shortcut (torchvision's name): an identity, option A's zero padding or a
-    projection; None makes the block plain, the same layers without a shortcut.
+    `downsample` is the shortcut (torchvision's name): option A's zero padding or a projection, None
+    for the identity. `plain=True` builds the same layers without a shortcut.
     """
 
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, *, plain: bool = False
+    ) -> None:
         super().__init__()
+        _check_plain(plain, downsample)
         self.conv1 = conv3x3(in_planes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
+        self.plain = plain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            out = out + self.downsample(x)
-        return self.relu(out)
+        return self.relu(out if self.plain else out + _shortcut(self.downsample, x))
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
@@ -100,7 +100,7 @@ class Bottleneck(nn.Module):
 
     `stride_in_1x1=True` strides the first 1×1 as the paper does (v1); False strides the 3×3
     (v1.5, torchvision's default). `groups` and `base_width` give ResNeXt's and Wide ResNet's
-    wider, grouped 3×3.
+    wider, grouped 3×3. `downsample` and `plain` as in BasicBlock.
     """
 
     expansion = 4
@@ -115,8 +115,10 @@ class Bottleneck(nn.Module):
         stride_in_1x1: bool = False,
         groups: int = 1,
         base_width: int = 64,
+        plain: bool = False,
     ) -> None:
         super().__init__()
+        _check_plain(plain, downsample)
         width = int(planes * base_width / 64) * groups
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = conv1x1(in_planes, width, stride_1x1)
@@ -127,15 +129,24 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.plain = plain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.downsample is not None:
-            out = out + self.downsample(x)
-        return self.relu(out)
+        return self.relu(out if self.plain else out + _shortcut(self.downsample, x))
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
         return self.bn3
+
+
+def _check_plain(plain: bool, downsample: nn.Module | None) -> None:
+    if plain and downsample is not None:
+        raise ValueError("a plain block has no shortcut: pass downsample=None with plain=True")
+
+
+def _shortcut(downsample: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    """What the shortcut carries: x itself (downsample None), or its padding or projection."""
+    return x if downsample is None else downsample(x)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..data.cache import cache_dir
+from ..cache import cache_dir
 from .registry import create_model, get_spec
 
 
@@ -67,9 +67,7 @@ def describe(name: str, input_size: int | None = None, **options) -> dict:
 def _code_version() -> str:
     """A digest of the model code: a changed network is counted again."""
     digest = hashlib.sha256()
-    for module in sorted(Path(__file__).parent.glob("*.py")) + sorted(
-        (Path(__file__).parent.parent / "superres").glob("models.py")
-    ):
+    for module in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(module.read_bytes())
     return digest.hexdigest()
 

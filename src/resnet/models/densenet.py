@@ -19,12 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .base import CIFAR, IMAGENET, ClassifierHead, blocks_per_stage, he_init, make_stem
 from .blocks import conv1x1, conv3x3
-from .preact import CIFAR, IMAGENET
 from .registry import register
-from .resnet import check_choice
 
-STEMS = ("imagenet", "cifar")
 BOTTLENECK_SIZE = 4  # the 1×1 of each layer gives 4k channels (DenseNet-B)
 COMPRESSION = 0.5  # θ of DenseNet-C: a transition keeps floor(θm) of its m channels
 
@@ -116,7 +114,7 @@ class Transition(nn.Sequential):
         )
 
 
-class DenseNet(nn.Module):
+class DenseNet(ClassifierHead):
     """A stem, dense blocks joined by transitions, a final BN (`norm5`), ReLU, global average
     pooling and the classifier `classifier`.
 
@@ -132,6 +130,8 @@ class DenseNet(nn.Module):
         in_channels: channels of the input images.
     """
 
+    head = "classifier"  # torchvision's name
+
     def __init__(
         self,
         growth_rate: int,
@@ -145,13 +145,10 @@ class DenseNet(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        check_choice("stem", stem, STEMS)
-        if stem == "imagenet":
-            conv0 = nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=False)
-            stem_layers = [("conv0", conv0), ("norm0", nn.BatchNorm2d(stem_width)), ("relu0", nn.ReLU(inplace=True))]
-            stem_layers.append(("pool0", nn.MaxPool2d(3, stride=2, padding=1)))
-        else:
-            stem_layers = [("conv0", conv3x3(in_channels, stem_width))]
+        conv0, pool0 = make_stem(stem, in_channels, stem_width)
+        stem_layers = [("conv0", conv0)]
+        if stem == "imagenet":  # torchvision's: BN-ReLU before the max-pool
+            stem_layers += [("norm0", nn.BatchNorm2d(stem_width)), ("relu0", nn.ReLU(inplace=True)), ("pool0", pool0)]
         self.features = nn.Sequential(OrderedDict(stem_layers))
         planes = stem_width
         for i, num_layers in enumerate(block_config):
@@ -164,23 +161,13 @@ class DenseNet(nn.Module):
         self.features.add_module(f"norm{len(block_config) + 1}", nn.BatchNorm2d(planes))
         self.num_features = planes
         self.classifier = nn.Linear(planes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):  # He et al. 2015 normal init, as in the authors' code
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        he_init(self)
+        nn.init.zeros_(self.classifier.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled penultimate features (N, num_features), after the final BN-ReLU."""
         x = F.relu(self.features(x), inplace=True)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new, freshly initialized `classifier` for `num_classes` (transfer learning)."""
-        self.classifier = nn.Linear(self.num_features, num_classes).to(self.classifier.weight.device)
 
 
 def imagenet_densenet(
@@ -216,9 +203,7 @@ def cifar_densenet_bc(
 ) -> DenseNet:
     """DenseNet-BC (L = `depth`, k = `growth_rate`) for CIFAR: a 3×3 stem of 2k filters and three
     dense blocks of (L - 4) / 6 bottleneck layers each."""
-    if (depth - 4) % 6 or depth < 10:
-        raise ValueError(f"CIFAR DenseNet-BCs have 6n+4 layers (100, 190, 250, ...), not {depth}")
-    n = (depth - 4) // 6
+    n = blocks_per_stage(depth, 2, 4, "CIFAR DenseNet-BCs")
     return DenseNet(
         growth_rate,
         (n, n, n),

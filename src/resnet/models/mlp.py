@@ -9,6 +9,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from .base import ClassifierHead
 from .registry import register
 
 
@@ -33,7 +34,7 @@ class DenseBlock(nn.Module):
         return self.relu(out + x if self.residual else out)
 
 
-class ResidualMLP(nn.Module):
+class ResidualMLP(ClassifierHead):
     """A dense stem (in_features → width), `blocks` DenseBlocks, a linear classifier `fc`.
     Inputs of any shape are flattened, so the network also reads small images."""
 
@@ -58,13 +59,8 @@ class ResidualMLP(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features of the last block (N, width)."""
         return self.blocks(self.stem(x.flatten(1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
 
 
 def mlp(

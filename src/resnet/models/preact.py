@@ -17,14 +17,12 @@ from functools import partial
 import torch
 from torch import nn
 
+from .base import CIFAR, IMAGENET, ClassifierHead, blocks_per_stage, check_choice, he_init, make_stem
 from .blocks import BasicBlock, conv1x1, conv3x3
 from .registry import register
-from .resnet import CIFAR_WIDTHS, IMAGENET_DEPTHS, IMAGENET_WIDTHS, VARIANTS, check_choice
+from .resnet import CIFAR_WIDTHS, IMAGENET_DEPTHS, IMAGENET_WIDTHS, VARIANTS
 
-STEMS = ("imagenet", "cifar")
 SHORTCUTS = ("B", "C")
-# The registry's metadata of ImageNet and CIFAR models (also used by resnext.py and densenet.py).
-IMAGENET, CIFAR = dict(input_size=224, num_classes=1000), dict(input_size=32, num_classes=10)
 # The paper's CIFAR networks: the basic-block ResNet-110, the bottleneck ResNet-164 and ResNet-1001.
 CIFAR_DEPTHS = {110: "basic", 164: "bottleneck", 1001: "bottleneck"}
 
@@ -95,7 +93,7 @@ class PreActBottleneck(nn.Module):
         return out + shortcut
 
 
-class PreActResNet(nn.Module):
+class PreActResNet(ClassifierHead):
     """A stem, stages of pre-activation blocks, a final BN-ReLU, global average pooling and `fc`.
 
     Args:
@@ -127,14 +125,8 @@ class PreActResNet(nn.Module):
         block_options: dict | None = None,
     ) -> None:
         super().__init__()
-        check_choice("stem", stem, STEMS)
         check_choice("shortcut", shortcut, SHORTCUTS)
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        else:
-            self.conv1 = conv3x3(in_channels, stem_width)
-            self.maxpool = nn.Identity()
+        self.conv1, self.maxpool = make_stem(stem, in_channels, stem_width)
         in_planes = stem_width
         for i, (blocks, planes) in enumerate(zip(layers, widths)):
             stage = []
@@ -151,13 +143,7 @@ class PreActResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):  # He et al. 2015 normal init, as in the authors' code
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def stages(self) -> list[nn.Sequential]:
-        """The residual stages, `layer1` ... `layerN`."""
-        return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
+        he_init(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled penultimate features (N, num_features), after the final BN-ReLU."""
@@ -165,13 +151,6 @@ class PreActResNet(nn.Module):
         for stage in self.stages():
             x = stage(x)
         return torch.flatten(self.avgpool(self.relu(self.norm(x))), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new, freshly initialized classifier `fc` for `num_classes` (transfer learning)."""
-        self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
 
 
 def imagenet_preact_resnet(
@@ -206,10 +185,7 @@ def cifar_preact_resnet(
     """The CIFAR pre-activation ResNets: `block` "basic" (6n+2 layers) or "bottleneck" (9n+2 layers,
     stages of 16/32/64 planes ×4 outputs, the first 1×1 strided as in the authors' code)."""
     check_choice("block", block, ("basic", "bottleneck"))
-    per_block = 2 if block == "basic" else 3
-    if (depth - 2) % (3 * per_block) or depth < 3 * per_block + 2:
-        raise ValueError(f"CIFAR pre-activation {block} ResNets have {3 * per_block}n+2 layers, not {depth}")
-    n = (depth - 2) // (3 * per_block)
+    n = blocks_per_stage(depth, 2 if block == "basic" else 3, 2, f"CIFAR pre-activation {block} ResNets")
     cls, options = (PreActBasicBlock, {}) if block == "basic" else (PreActBottleneck, {"stride_in_1x1": True})
     return PreActResNet(
         cls,

@@ -11,6 +11,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import UsageError
+from .weights import classifier_name, head_size, load_weights, read_weights, weights_path
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,10 @@ def create_model(name: str, num_classes: int | None = None, weights: str | Path 
 
     `weights`: a file (torchvision, timm, this project's checkpoint or export, safetensors) or the
     name of torchvision's published weights ("imagenet", "IMAGENET1K_V1", ...), loaded into the model
-    (see `resnet.models.weights.create_with_weights`; without `num_classes`, the file's classifier decides).
+    (see `_create_with_weights`; without `num_classes`, the file's classifier decides).
     """
     if weights is not None:
-        from .weights import create_with_weights
-
-        return create_with_weights(name, weights, num_classes, options)
+        return _create_with_weights(name, weights, num_classes, options)
     spec = get_spec(name)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
@@ -114,6 +113,23 @@ def create_model(name: str, num_classes: int | None = None, weights: str | Path 
         raise
     except ValueError as e:
         raise UsageError(f"{name}: {e}") from None
+
+
+def _create_with_weights(name: str, weights: str | Path, num_classes: int | None, options: dict) -> nn.Module:
+    """The model with the weights loaded. This project's files bring their model options (those given
+    win). Without `num_classes` the file's classifier decides the number of classes; with another
+    `num_classes` than the file's, the backbone is loaded and the classifier is new (fine-tuning)."""
+    get_spec(name)  # an unknown name is reported as such, before any file is looked for
+    loaded = read_weights(weights_path(name, weights, options))
+    if loaded.meta.get("model_name") == name:
+        options = {**loaded.meta.get("model_options", {}), **options}
+    model = create_model(name, num_classes, **options)
+    classifier = classifier_name(model)
+    classes = head_size(loaded, classifier)
+    if num_classes is None and classes is not None and classes != model.get_submodule(classifier).out_features:
+        model.reset_classifier(classes)
+    load_weights(model, loaded, head="auto")
+    return model
 
 
 def _check_type(name: str, option: str, value, default) -> None:

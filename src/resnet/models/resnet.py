@@ -9,7 +9,8 @@ from functools import partial
 import torch
 from torch import nn
 
-from .blocks import BasicBlock, Bottleneck, conv3x3, make_shortcut
+from .base import ClassifierHead, blocks_per_stage, check_choice, he_init, make_stem
+from .blocks import BasicBlock, Bottleneck, make_shortcut
 from .registry import register
 
 VARIANTS = ("v1", "v1.5")
@@ -28,7 +29,7 @@ CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
 CIFAR_WIDTHS = (16, 32, 64)
 
 
-class ResNet(nn.Module):
+class ResNet(ClassifierHead):
     """A stem, stages of residual blocks, global average pooling and a fully connected classifier.
 
     Args:
@@ -37,7 +38,8 @@ class ResNet(nn.Module):
         layers: blocks per stage.
         widths: `planes` of each stage; every stage after the first starts with stride 2.
         stem: "imagenet" (7×7/2 conv, 3×3/2 max-pool) or "cifar" (3×3 conv).
-        shortcut: "A", "B" or "C" (see `make_shortcut`); None builds the plain network.
+        shortcut: "A", "B" or "C" (see `make_shortcut`); None builds the plain network (every block
+            `plain=True`).
         num_classes: outputs of the classifier `fc`.
         zero_init_residual: start the last BN of every residual branch at zero, so each block
             begins as the identity.
@@ -64,18 +66,12 @@ class ResNet(nn.Module):
             raise ValueError("zero_init_residual needs shortcuts: a plain network would start at zero")
         self.expansion = block.expansion
         self.in_planes = widths[0]
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, widths[0], 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        elif stem == "cifar":
-            self.conv1 = conv3x3(in_channels, widths[0])
-            self.maxpool = nn.Identity()
-        else:
-            raise ValueError(f"unknown stem {stem!r}; choose imagenet or cifar")
+        self.conv1, self.maxpool = make_stem(stem, in_channels, widths[0])
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
+        block_options = {**(block_options or {}), **({"plain": True} if shortcut is None else {})}
         for i, (blocks, planes) in enumerate(zip(layers, widths)):
-            stage = self._make_layer(block, planes, blocks, 1 if i == 0 else 2, shortcut, block_options or {})
+            stage = self._make_layer(block, planes, blocks, 1 if i == 0 else 2, shortcut, block_options)
             self.add_module(f"layer{i + 1}", stage)
         self.num_stages = len(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -86,28 +82,18 @@ class ResNet(nn.Module):
     def _make_layer(self, block, planes: int, blocks: int, stride: int, shortcut, options: dict) -> nn.Sequential:
         layers = []
         for i in range(blocks):
-            out_planes = planes * self.expansion
-            downsample = make_shortcut(shortcut, self.in_planes, out_planes, stride if i == 0 else 1)
-            layers.append(block(self.in_planes, planes, stride if i == 0 else 1, downsample, **options))
+            out_planes, block_stride = planes * self.expansion, stride if i == 0 else 1
+            downsample = None if shortcut is None else make_shortcut(shortcut, self.in_planes, out_planes, block_stride)
+            layers.append(block(self.in_planes, planes, block_stride, downsample, **options))
             self.in_planes = out_planes
         return nn.Sequential(*layers)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
-        # He et al. 2015 ("Delving deep into rectifiers") normal init, as torchvision does.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(m.last_bn.weight)
-
-    def stages(self) -> list[nn.Sequential]:
-        """The residual stages, `layer1` ... `layerN`."""
-        return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled penultimate features (N, num_features)."""
@@ -115,19 +101,6 @@ class ResNet(nn.Module):
         for stage in self.stages():
             x = stage(x)
         return torch.flatten(self.avgpool(x), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new, freshly initialized classifier `fc` for `num_classes` (transfer learning)."""
-        self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
-
-
-def check_choice(option: str, value, choices: Sequence) -> None:
-    """Raise ValueError naming the valid choices when `value` is not one of them."""
-    if value not in choices:
-        raise ValueError(f"invalid {option} {value!r}; choose one of {', '.join(map(str, choices))}")
 
 
 def imagenet_resnet(
@@ -171,9 +144,7 @@ def cifar_resnet(
     in_channels: int = 3,
 ) -> ResNet:
     """The 6n+2-layer CIFAR networks of §4.2 (shortcut=None: the plain network)."""
-    if (depth - 2) % 6 or depth < 8:
-        raise ValueError(f"CIFAR ResNets have 6n+2 layers (20, 32, 44, 56, 110, 1202, ...), not {depth}")
-    n = (depth - 2) // 6
+    n = blocks_per_stage(depth, 2, 2, "CIFAR ResNets")
     return ResNet(
         BasicBlock,
         (n, n, n),

@@ -1,21 +1,18 @@
-"""ResNeXt (Xie et al. 2017, *Aggregated Residual Transformations*) and Wide ResNet (Zagoruyko &
-Komodakis 2016, *Wide Residual Networks*).
+"""ResNeXt (Xie et al. 2017, *Aggregated Residual Transformations*).
 
-On ImageNet both are He et al.'s bottleneck ResNet with another 3×3 (torchvision's names, so
-torchvision's checkpoints load): ResNeXt's is a grouped convolution of C groups of d channels
-(`groups`, `base_width`), Wide ResNet-50-2's is twice as wide. On CIFAR, ResNeXt-29 is the same
-bottleneck network on a 3×3 stem (the authors' resnext.lua) and WRN-d-k stacks pre-activation basic
-blocks k times wider than He et al.'s (the authors' code, with dropout between the convolutions).
+On ImageNet it is He et al.'s bottleneck ResNet whose 3×3 is a grouped convolution of C groups of d
+channels (`groups`, `base_width`; torchvision's names, so torchvision's checkpoints load). On CIFAR,
+ResNeXt-29 is the same bottleneck network on a 3×3 stem (the authors' resnext.lua).
 """
 
 from __future__ import annotations
 
 from functools import partial
 
+from .base import CIFAR, IMAGENET, blocks_per_stage
 from .blocks import Bottleneck
-from .preact import CIFAR, IMAGENET, PreActBasicBlock, PreActResNet
 from .registry import register
-from .resnet import CIFAR_WIDTHS, ResNet, imagenet_resnet
+from .resnet import ResNet, imagenet_resnet
 
 # torchvision's ResNeXts: name -> (depth, cardinality C, bottleneck width d of the first stage).
 IMAGENET_RESNEXTS = {
@@ -26,10 +23,6 @@ IMAGENET_RESNEXTS = {
 # §5.3 (Table 7): ResNeXt-29, C×d, on CIFAR.
 CIFAR_RESNEXTS = {"resnext29_8x64d": (8, 64), "resnext29_16x64d": (16, 64)}
 RESNEXT_CIFAR_WIDTHS = (64, 128, 256)  # planes of the three stages (×4 outputs: 256, 512, 1024)
-# Wide ResNet-50-2 and -101-2: the bottleneck's 3×3 twice as wide (base width 128 instead of 64).
-IMAGENET_WIDE = {"wide_resnet50_2": 50, "wide_resnet101_2": 101}
-# WRN-d-k of the paper's CIFAR tables (depth d, widening factor k).
-CIFAR_WIDE = ((16, 4), (16, 8), (28, 10), (40, 4))
 
 
 def cifar_resnext(
@@ -45,9 +38,7 @@ def cifar_resnext(
     """ResNeXt-`depth` for CIFAR: a 3×3 stem of 64 filters and three stages of (depth - 2) / 9
     bottleneck blocks of 64, 128, 256 planes, whose 3×3 has `cardinality` groups of
     `bottleneck_width` channels in the first stage (doubling per stage), strided in the 3×3."""
-    if (depth - 2) % 9 or depth < 11:
-        raise ValueError(f"CIFAR ResNeXts have 9n+2 layers (29, 38, ...), not {depth}")
-    n = (depth - 2) // 9
+    n = blocks_per_stage(depth, 3, 2, "CIFAR ResNeXts")
     return ResNet(
         Bottleneck,
         (n, n, n),
@@ -62,35 +53,6 @@ def cifar_resnext(
     )
 
 
-def cifar_wide_resnet(
-    depth: int,
-    widen_factor: int,
-    *,
-    num_classes: int = 10,
-    dropout: float = 0.0,
-    shortcut: str = "B",
-    in_channels: int = 3,
-) -> PreActResNet:
-    """WRN-`depth`-`widen_factor`: a 3×3 stem of 16 filters and three stages of (depth - 4) / 6
-    pre-activation basic blocks of 16k, 32k, 64k filters; `dropout` between the two 3×3 of each
-    block (the paper's 0.3 for its dropout results). Depth counts the 3×3 convolutions and the three
-    1×1 projections of shortcut "B"."""
-    if (depth - 4) % 6 or depth < 10:
-        raise ValueError(f"Wide ResNets have 6n+4 layers (10, 16, 22, 28, 40, ...), not {depth}")
-    n = (depth - 4) // 6
-    return PreActResNet(
-        PreActBasicBlock,
-        (n, n, n),
-        [w * widen_factor for w in CIFAR_WIDTHS],
-        stem="cifar",
-        stem_width=CIFAR_WIDTHS[0],
-        shortcut=shortcut,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        block_options={"dropout": dropout},
-    )
-
-
 def _register_all() -> None:
     for name, (depth, c, d) in IMAGENET_RESNEXTS.items():
         about = f"ResNeXt-{depth} {c}×{d}d (Xie et al. 2017)"
@@ -99,14 +61,6 @@ def _register_all() -> None:
     for name, (c, d) in CIFAR_RESNEXTS.items():
         about = f"CIFAR ResNeXt-29 {c}×{d}d (Xie et al. 2017, Table 7)"
         register(name, partial(cifar_resnext, 29, c, d), family="resnext", depth=29, description=about, **CIFAR)
-    for name, depth in IMAGENET_WIDE.items():
-        about = f"Wide ResNet-{depth}-2 (Zagoruyko & Komodakis 2016; torchvision)"
-        build = partial(imagenet_resnet, depth, base_width=128)
-        register(name, build, family="wide", depth=depth, description=about, **IMAGENET)
-    for depth, k in CIFAR_WIDE:
-        about = f"CIFAR WRN-{depth}-{k} (Zagoruyko & Komodakis 2016)"
-        build = partial(cifar_wide_resnet, depth, k)
-        register(f"wrn{depth}_{k}", build, family="wide", depth=depth, description=about, **CIFAR)
 
 
 _register_all()

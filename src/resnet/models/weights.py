@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 import torch
 from torch import nn
 
+from .. import checkpoint
+from ..cache import cache_dir
 from ..download import fetch
 from ..errors import UsageError
 
@@ -128,8 +130,6 @@ def download(url: str, folder: Path | None = None) -> Path:
     """The file at `url` in `folder` (default: the cache's weights/), fetched unless a verified copy is
     there. Its name must carry the first hex digits of its SHA-256 (`resnet50-11ad3fa6.pth`): the file
     is kept, under that name, only if they match."""
-    from ..data.cache import cache_dir
-
     name = PurePosixPath(urllib.request.urlparse(url).path).name
     prefix = re.search(r"-([0-9a-f]{6,})\.", name)
     if prefix is None:
@@ -164,8 +164,6 @@ def read_weights(path: str | Path) -> Weights:
     UsageError, naming the file, for a missing, truncated or damaged file, a pickle that would run
     code, or a file that holds no state_dict.
     """
-    from ..train import checkpoint
-
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such weights file")
@@ -254,6 +252,15 @@ def classifier_name(model: nn.Module) -> str | None:
     return linears[-1] if linears else None
 
 
+def head_size(weights: Weights, classifier: str | None) -> int | None:
+    """Outputs of the file's classifier (under the model's name `classifier` or another library's),
+    None when the file or the model has none."""
+    if classifier is None:
+        return None
+    rows = _renamed_classifier(weights.state, classifier).get(f"{classifier}.weight")
+    return rows.shape[0] if rows is not None and rows.ndim == 2 else None
+
+
 def _renamed_classifier(state: dict, classifier: str | None) -> dict:
     """`state` with another library's classifier (timm's `head.fc`, ...) under the model's name."""
     if classifier is None or f"{classifier}.weight" in state:
@@ -328,26 +335,3 @@ def _mismatch(state: dict, own: dict, missing: list, unexpected: list, misshapen
     if "model_name" in weights.meta:
         parts.append(f"the file holds {weights.meta['model_name']} {weights.meta.get('model_options') or ''}".strip())
     return "; ".join(parts)
-
-
-def create_with_weights(name: str, weights: str | Path, num_classes: int | None, options: dict) -> nn.Module:
-    """`create_model(name, num_classes, weights=weights, **options)`: the model with the weights loaded.
-
-    This project's files bring their model options (those given win). Without `num_classes` the
-    file's classifier decides the number of classes; with another `num_classes` than the file's,
-    the backbone is loaded and the classifier is new (fine-tuning).
-    """
-    from .registry import create_model, get_spec
-
-    get_spec(name)  # an unknown name is reported as such, before any file is looked for
-    loaded = read_weights(weights_path(name, weights, options))
-    if loaded.meta.get("model_name") == name:
-        options = {**loaded.meta.get("model_options", {}), **options}
-    model = create_model(name, num_classes, **options)
-    classifier = classifier_name(model)
-    if num_classes is None and classifier is not None:
-        rows = _renamed_classifier(loaded.state, classifier).get(f"{classifier}.weight")
-        if rows is not None and rows.ndim == 2 and rows.shape[0] != model.get_submodule(classifier).out_features:
-            model.reset_classifier(rows.shape[0])
-    load_weights(model, loaded, head="auto")
-    return model

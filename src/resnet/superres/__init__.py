@@ -5,13 +5,12 @@
     result = sr.train("vdsr", data="photos/", scale=2, out="runs/vdsr", iters=2000)
     sr.apply("runs/vdsr/best.pt", ["small.png"], out="upscaled/")
 
-The networks register on `import resnet`; training code loads only when `train`, `apply`, `load`,
-`upscale` or `compare_runs` is first used.
+The networks are in the model registry (`resnet.models.superres`); training code loads only when
+`train`, `apply`, `load`, `upscale` or `compare_runs` is first used.
 """
 
 from importlib import import_module
 
-from . import models  # noqa: F401  (registers vdsr and edsr_baseline)
 from .metrics import psnr, ssim
 
 _LAZY = {

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .. import checkpoint
 from ..data.images import decode_image
 from ..errors import UsageError
 from ..models import create_model
-from ..train import checkpoint
 from .data import to_image, to_tensor, upscale_bicubic
 from .metrics import SSIM_WINDOW, psnr, ssim
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # not pyplot: the user's backend and open figures stay as they are
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .. import run_folder  # noqa: E402
-from ..errors import UsageError  # noqa: E402
+from .. import run_folder
+from ..errors import UsageError
 
 
 def psnr_curves(runs: dict[str, list[dict]], path: Path, title: str = "") -> Path:
@@ -20,7 +17,8 @@ def psnr_curves(runs: dict[str, list[dict]], path: Path, title: str = "") -> Pat
     written to `path`, which is returned. The y axis starts near bicubic so that the differences that
     matter stay visible; points far below it sit on the axis edge as triangles labelled with their value.
     """
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     bicubic = next(iter(runs.values()))[0]["bicubic_psnr"]
     best = max(bicubic, *(r["psnr"] for rows in runs.values() for r in rows))
     low = bicubic - max(4.0, 3 * (best - bicubic))
@@ -47,7 +45,6 @@ def psnr_curves(runs: dict[str, list[dict]], path: Path, title: str = "") -> Pat
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return Path(path)
 
 

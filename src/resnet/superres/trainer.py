@@ -17,16 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import run_folder
+from .. import checkpoint, run_folder
 from ..config import apply_override, from_dict, parse_override, to_dict
 from ..errors import RunError, UsageError
 from ..models import count_parameters, create_model, get_spec, list_models
-from ..train import checkpoint
+from ..models.superres import SCALES
 from ..train.progress import Progress
 from ..train.runtime import setup
 from .data import HeldOutImage, PatchSampler, check_sizes, held_out_images, load_images, to_tensor
 from .metrics import CHANNELS, SSIM_WINDOW, psnr, ssim
-from .models import SCALES
 from .plots import psnr_curves
 
 TASK = "superres"  # marks a checkpoint of this module

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import run_folder
+from .. import checkpoint, run_folder
 from ..analysis.diagnostics import gradient_norms, layer_responses
 from ..analysis.plots import error_curves
 from ..config import TrainConfig, from_dict, parse_override, resolve, to_dict
@@ -29,7 +29,6 @@ from ..data.loader import make_loader
 from ..errors import RunError, UsageError
 from ..models import create_model, get_spec
 from ..models.weights import read_weights
-from . import checkpoint
 from .evaluate import evaluate_batches
 from .finetune import apply_freezing, parts, read_source, source_normalize, start_from
 from .meter import Meter, NonFiniteGuard

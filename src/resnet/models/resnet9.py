@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import ClassifierHead
 from .registry import register
 
 
@@ -33,10 +34,12 @@ class ResidualPair(nn.Module):
         return x + self.res2(self.res1(x))
 
 
-class ResNet9(nn.Module):
+class ResNet9(ClassifierHead):
     """`prep`, `layer1` (2w, pool, residual pair), `layer2` (4w, pool), `layer3` (8w, pool, residual
     pair), global max pooling, `fc` without bias, logits × `logit_scale`. Convolutions and the
     classifier keep PyTorch's default initialization, as in Page's code."""
+
+    num_stages = 3
 
     def __init__(self, *, num_classes: int, width: int = 64, logit_scale: float = 0.125, in_channels: int = 3):
         super().__init__()
@@ -56,11 +59,7 @@ class ResNet9(nn.Module):
         return torch.flatten(self.pool(self.layer3(self.layer2(self.layer1(self.prep(x))))), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x)) * self.logit_scale
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new, freshly initialized classifier `fc` for `num_classes` (transfer learning)."""
-        self.fc = nn.Linear(self.num_features, num_classes, bias=False).to(self.fc.weight.device)
+        return super().forward(x) * self.logit_scale
 
 
 register(

@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from resnet import RunError, UsageError
-from resnet.train import checkpoint
+from resnet import RunError, UsageError, checkpoint
 
 
 def test_round_trip(tmp_path):

@@ -5,7 +5,7 @@ import torch
 from datasets import make_image_folder
 
 from resnet import UsageError, create_model, describe, train
-from resnet.models.speed import ResidualPair
+from resnet.models.resnet9 import ResidualPair
 
 
 def resnet9_parameters(w: int = 64, num_classes: int = 10) -> int:

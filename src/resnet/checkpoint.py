@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import RunError, UsageError
+from .errors import RunError, UsageError
 
 FORMAT = "resnet.checkpoint"
 VERSION = 2  # 2: with a digest of the contents

@@ -6,7 +6,7 @@
   a long skip over the body, and pixel-shuffle upsampling.
 
 `global_residual=False` builds the same layers without the global residual (the comparison).
-Inputs and outputs are RGB in [0, 1].
+Inputs and outputs are RGB in [0, 1]. Training, metrics and upscaling are in `resnet.superres`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.registry import register
-from ..models.resnet import check_choice
+from .base import check_choice
+from .registry import register
 
 SCALES = (2, 4)
 
