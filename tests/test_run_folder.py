@@ -6,7 +6,7 @@ import pytest
 from datasets import QUICK
 
 from resnet import UsageError, run_folder, train
-from resnet.train import checkpoint
+from resnet import checkpoint
 
 HALF_ROW = '{"step": 40, "test_err'  # what a process killed while appending a row leaves
 
