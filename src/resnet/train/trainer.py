@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .. import checkpoint, run_folder
 from ..analysis.diagnostics import gradient_norms, layer_responses
@@ -27,10 +25,11 @@ from ..data.augment import Normalize
 from ..data.load import load_data
 from ..data.loader import make_loader
 from ..errors import RunError, UsageError
-from ..models import create_model, get_spec
+from ..models import get_spec
 from ..models.weights import read_weights
+from .build import build_model, build_optimizer, forward_pass, rng_state, set_rng_state, tensorboard_writer
 from .evaluate import evaluate_batches
-from .finetune import apply_freezing, parts, read_source, source_normalize, start_from
+from .finetune import apply_freezing, parts, read_source, source_normalize
 from .meter import Meter, NonFiniteGuard
 from .modes import freeze_batch_norm
 from .progress import Progress
@@ -162,9 +161,11 @@ class Trainer:
         self.train_loader = self._loader("train", normalize)
         self.normalize = self.train_loader.normalize
         self.eval_loaders = {s: self._loader(s, self.normalize) for s in self.data.split_names if s != "train"}
-        self.model = self._build_model()
+        self.model, self.model_options = build_model(
+            config, len(self.data.classes), self.data.features, self.source, self.runtime
+        )
         self.parts = parts(self.model, tuning) if tuning.source else []  # fine-tuning's parts, frozen in turn
-        self.optimizer = self._build_optimizer()
+        self.optimizer = build_optimizer(config, self.model, self.parts, self.runtime.device)
         self.total = config.iters or max(1, round(config.epochs * self.train_loader.steps_per_epoch))
         self.schedule = LRSchedule(
             config.schedule, self.optimizer.param_groups[0]["initial_lr"], self.total, get_spec(config.model).depth
@@ -176,51 +177,12 @@ class Trainer:
         self.guard = NonFiniteGuard(config.nonfinite, self.model, self.runtime.device)
         if state is not None:
             self._restore(state)
-        self.forward = self._compiled(self.model)
+        self.forward = forward_pass(self.model, config, self.runtime)
         self.autocast = self.runtime.autocast(config.precision)
         if config.log.tensorboard:
             tensorboard_writer()  # a missing package stops the run before it starts
 
     # -- set-up -----------------------------------------------------------------------------
-
-    def _build_model(self) -> nn.Module:
-        cfg, runtime = self.config, self.runtime
-        options = dict(cfg.model_options)
-        if "in_features" in get_spec(cfg.model).options:  # vector models take the data's input size
-            options.setdefault("in_features", self.data.features())
-        self.model_options = options  # as built: what a checkpoint needs to rebuild the network
-        model = create_model(cfg.model, num_classes=len(self.data.classes), **options)
-        if self.source:
-            start_from(model, self.source)
-        if cfg.sync_bn and runtime.world > 1:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = model.to(
-            runtime.device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format
-        )
-        return model
-
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.config.optimizer
-        groups = []
-        scaled = [(part.parameters(), part.lr_scale) for part in self.parts] or [(list(self.model.parameters()), 1.0)]
-        for params, lr_scale in scaled:
-            decay = [p for p in params if p.ndim > 1 or cfg.decay_norm_and_bias]
-            no_decay = [p for p in params if p.ndim <= 1 and not cfg.decay_norm_and_bias]
-            groups += [
-                {"params": group, "weight_decay": wd, "lr_scale": lr_scale}
-                for group, wd in ((decay, cfg.weight_decay), (no_decay, 0.0))
-                if group
-            ]
-        # the linear scaling rule (Goyal et al. 2017): lr grows with the global batch
-        lr = cfg.lr * (self.config.batch_size / cfg.reference_batch if cfg.scale_lr else 1)
-        fused = self.runtime.device.type == "cuda"
-        if cfg.name == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas), fused=fused)
-        else:
-            optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=fused)
-        for group in optimizer.param_groups:
-            group["initial_lr"] = lr
-        return optimizer
 
     def _loader(self, split: str, normalize: Normalize | None):
         cfg, runtime = self.config, self.runtime
@@ -242,14 +204,6 @@ class Trainer:
             channels_last=cfg.channels_last,
         )
 
-    def _compiled(self, model: nn.Module):
-        if self.runtime.world > 1:
-            device_ids = [self.runtime.device.index] if self.runtime.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-        if self.config.compile == "none":
-            return model
-        return torch.compile(model, mode=None if self.config.compile == "default" else self.config.compile)
-
     # -- checkpoints ------------------------------------------------------------------------
 
     def _state(self) -> dict:
@@ -267,11 +221,7 @@ class Trainer:
             "step": self.step,
             "interval": self.meter.state_dict(),
             "skipped_steps": self.guard.skipped,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-            },
+            "rng": rng_state(),
             "config": to_dict(self.config),
         }
 
@@ -282,11 +232,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.guard.skipped = state["step"], state["skipped_steps"]
         self.meter.load_state_dict(state["interval"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        np_state = np.random.get_state()
-        np.random.set_state((np_state[0], state["rng"]["numpy"].numpy().astype(np.uint32), *np_state[2:]))
+        set_rng_state(state["rng"])
 
     def save(self, name: str) -> None:
         if self.runtime.is_main:
@@ -500,12 +446,3 @@ class Trainer:
             self.runtime.rank,
             finished,
         )
-
-
-def tensorboard_writer():
-    """TensorBoard's SummaryWriter class; UsageError if the tensorboard package is missing."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise UsageError("log.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
-    return SummaryWriter

@@ -1,0 +1,93 @@
+"""What a run trains, built from its config: the network, the optimizer and its parameter groups,
+the forward pass (distributed, compiled), and the random state a checkpoint carries."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..errors import UsageError
+from ..models import create_model, get_spec
+from ..models.weights import Weights
+from .finetune import Part, start_from
+from .runtime import Runtime
+
+
+def build_model(cfg: TrainConfig, classes: int, features, source: Weights | None, runtime: Runtime):
+    """The network of `cfg` with `classes` outputs on the runtime's device, started from `source`'s
+    backbone when fine-tuning, and the options it was built with (what a checkpoint needs to rebuild
+    it). `features()` gives the input size of models that take feature vectors."""
+    options = dict(cfg.model_options)
+    if "in_features" in get_spec(cfg.model).options:  # vector models take the data's input size
+        options.setdefault("in_features", features())
+    model = create_model(cfg.model, num_classes=classes, **options)
+    if source:
+        start_from(model, source)
+    if cfg.sync_bn and runtime.world > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    memory_format = torch.channels_last if cfg.channels_last else torch.preserve_format
+    return model.to(runtime.device, memory_format=memory_format), options
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module, parts: list[Part], device: torch.device):
+    """SGD or AdamW over `model`'s parameters: one group per fine-tuning part (its `lr_scale`) or one
+    for the whole network, each split into decayed and (with decay_norm_and_bias=false) undecayed."""
+    opt = cfg.optimizer
+    scaled = [(part.parameters(), part.lr_scale) for part in parts] or [(list(model.parameters()), 1.0)]
+    groups = []
+    for params, lr_scale in scaled:
+        decay = [p for p in params if p.ndim > 1 or opt.decay_norm_and_bias]
+        no_decay = [p for p in params if p.ndim <= 1 and not opt.decay_norm_and_bias]
+        groups += [
+            {"params": group, "weight_decay": wd, "lr_scale": lr_scale}
+            for group, wd in ((decay, opt.weight_decay), (no_decay, 0.0))
+            if group
+        ]
+    # the linear scaling rule (Goyal et al. 2017): lr grows with the global batch
+    lr = opt.lr * (cfg.batch_size / opt.reference_batch if opt.scale_lr else 1)
+    fused = device.type == "cuda"
+    if opt.name == "adamw":
+        optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(opt.betas), fused=fused)
+    else:
+        optimizer = torch.optim.SGD(groups, lr=lr, momentum=opt.momentum, nesterov=opt.nesterov, fused=fused)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = lr
+    return optimizer
+
+
+def forward_pass(model: nn.Module, cfg: TrainConfig, runtime: Runtime):
+    """`model` as the loop calls it: wrapped for distributed training, compiled as `cfg.compile` says."""
+    if runtime.world > 1:
+        device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if cfg.compile == "none":
+        return model
+    return torch.compile(model, mode=None if cfg.compile == "default" else cfg.compile)
+
+
+def rng_state() -> dict:
+    """The random state of this process (torch, CUDA, NumPy): a resumed run draws what it would have."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = np.random.get_state()
+    np.random.set_state((np_state[0], state["numpy"].numpy().astype(np.uint32), *np_state[2:]))
+
+
+def tensorboard_writer():
+    """TensorBoard's SummaryWriter class; UsageError if the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UsageError("log.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
+    return SummaryWriter
