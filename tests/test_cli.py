@@ -2,7 +2,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import yaml
 
 from resnet.cli import main
 
@@ -175,11 +177,22 @@ def test_predict_on_a_bad_image(trained_run, tmp_path):
 
 def test_reproduce_command(tmp_path):
     done = _run(
-        "reproduce", "shortcuts", "--quick", "--depth", "20", "--iters", "2", "--set", "log.evals=1", "--out", tmp_path
-    )
+        "reproduce", "shortcuts", "--quick", "--depth", "20", "--iters", "2", "--set", "log.evals=1", "--set", "seed=3",
+        "--out", tmp_path,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "report " in done.stdout and "every shortcut option beats the plain net" in done.stdout
     assert (tmp_path / "report.html").exists() and (tmp_path / "summary.md").exists()
+    runs = {p.name: p for p in (tmp_path / "runs").iterdir()}
+    assert sorted(runs) == ["plain20", "resnet20-A", "resnet20-B", "resnet20-C"]
+    assert all(yaml.safe_load((p / "config.yaml").read_text())["seed"] == 3 for p in runs.values())  # --set reached
+    # the verdict printed is the one the runs' own metrics give (mean of the last three test errors)
+    error = {
+        name: np.mean([r["test_error"] for r in map(json.loads, (p / "metrics.jsonl").read_text().splitlines())][-3:])
+        for name, p in runs.items()
+    }
+    holds = max(error[f"resnet20-{o}"] for o in "ABC") < error["plain20"]
+    verdict = "✅ reproduced" if holds else "❌ not reproduced"
+    assert f"- {verdict}: every shortcut option beats the plain net: plain " in done.stdout
 
 
 def test_reproduce_bad_depth():

@@ -2,10 +2,13 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from resnet import UsageError, checkpoint, evaluate, load
 from resnet.data.images import decode_image as load_image
 from resnet.inference import SMALL_JOB
+from resnet.train.evaluate import evaluate_batches
 
 
 def test_load_gives_the_trained_network(trained_run):
@@ -14,11 +17,21 @@ def test_load_gives_the_trained_network(trained_run):
     assert not classifier.model.training and classifier.image_size == 32
 
 
-def test_evaluate_reports_errors_per_class_and_confusion(trained_run, tmp_path):
+def _test_images(image_folder):
+    """The 30 test images of the color folder, with their labels (class indices)."""
+    classes = ["blue", "green", "red"]
+    paths = [p for c in classes for p in sorted((image_folder / "test" / c).iterdir())]
+    return paths, torch.tensor([classes.index(p.parent.name) for p in paths])
+
+
+def test_evaluate_reports_errors_per_class_and_confusion(trained_run, image_folder, tmp_path):
     m = evaluate(trained_run / "last.pt", out=tmp_path, device="cpu")
-    assert m["count"] == 30 and sum(map(sum, m["confusion"])) == 30
-    correct = sum(m["confusion"][i][i] for i in range(3))
-    assert m["top1_error"] == pytest.approx(1 - correct / 30)
+    # the confusion matrix and the error are those of the network's predictions, image by image
+    paths, labels = _test_images(image_folder)
+    classifier = load(trained_run / "last.pt")
+    predicted = torch.tensor([classifier.classes.index(classifier.predict([p], topk=1)[0][0][0]) for p in paths])
+    assert m["count"] == 30 and m["confusion"] == confusion_of(labels, predicted)
+    assert m["top1_error"] == pytest.approx((predicted != labels).double().mean().item())
     assert m["top5_error"] == 0  # three classes: always in the top 5
     assert m["per_class_accuracy"] == pytest.approx([m["confusion"][i][i] / 10 for i in range(3)])
     rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
@@ -28,9 +41,34 @@ def test_evaluate_reports_errors_per_class_and_confusion(trained_run, tmp_path):
 
 
 @pytest.mark.parametrize("tta", ["flip", "10crop"])
-def test_test_time_augmentation(trained_run, tta):
+def test_test_time_augmentation_runs_on_a_checkpoint(trained_run, tta):
     m = evaluate(trained_run / "last.pt", tta=tta, device="cpu")
     assert m["count"] == 30 and m["tta"] == tta and 0 <= m["top1_error"] <= 1
+
+
+@pytest.mark.parametrize("tta", ["flip", "10crop"])
+def test_test_time_augmentation_averages_the_probabilities_of_the_views(tta):
+    # a linear model of the pixels: a mirror image (or another crop) has other outputs
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3)).eval()
+    labels = torch.randint(0, 3, (8,))
+    if tta == "flip":
+        x = torch.randn(8, 3, 4, 4)
+        views = torch.stack([x, x.flip(3)])
+    else:
+        x = views = torch.randn(10, 8, 3, 4, 4)  # what the loaders give: ten views of each image
+    with torch.no_grad():
+        probs = torch.stack([model(v).softmax(1) for v in views])
+    m = evaluate_batches(model, [(x, labels)], 3, tta=tta)
+    assert m["loss"] == pytest.approx(F.nll_loss(probs.mean(0).log(), labels).item(), rel=1e-5)
+    assert m["loss"] != pytest.approx(F.nll_loss(probs[0].log(), labels).item(), rel=1e-3)  # the views matter
+    assert m["confusion"] == confusion_of(labels, probs.mean(0).argmax(1))
+
+
+def confusion_of(labels: torch.Tensor, predicted: torch.Tensor) -> list[list[int]]:
+    confusion = [[0] * 3 for _ in range(3)]
+    for true, guess in zip(labels.tolist(), predicted.tolist()):
+        confusion[true][guess] += 1
+    return confusion
 
 
 def test_predict_ranks_the_classes(trained_run, image_folder):

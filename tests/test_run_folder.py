@@ -5,8 +5,7 @@ import re
 import pytest
 from datasets import QUICK
 
-from resnet import UsageError, run_folder, train
-from resnet import checkpoint
+from resnet import UsageError, checkpoint, run_folder, train
 
 HALF_ROW = '{"step": 40, "test_err'  # what a process killed while appending a row leaves
 

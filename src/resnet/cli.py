@@ -141,6 +141,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 def _reproduce(args: argparse.Namespace) -> None:
     from . import analysis
+    from .config import parse_override
 
     common = dict(
         data=args.data,
@@ -148,18 +149,19 @@ def _reproduce(args: argparse.Namespace) -> None:
         iters=args.iters,
         device=args.device,
         command="resnet " + " ".join(sys.argv[1:]),
+        overrides=dict(map(parse_override, args.set)),
     )
     if args.experiment == "degradation":
         depths = (args.depths or ([20, 32] if args.quick else [20, 32, 44, 56])) + args.add
-        html, md = analysis.degradation(depths, out=args.out or Path("reproductions/degradation"), **common)
+        r = analysis.degradation(depths, out=args.out or Path("reproductions/degradation"), **common)
     elif args.experiment == "mlp":
         common["data"] = args.data or "digits"
-        html, md = analysis.mlp_depth(args.blocks, out=args.out or Path("reproductions/mlp"), **common)
+        r = analysis.mlp_depth(args.blocks, out=args.out or Path("reproductions/mlp"), **common)
     else:
-        html, md = analysis.shortcuts(args.depth, out=args.out or Path("reproductions/shortcuts"), **common)
-    print(f"report {html} · summary {md}")
-    for line in md.read_text().split("## Findings")[1].split("\n## ")[0].strip().splitlines():
-        print(line)
+        r = analysis.shortcuts(args.depth, out=args.out or Path("reproductions/shortcuts"), **common)
+    print(f"report {r.html} · summary {r.summary}")
+    for finding in r.findings:
+        print(finding.line())
 
 
 def _superres_train(args: argparse.Namespace) -> None:
@@ -225,6 +227,19 @@ def _depth(text: str) -> int:
     return value
 
 
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+
+
+def _run_options(p: argparse.ArgumentParser, out: str, set_help: str, resume: bool = True) -> None:
+    """The options every training command (train, finetune, superres train) gives its run folder."""
+    p.add_argument("--out", type=Path, help=f"run folder (default: {out})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--device", help=DEVICE_HELP)
+    if resume:
+        p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out")
+
+
 def _engine_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
@@ -269,20 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the embedded CIFAR-10 subset)",
     )
     p.add_argument("--recipe", default="cifar-paper", help=f"{', '.join(recipe_names())}, or a YAML file")
-    p.add_argument("--out", type=Path, help="run folder (default: runs/MODEL-RECIPE-TIME)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, e.g. --set optimizer.lr=0.05 (repeatable)",
-    )
+    _run_options(p, "runs/MODEL-RECIPE-TIME", "override a recipe key, e.g. --set optimizer.lr=0.05 (repeatable)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive_float, help="length of the run in epochs")
     length.add_argument("--iters", type=_positive_int, help="length of the run in iterations")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="replace a run already in --out")
     p.add_argument(
         "--stop-after",
         type=_positive_int,
@@ -310,13 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="linear probe (frozen backbone and BN), full (backbone at a lower lr), gradual unfreezing",
     )
     p.add_argument("--recipe", default="finetune", help="default finetune")
-    p.add_argument("--out", type=Path, help="run folder (default: runs/MODEL-finetune-TIME)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    _run_options(p, "runs/MODEL-finetune-TIME", "override a recipe key", resume=False)
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive_float)
     length.add_argument("--iters", type=_positive_int)
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--force", action="store_true", help="replace a run already in --out")
     p.set_defaults(run=_finetune)
 
     p = commands.add_parser("eval", help="top-1/top-5 error, per-class accuracy, confusion matrix of a checkpoint")
@@ -357,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mlp: dense blocks of each depth (default 1 4 8 16)",
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.set_defaults(run=_reproduce)
 
     p = commands.add_parser("superres", help="super-resolution by residual learning (VDSR, EDSR): train, apply")
@@ -366,14 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="vdsr or edsr_baseline (default: vdsr)")
     p.add_argument("--data", help="a folder or .tar(.gz) of images (train/ and test/ used if present)")
     p.add_argument("--scale", type=int, help="upscaling factor, 2 or 4 (default: 2)")
-    p.add_argument("--out", type=Path, help="run folder (default: runs/MODEL-xSCALE-TIME)")
+    _run_options(p, "runs/MODEL-xSCALE-TIME", "e.g. --set lr=0.001 --set patch_size=32")
     p.add_argument("--iters", type=_positive_int, help="length of the run in iterations (default: 2000)")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set lr=0.001 --set patch_size=32"
-    )
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="replace a run already in --out")
     p.set_defaults(run=_superres_train)
     p = superres.add_parser("apply", help="upscale images with a checkpoint of superres train")
     p.add_argument("checkpoint")

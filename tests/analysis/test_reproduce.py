@@ -1,5 +1,7 @@
+import json
 import re
 
+import numpy as np
 import pytest
 
 from resnet import UsageError, checkpoint
@@ -10,12 +12,26 @@ from resnet.data.loader import TensorLoader
 FAST = dict(quick=True, iters=4, progress=False, overrides={"log.evals": 2, "log.eval_share": 1.0})
 
 
+def _final(folder, key):
+    """The mean of `key` over a run's last three evaluations, in %, read from its metrics.jsonl."""
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return 100 * np.mean([r[key] for r in rows if r.get(key) is not None][-3:])
+
+
+def _finished_run(folder, train_error, test_error):
+    """A run folder as a finished training leaves it, with these errors (fractions) at its evaluations."""
+    folder.mkdir(parents=True)
+    rows = [{"step": 100 * i, "train_error": train_error, "test_error": test_error} for i in (1, 2, 3)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "summary.json").write_text("{}")
+
+
 def test_degradation_report(tmp_path):
-    html, md = degradation([20], out=tmp_path, **FAST)
+    r = degradation([20], out=tmp_path, **FAST)
     assert {p.name for p in (tmp_path / "runs").iterdir()} == {"plain20", "resnet20"}
-    page = html.read_text()
+    page = r.html.read_text()
     assert page.count("data:image/png;base64,") == 3 and not re.search(r"src=['\"](?!data:)", page)
-    summary = md.read_text()
+    summary = r.summary.read_text()
     assert "| 20 | 0.27M |" in summary and "Table 6" in summary and "8.75" in summary
     assert "resnet train --model plain20" in summary and "torch" in summary
     for figure in ("fig6_training_curves.png", "fig7_layer_responses.png", "gradient_flow.png"):
@@ -23,14 +39,38 @@ def test_degradation_report(tmp_path):
 
 
 def test_findings_state_the_numbers(tmp_path):
-    _, md = degradation([20, 32], out=tmp_path, **FAST)
-    findings = md.read_text().split("## Findings")[1].split("##")[0]
-    assert re.search(
-        r"(✅ reproduced|❌ not reproduced): the deeper plain net has the higher training error: "
-        r"plain-32 \d+\.\d\d% against plain-20 \d+\.\d\d%",
-        findings,
+    r = degradation([20, 32], out=tmp_path, **FAST)
+    runs = tmp_path / "runs"
+    deeper_trains_worse = _final(runs / "plain32", "train_error") > _final(runs / "plain20", "train_error")
+    plain = r.findings[0]
+    assert plain.holds == deeper_trains_worse
+    assert re.fullmatch(
+        r"the deeper plain net has the higher training error: plain-32 \d+\.\d\d% against plain-20 \d+\.\d\d%",
+        plain.statement,
     )
+    findings = r.summary.read_text().split("## Findings")[1].split("##")[0]
+    assert plain.line() in findings and plain.line().startswith("- ✅" if deeper_trains_worse else "- ❌")
     assert findings.count("ResNet responses are smaller") == 2
+
+
+@pytest.mark.parametrize("plain32_train_error, holds", [(0.40, True), (0.20, False)])
+def test_a_finding_holds_only_when_the_numbers_say_so(tmp_path, plain32_train_error, holds):
+    for label, train_error in (
+        ("plain20", 0.30),
+        ("plain32", plain32_train_error),
+        ("resnet20", 0.2),
+        ("resnet32", 0.1),
+    ):
+        _finished_run(tmp_path / "runs" / label, train_error, train_error + 0.05)
+    r = degradation([20, 32], out=tmp_path, **FAST)
+    assert r.findings[0].holds is holds
+    verdict = "✅ reproduced" if holds else "❌ not reproduced"
+    expected = (
+        f"- {verdict}: the deeper plain net has the higher training error: "
+        f"plain-32 {100 * plain32_train_error:.2f}% against plain-20 30.00%"
+    )
+    assert expected in r.summary.read_text().splitlines()
+    assert r.findings[1].holds  # ResNet-32 15% against ResNet-20 25% test error
 
 
 def test_a_killed_reproduction_resumes(tmp_path, monkeypatch):
@@ -64,11 +104,36 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
 
 
 def test_shortcuts_report(tmp_path):
-    _, md = shortcuts(20, out=tmp_path, **FAST)
-    text = md.read_text()
+    r = shortcuts(20, out=tmp_path, **FAST)
+    text = r.summary.read_text()
     for row in ("| none | 269,722 |", "| A | 269,722 |", "| B | 272,474 |", "| C | 283,962 |"):
         assert row in text
-    assert "every shortcut option beats the plain net" in text
+    error = {p.name: _final(p, "test_error") for p in (tmp_path / "runs").iterdir()}
+    every, _ = r.findings
+    assert every.statement.startswith("every shortcut option beats the plain net")
+    assert every.holds == (max(error[f"resnet20-{o}"] for o in "ABC") < error["plain20"])
+    assert every.line() in text.splitlines()
+
+
+@pytest.mark.parametrize(
+    "b_error, holds",
+    [(0.205, [True, True]), (0.35, [False, False])],  # B worse than the plain net: not every option beats it
+)
+def test_shortcut_findings_follow_the_errors(tmp_path, b_error, holds):
+    for label, error in (("plain20", 0.30), ("resnet20-A", 0.20), ("resnet20-B", b_error), ("resnet20-C", 0.21)):
+        _finished_run(tmp_path / "runs" / label, error, error)
+    r = shortcuts(20, out=tmp_path, **FAST)
+    assert [f.holds for f in r.findings] == holds
+    lines = r.summary.read_text().splitlines()
+    little = "the three options differ little (paper: within 0.84 points), so projections are not essential"
+    if all(holds):
+        assert f"- ✅ reproduced: {little}" in lines
+    else:
+        assert f"- ❌ not reproduced: {little}: here they span 15.00 points" in lines
+        assert (
+            "- ❌ not reproduced: every shortcut option beats the plain net: plain 30.00%, A 20.00%, "
+            in r.summary.read_text()
+        )
 
 
 def test_the_full_reproduction_needs_cifar10(tmp_path):

@@ -1,12 +1,13 @@
 """Every family in channels_last and under bf16 autocast, and a short training run of each."""
 
 import json
+import math
 
 import pytest
 import torch
 from datasets import make_image_folder
 
-from resnet import create_model, list_models, train
+from resnet import checkpoint, create_model, list_models, train
 from resnet.models import get_spec, input_shape
 
 CLASSIFIERS = [n for n in list_models() if get_spec(n).num_classes is not None]
@@ -65,9 +66,17 @@ def test_a_short_run_of_each_family(name, options, tmp_path):
     # 8×8 images, two test images a class: every step of a run, in seconds on a CPU.
     data = make_image_folder(tmp_path / "data", per_class={"train": 16, "test": 2}, size=(8, 8))
     overrides = {"data.workers": 0, "log.evals": 1, "batch_size": 16, "data.image_size": 8, "model_options": options}
-    result = train(name, str(data), "cifar-paper", tmp_path / "run", overrides, iters=2, progress=False)
+    run = tmp_path / "run"
+    train(name, str(data), "cifar-paper", run, overrides, iters=2, stop_after=1, progress=False)
+    first = checkpoint.load(run / "last.pt")["model"]
+    result = train(out=run, resume=True, progress=False)
     assert result.finished and result.steps == 2
-    [row] = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert row["step"] == 2 and 0 <= row["test_error"] <= 1
-    for checkpoint in ("last.pt", "best.pt"):  # resnext29_8x64d: 34M parameters and their momentum, 0.26 GB each
-        (tmp_path / "run" / checkpoint).unlink()
+    [row] = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert row["step"] == 2 and 0 <= row["test_error"] <= 1 and math.isfinite(row["train_loss"])
+    state = checkpoint.load(run / "last.pt")
+    assert state["model_name"] == name and options.items() <= state["model_options"].items()
+    # the second step moved every weight and batch-norm statistic, to finite values
+    second = {k: v for k, v in state["model"].items() if v.is_floating_point()}
+    assert all(v.isfinite().all() and not torch.equal(v, first[k]) for k, v in second.items())
+    for file in ("last.pt", "best.pt"):  # resnext29_8x64d: 34M parameters and their momentum, 0.26 GB each
+        (run / file).unlink()

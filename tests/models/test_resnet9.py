@@ -4,7 +4,7 @@ import pytest
 import torch
 from datasets import make_image_folder
 
-from resnet import UsageError, create_model, describe, train
+from resnet import UsageError, checkpoint, create_model, describe, train
 from resnet.models.resnet9 import ResidualPair
 
 
@@ -55,4 +55,9 @@ def test_the_speedrun_recipe_trains_it(tmp_path):
     result = train(None, str(data), "speedrun", tmp_path / "run", overrides, epochs=2, progress=False)
     assert result.finished and result.steps == 6  # 48 images, batch 16, 2 epochs
     [row] = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert row["step"] == 6 and 0 <= row["test_error"] <= 1
+    assert row["step"] == 6 and 0 <= row["test_error"] <= 1  # log.evals 1: one evaluation, at the end
+    state = checkpoint.load(tmp_path / "run" / "last.pt")
+    assert state["model_name"] == "resnet9" and state["model_options"]["width"] == 8  # the recipe's network
+    config = state["config"]  # and the recipe's training
+    assert config["label_smoothing"] == 0.2 and config["optimizer"]["nesterov"]
+    assert config["schedule"]["name"] == "onecycle" and config["log"]["evals"] == 1

@@ -237,6 +237,10 @@ def test_a_run_interrupted_before_its_first_step_logs_step_0_once(sr_folder, tmp
 def test_python_api_takes_a_mapping(sr_folder, tmp_path):
     result = train("vdsr", sr_folder, 2, tmp_path / "r", {**QUICK, "evals": 1, "loss": "l2"}, iters=2, progress=False)
     assert result.steps == 2 and torch.isfinite(torch.tensor(result.psnr))
+    config = checkpoint.load(tmp_path / "r" / "last.pt")["config"]
+    assert (config["loss"], config["evals"], config["lr"], config["patch_size"]) == ("l2", 1, 1e-3, 16)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2]  # one evaluation besides the one before training
 
 
 def test_compare_runs_plots_several_runs(sr_run, tmp_path):

@@ -40,13 +40,25 @@ def test_linear_probe_trains_only_the_new_classifier(source, image_folder, tmp_p
     assert after["normalize"]["mean"].shape == (3, 32, 32)  # the source's per-pixel mean, not the data's
 
 
-def test_full_fine_tuning_trains_the_backbone_slower(source, image_folder, tmp_path):
-    trainer = _trainer(source, image_folder, tmp_path, "full", iters=4)
-    scales = sorted({g["lr_scale"] for g in trainer.optimizer.param_groups})
-    assert scales == [0.1, 1.0]
-    trainer.run()
-    before, after = checkpoint.load(source)["model"], checkpoint.load(tmp_path / "last.pt")["model"]
-    assert not torch.equal(before["layer2.0.conv1.weight"], after["layer2.0.conv1.weight"])
+def _step_size(p: torch.nn.Parameter, start: torch.Tensor, weight_decay: float) -> float:
+    """The learning rate of the first SGD step of `p` from `start`: step = lr × (gradient + wd × weight)."""
+    direction = p.grad + weight_decay * start
+    return ((start - p.detach()) * direction).sum().item() / (direction * direction).sum().item()
+
+
+@pytest.mark.parametrize("backbone_lr", [0.1, 0.25])
+def test_full_fine_tuning_trains_the_backbone_slower(source, image_folder, tmp_path, backbone_lr):
+    overrides = {**QUICK, "finetune.source": str(source), "finetune.mode": "full", "data.source": str(image_folder)}
+    overrides["finetune.backbone_lr"] = backbone_lr
+    trainer = Trainer(resolve("finetune", overrides, model="resnet20", iters=4), tmp_path, progress=False)
+    weights = {"head": trainer.model.fc.weight, "backbone": trainer.model.layer2[0].conv1.weight}
+    start = {k: p.detach().clone() for k, p in weights.items()}
+    trainer.run(stop_after=1)
+    # the rate each part actually moved at, measured from its weights and gradient
+    wd = trainer.config.optimizer.weight_decay
+    rate = {k: _step_size(p, start[k], wd) for k, p in weights.items()}
+    assert rate["head"] == pytest.approx(trainer.schedule(0), rel=1e-3)
+    assert rate["backbone"] == pytest.approx(backbone_lr * rate["head"], rel=1e-3)
 
 
 def test_gradual_unfreezing_from_the_top(source, image_folder, tmp_path):

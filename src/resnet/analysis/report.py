@@ -23,6 +23,28 @@ class Table:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class Finding:
+    """A claim of the paper checked against a reproduction's numbers: whether it holds, and the
+    statement with the numbers that decide it."""
+
+    holds: bool
+    statement: str
+
+    def line(self) -> str:
+        """The finding as the summary lists it: "- ✅ reproduced: ..." or "- ❌ not reproduced: ..."."""
+        return f"- {'✅ reproduced' if self.holds else '❌ not reproduced'}: {self.statement}"
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """What a reproduction wrote (report.html, summary.md) and what it found."""
+
+    html: Path
+    summary: Path
+    findings: list[Finding]
+
+
 @dataclass
 class Report:
     """What a reproduction found: figures (PNG files), tables, findings, the commands that made them."""
@@ -31,19 +53,19 @@ class Report:
     intro: str
     figures: list[tuple[str, Path]] = field(default_factory=list)  # (caption, png)
     tables: list[Table] = field(default_factory=list)
-    findings: list[tuple[bool, str]] = field(default_factory=list)  # (holds, statement with numbers)
+    findings: list[Finding] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
 
-    def write(self, out: Path) -> tuple[Path, Path]:
+    def write(self, out: Path) -> Reproduction:
         """Write report.html (figures embedded) and summary.md (figures linked) into `out`."""
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.html").write_text(self._html())
         (out / "summary.md").write_text(self._markdown(out))
-        return out / "report.html", out / "summary.md"
+        return Reproduction(out / "report.html", out / "summary.md", list(self.findings))
 
     def _markdown(self, out: Path) -> str:
         lines = [f"# {self.title}", "", self.intro, "", "## Findings", ""]
-        lines += [f"- {'✅ reproduced' if ok else '❌ not reproduced'}: {text}" for ok, text in self.findings]
+        lines += [finding.line() for finding in self.findings]
         for table in self.tables:
             lines += ["", f"## {table.title}", "", "| " + " | ".join(table.header) + " |"]
             lines += ["|" + "---|" * len(table.header)]
@@ -66,9 +88,9 @@ class Report:
             "overflow-x:auto}.ok{color:#17702b}.no{color:#b00020}</style>",
             f"<h1>{e(self.title)}</h1><p>{e(self.intro)}</p><h2>Findings</h2><ul>",
         ]
-        for ok, text in self.findings:
-            label = "<b class='ok'>reproduced</b>" if ok else "<b class='no'>not reproduced</b>"
-            parts.append(f"<li>{label}: {e(text)}</li>")
+        for finding in self.findings:
+            label = "<b class='ok'>reproduced</b>" if finding.holds else "<b class='no'>not reproduced</b>"
+            parts.append(f"<li>{label}: {e(finding.statement)}</li>")
         parts.append("</ul>")
         for table in self.tables:
             parts.append(f"<h2>{e(table.title)}</h2><table><tr>")

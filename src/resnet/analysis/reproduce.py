@@ -24,7 +24,7 @@ from ..errors import UsageError
 from ..models import describe
 from ..train import train
 from .plots import error_curves
-from .report import Report, Table
+from .report import Finding, Report, Reproduction, Table
 
 # Table 6: CIFAR-10 test error (%) of the ResNets, on the original binaries (110: best of 5 runs).
 PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
@@ -140,10 +140,10 @@ def degradation(
     progress: bool = True,
     command: str = "",
     overrides: dict | None = None,
-) -> tuple[Path, Path]:
+) -> Reproduction:
     """Plain nets against ResNets of each depth (default 20, 32, 44, 56): Fig. 6, Table 6, Fig. 7 and
     gradient flow. `overrides` change recipe keys of every model. Returns the paths of report.html and
-    summary.md."""
+    summary.md and the findings."""
     depths = sorted(depths or (QUICK["depths"] if quick else (20, 32, 44, 56)))
     s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides)
     jobs = [Job(f"{kind}{d}", f"{kind}{d}") for d in depths for kind in ("plain", "resnet")]
@@ -220,19 +220,19 @@ def degradation(
     return report.write(s.out)
 
 
-def _degradation_findings(rows, diag, depths) -> list[tuple[bool, str]]:
+def _degradation_findings(rows, diag, depths) -> list[Finding]:
     if len(depths) < 2:
         return []
     lo, hi = depths[0], depths[-1]
     plain_lo, plain_hi = _final(rows[f"plain{lo}"], "train_error"), _final(rows[f"plain{hi}"], "train_error")
     res_lo, res_hi = _final(rows[f"resnet{lo}"], "test_error"), _final(rows[f"resnet{hi}"], "test_error")
     findings = [
-        (
+        Finding(
             plain_hi > plain_lo,
             f"the deeper plain net has the higher training error: plain-{hi} {plain_hi:.2f}% "
             f"against plain-{lo} {plain_lo:.2f}%",
         ),
-        (
+        Finding(
             res_hi < res_lo,
             f"the deeper ResNet has the lower test error: ResNet-{hi} {res_hi:.2f}% against ResNet-{lo} {res_lo:.2f}%",
         ),
@@ -240,7 +240,7 @@ def _degradation_findings(rows, diag, depths) -> list[tuple[bool, str]]:
     for d in depths:
         plain, res = (_mean_response(diag[f"{k}{d}"]) for k in ("plain", "resnet"))
         findings.append(
-            (
+            Finding(
                 res < plain,
                 f"{d} layers: ResNet responses are smaller than the plain net's "
                 f"(mean std {res:.3f} against {plain:.3f})",
@@ -341,8 +341,9 @@ def shortcuts(
     progress: bool = True,
     command: str = "",
     overrides: dict | None = None,
-) -> tuple[Path, Path]:
-    """Shortcut options A, B and C (and the plain net) at one CIFAR depth, in the spirit of Table 3."""
+) -> Reproduction:
+    """Shortcut options A, B and C (and the plain net) at one CIFAR depth, in the spirit of Table 3.
+    Returns the paths of report.html and summary.md and the findings."""
     s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides)
     options = ("none", "A", "B", "C")
     jobs = [Job(f"plain{depth}", f"plain{depth}")] + [
@@ -373,18 +374,7 @@ def shortcuts(
         "A: zero-padding identity (no parameters); B: projections where the shape changes; C: projections "
         "everywhere. Errors are the mean of the last three evaluations.",
     )
-    errors = {o: _final(rows[label], "test_error") for label, o in labels.items()}
-    findings = [
-        (
-            min(errors["A"], errors["B"], errors["C"]) < errors["none"],
-            f"every shortcut option beats the plain net: plain {errors['none']:.2f}%, A {errors['A']:.2f}%, "
-            f"B {errors['B']:.2f}%, C {errors['C']:.2f}%",
-        ),
-        (
-            max(errors["A"], errors["B"], errors["C"]) - min(errors["A"], errors["B"], errors["C"]) < 1.0,
-            "the three options differ little (paper: within 0.84 points), so projections are not essential",
-        ),
-    ]
+    findings = _shortcut_findings({o: _final(rows[label], "test_error") for label, o in labels.items()})
     report = Report(
         f"Shortcut options A, B, C at {depth} layers",
         f"{depth}-layer CIFAR networks with each shortcut option and without shortcuts, trained with the {recipe} "
@@ -397,6 +387,21 @@ def shortcuts(
     return report.write(s.out)
 
 
+def _shortcut_findings(errors: dict[str, float]) -> list[Finding]:
+    """Table 3's claims from the test errors (%) by option ("none": the plain net)."""
+    options = [errors[o] for o in ("A", "B", "C")]
+    spread = max(options) - min(options)
+    little = "the three options differ little (paper: within 0.84 points), so projections are not essential"
+    return [
+        Finding(
+            max(options) < errors["none"],
+            f"every shortcut option beats the plain net: plain {errors['none']:.2f}%, A {errors['A']:.2f}%, "
+            f"B {errors['B']:.2f}%, C {errors['C']:.2f}%",
+        ),
+        Finding(spread < 1.0, little if spread < 1.0 else f"{little}: here they span {spread:.2f} points"),
+    ]
+
+
 def mlp_depth(
     blocks=(1, 4, 8, 16),
     data: str | None = "digits",
@@ -407,10 +412,11 @@ def mlp_depth(
     progress: bool = True,
     command: str = "",
     overrides: dict | None = None,
-) -> tuple[Path, Path]:
+) -> Reproduction:
     """Residual MLPs against plain ones of `blocks` dense blocks (3 layers each) on feature vectors
     (default: the embedded digits): does the degradation of deep plain networks, and its cure by the
-    residual connection, hold beyond convolutions?"""
+    residual connection, hold beyond convolutions? Returns the paths of report.html and summary.md
+    and the findings."""
     blocks = sorted(blocks)
     s = _settings(
         out,
@@ -458,12 +464,12 @@ def mlp_depth(
     plain = {b: _final(rows[f"plain_mlp-{b}"], "train_error") for b in (lo, hi)}
     res = {b: _final(rows[f"residual_mlp-{b}"], "train_error") for b in (lo, hi)}
     findings = [
-        (
+        Finding(
             plain[hi] > plain[lo],
             f"the deep plain MLP trains worse than the shallow one: {hi} blocks "
             f"{plain[hi]:.2f}% training error against {lo} blocks {plain[lo]:.2f}%",
         ),
-        (
+        Finding(
             res[hi] < plain[hi],
             f"at {hi} blocks the residual MLP trains better than the plain one: "
             f"{res[hi]:.2f}% against {plain[hi]:.2f}% training error",
