@@ -267,7 +267,8 @@ def _responses_figure(diag: dict, depths, path: Path) -> None:
             bottom.plot(x, sorted(stds, reverse=True), style, color=colors[i % len(colors)], linewidth=1.2)
     top.set(xlabel="layer index (original)", ylabel="std")
     bottom.set(xlabel="layer index (sorted by magnitude)", ylabel="std")
-    top.legend(fontsize=8, ncol=2)
+    if top.get_legend_handles_labels()[0]:  # runs without diagnostics draw nothing to label
+        top.legend(fontsize=8, ncol=2)
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     _save(fig, path)
@@ -294,7 +295,8 @@ def _gradient_figure(diag: dict, depth: int, path: Path) -> None:
             ax.semilogy(np.arange(1, len(norms) + 1), norms, label=f"step {r['step']}", linewidth=1.2)
         ax.set(title=f"{name}-{depth}", xlabel="layer (input → output)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     axes[0].set_ylabel("‖∂loss/∂W‖")
     _save(fig, path)
 
