@@ -165,7 +165,7 @@ def evaluate(
 
 
 def _write_report(metrics: dict, out: Path) -> None:
-    from .analysis.plots import confusion_matrix
+    from .plots import confusion_matrix
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -22,8 +22,8 @@ from .. import run_folder
 from ..config import resolve, to_dict
 from ..errors import UsageError
 from ..models import describe
+from ..plots import error_curves
 from ..train import train
-from .plots import error_curves
 from .report import Finding, Report, Reproduction, Table
 
 # Table 6: CIFAR-10 test error (%) of the ResNets, on the original binaries (110: best of 5 runs).

@@ -18,8 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from .. import checkpoint, run_folder
-from ..analysis.diagnostics import gradient_norms, layer_responses
-from ..analysis.plots import error_curves
 from ..config import TrainConfig, from_dict, parse_override, resolve, to_dict
 from ..data.augment import Normalize
 from ..data.load import load_data
@@ -27,7 +25,9 @@ from ..data.loader import make_loader
 from ..errors import RunError, UsageError
 from ..models import get_spec
 from ..models.weights import read_weights
+from ..plots import error_curves
 from .build import build_model, build_optimizer, forward_pass, rng_state, set_rng_state, tensorboard_writer
+from .diagnostics import gradient_norms, layer_responses
 from .evaluate import evaluate_batches
 from .finetune import apply_freezing, parts, read_source, source_normalize
 from .meter import Meter, NonFiniteGuard

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train.modes import mode
+from .modes import mode
 
 
 @dataclass
