@@ -9,6 +9,7 @@ import hashlib
 import os
 import pickle
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -34,11 +35,18 @@ def save(payload: dict, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as a RuntimeError
         tmp.unlink(missing_ok=True)
-        if e.errno == errno.ENOSPC:
+        if getattr(e, "errno", None) == errno.ENOSPC or _full(path.parent):
             raise RunError(f"{path}: disk full while writing the checkpoint; the previous one is intact") from None
-        raise RunError(f"{path}: cannot write the checkpoint ({e.strerror or e})") from None
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise RunError(f"{path}: cannot write the checkpoint ({reason}); the previous one is intact") from None
+
+
+def _full(folder: Path) -> bool:
+    """Whether the file system of `folder` has (next to) no space left: under 1 MiB or 0.1%."""
+    usage = shutil.disk_usage(folder)
+    return usage.free < max(2**20, usage.total / 1000)
 
 
 def digest(payload: dict) -> str:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import recipe_names
-from .errors import RunError, UsageError
+from .errors import RunError, Stopped, UsageError
 from .optimize import ENGINES
 
 
@@ -66,6 +66,7 @@ def _train(args: argparse.Namespace) -> None:
         resume=args.resume,
         force=args.force,
         stop_after=args.stop_after,
+        time_limit=args.time_limit,
     )
     if result.rank == 0:
         _report(result)
@@ -98,6 +99,7 @@ def _finetune(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         device=args.device,
         force=args.force,
+        time_limit=args.time_limit,
     )
     if result.rank == 0:
         _report(result)
@@ -240,6 +242,15 @@ def _run_options(p: argparse.ArgumentParser, out: str, set_help: str, resume: bo
     p.add_argument("--force", action="store_true", help="replace a run already in --out")
 
 
+def _time_limit_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--time-limit",
+        metavar="DURATION",
+        help="stop with a checkpoint before this much time has passed (e.g. 90m, 2h30m), exit code 75; "
+        "SIGTERM, SIGINT and SIGUSR1 stop after the current step, exit code 128 + the signal",
+    )
+
+
 def _engine_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
@@ -294,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="pause after N iterations of this session, with a checkpoint (--resume continues)",
     )
+    _time_limit_option(p)
     p.add_argument("--download", action="store_true", help="download cifar10/cifar100 if missing")
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.set_defaults(run=_train)
@@ -319,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive_float)
     length.add_argument("--iters", type=_positive_int)
+    _time_limit_option(p)
     p.set_defaults(run=_finetune)
 
     p = commands.add_parser("eval", help="top-1/top-5 error, per-class accuracy, confusion matrix of a checkpoint")
@@ -417,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as e:
         print(f"resnet {args.command}: stopped: {e}", file=sys.stderr)
         return 1
+    except Stopped as e:
+        print(f"resnet {args.command}: {e}", file=sys.stderr)
+        return e.code
     except KeyboardInterrupt:
         print(f"resnet {args.command}: interrupted", file=sys.stderr)
         return 130

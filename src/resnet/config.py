@@ -80,6 +80,7 @@ class LogConfig:
     every: int = 0  # evaluate every N iterations instead (0: use `evals`)
     tensorboard: bool = False
     checkpoint_every: int = 0  # also save `last` every N iterations (0: at each evaluation)
+    checkpoint_minutes: float = 0  # also save `last` every N minutes of wall-clock time (0: off)
     diagnostics: bool = False  # gradient norms and layer responses at the start and each evaluation
     eval_share: float = 0.1  # with `evals`: evaluations stretched apart to stay under this share of the run
 
@@ -139,6 +140,7 @@ NON_NEGATIVE = {
     "data.train_per_class",
     "finetune.backbone_lr",
     "log.checkpoint_every",
+    "log.checkpoint_minutes",
     "schedule.warmup_max_iters",
     "data.workers",
 }

@@ -7,3 +7,13 @@ class UsageError(ValueError):
 
 class RunError(RuntimeError):
     """A run that cannot go on (a non-finite loss, a full disk): the message says where and what is kept."""
+
+
+class Stopped(Exception):
+    """A run that stopped on request (a signal, its time limit) after writing the checkpoint it resumes
+    from. `code` is the exit code that tells a scheduler so: 128 + the signal number, as a shell
+    reports a process killed by it, or 75 (EX_TEMPFAIL, "try again") for the time limit."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code

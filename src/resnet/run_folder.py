@@ -9,9 +9,12 @@ its checkpoint; a reader ignores a half-written last row.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -21,6 +24,7 @@ from .errors import UsageError
 
 RUNS = Path("runs")  # where a run goes without --out
 CONFIG, METRICS, DIAGNOSTICS, SUMMARY = "config.yaml", "metrics.jsonl", "diagnostics.jsonl", "summary.json"
+LOCK = ".lock"  # held by the process writing the folder
 LAST, BEST = "last.pt", "best.pt"
 
 
@@ -40,6 +44,30 @@ def resume(out: str | Path | None) -> tuple[Path, dict]:
         raise UsageError("--resume needs --out, the folder of the run to continue")
     folder = Path(out)
     return folder, checkpoint.load(folder / LAST)
+
+
+@contextmanager
+def lock(folder: Path) -> Iterator[None]:
+    """Hold `folder` for one writing process: UsageError if another one holds it. The lock is the
+    kernel's (flock on LOCK), so a run killed in any way leaves nothing that blocks the next one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise UsageError(
+                f"{folder} is in use by another run ({holder}); wait for it or choose another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def started(folder: Path) -> bool:

@@ -1,17 +1,24 @@
 """A run survives being killed: SIGKILL at a random moment, then --resume, ends bit-for-bit where an
-uninterrupted run ends."""
+uninterrupted run ends. It stops cleanly on request: SIGTERM, SIGINT or SIGUSR1 finish the step, write
+a checkpoint and exit 128 + the signal; --time-limit stops before the limit (exit 75). Two runs cannot
+write one folder; a killed run's lock does not block the next. A real full disk (a small tmpfs, as
+root) is one line, the last checkpoint intact."""
 
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
 
 from resnet import checkpoint
+from resnet.train.stop import parse_duration
 
 ARGS = [
     "--iters",
@@ -85,3 +92,116 @@ def test_pause_and_resume(image_folder, tmp_path):
     stdout, _ = resumed.communicate()
     assert resumed.returncode == 0 and "final test accuracy" in stdout.strip().splitlines()[-1]
     assert (out / "summary.json").exists()
+
+
+def _wait_for_training(process: subprocess.Popen, out: Path) -> None:
+    while not (out / "last.pt").exists():  # checkpoint_every=3: training has begun
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1])
+def test_a_signal_stops_after_the_step_with_a_checkpoint_and_the_resumed_run_is_the_same(image_folder, tmp_path, sig):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert _train("--data", image_folder, "--out", straight, *ARGS).wait() == 0
+    process = _train("--data", image_folder, "--out", stopped, *ARGS)
+    _wait_for_training(process, stopped)
+    process.send_signal(sig)
+    _, err = process.communicate()
+    assert process.returncode == 128 + sig, err
+    step = checkpoint.load(stopped / "last.pt")["step"]
+    lines = err.strip().splitlines()
+    assert lines[-1] == (
+        f"resnet train: stopped by {sig.name} at step {step} of 48, with a checkpoint; "
+        f"resume with: resnet train --out {stopped} --resume"
+    )
+    assert "Traceback" not in err and 0 < step < 48
+    resumed = _train("--resume", "--out", stopped)
+    assert resumed.wait() == 0, resumed.stderr.read()
+    a, b = checkpoint.load(straight / "last.pt"), checkpoint.load(stopped / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert _rows(straight / "metrics.jsonl") == _rows(stopped / "metrics.jsonl")
+
+
+def test_a_second_signal_stops_at_once(image_folder, tmp_path):
+    out = tmp_path / "run"
+    # resnet110 on a batch of all 120 images: a step takes about a second, so both signals land in one
+    args = [a if a != "batch_size=16" else "batch_size=120" for a in ARGS]
+    process = _train("--data", image_folder, "--out", out, "--model", "resnet110", *args)
+    _wait_for_training(process, out)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait() == -signal.SIGTERM  # killed by the second one, not stopped by the first
+
+
+def test_the_time_limit_stops_with_a_checkpoint_before_it(image_folder, tmp_path):
+    out = tmp_path / "run"
+    args = [a if a != "48" else "100000" for a in ARGS]
+    start = time.monotonic()
+    process = _train("--data", image_folder, "--out", out, *args, "--time-limit", "25s")
+    _, err = process.communicate()
+    took = time.monotonic() - start
+    assert process.returncode == 75, err
+    step = checkpoint.load(out / "last.pt")["step"]
+    assert 0 < step < 100000 and f"stopped by the time limit at step {step} of 100000" in err
+    assert took < 25 + 15  # the limit counts from the start of training: start-up time comes on top
+
+
+@pytest.mark.parametrize("text, seconds", [("90m", 5400), ("2h30m", 9000), ("45s", 45), ("1d", 86400), ("30", 30)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_a_bad_time_limit_is_a_usage_error(image_folder, tmp_path):
+    process = _train("--data", image_folder, "--out", tmp_path / "run", *ARGS, "--time-limit", "soon")
+    _, err = process.communicate()
+    assert process.returncode == 2 and "--time-limit: 'soon' is not a duration" in err and "Traceback" not in err
+
+
+def test_a_second_run_into_the_same_folder_is_refused_and_a_killed_runs_lock_is_not(image_folder, tmp_path):
+    out = tmp_path / "run"
+    first = _train("--data", image_folder, "--out", out, *ARGS)
+    _wait_for_training(first, out)
+    second = _train("--resume", "--out", out)
+    _, err = second.communicate()
+    assert second.returncode == 2 and f"{out} is in use by another run (pid {first.pid}" in err
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert (out / ".lock").exists()  # left behind by the killed run ...
+    resumed = _train("--resume", "--out", out)  # ... and it blocks nothing
+    assert resumed.wait() == 0, resumed.stderr.read()
+
+
+def test_checkpoints_every_few_minutes_of_wall_clock(image_folder, tmp_path):
+    out = tmp_path / "run"
+    args = [a if a != "log.checkpoint_every=3" else "log.checkpoint_minutes=0.0001" for a in ARGS]
+    process = _train("--data", image_folder, "--out", out, *args)
+    _wait_for_training(process, out)
+    first = checkpoint.load(out / "last.pt")["step"]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 0 < first < 12  # the first evaluation is at step 12: this checkpoint came from the clock
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_a_full_disk_is_one_line_and_leaves_the_last_checkpoint(image_folder, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        out = disk / "run"  # resnet20's checkpoint is 2.2 MB: the first fits, a second beside it does not
+        process = _train("--data", image_folder, "--out", out, *ARGS)
+        _, err = process.communicate()
+        assert process.returncode == 1, err
+        assert err.strip().splitlines()[-1] == (
+            f"resnet train: stopped: {out / 'last.pt'}: disk full while writing the checkpoint; "
+            "the previous one is intact"
+        )
+        assert "Traceback" not in err
+        assert sorted(p.name for p in out.iterdir() if p.name.startswith(".last")) == []  # no temporary file
+        assert checkpoint.load(out / "last.pt")["step"] == 3
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -22,7 +23,7 @@ from ..config import TrainConfig, from_dict, parse_override, resolve, to_dict
 from ..data.augment import Normalize
 from ..data.load import load_data
 from ..data.loader import make_loader
-from ..errors import RunError, UsageError
+from ..errors import RunError, Stopped, UsageError
 from ..models import get_spec
 from ..models.weights import read_weights
 from ..plots import error_curves
@@ -35,6 +36,7 @@ from .modes import freeze_batch_norm
 from .progress import Progress
 from .runtime import setup, teardown
 from .schedule import LRSchedule
+from .stop import StopRequest, parse_duration
 
 SYNC_EVERY = 10  # steps between reads of the running loss and error (and the non-finite check)
 DIAGNOSTIC_BATCH = 128  # images of the fixed batches that diagnostics are measured on
@@ -75,6 +77,7 @@ def train(
     force: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    time_limit: str | float | None = None,
 ) -> RunResult:
     """Train `model` on `data` with `recipe` (a shipped recipe's name or a YAML file), writing the run to `out`.
 
@@ -82,8 +85,14 @@ def train(
     `iters` or `epochs` set the length (milestones scale with it). With `resume`, the run in `out`
     continues from its last checkpoint, exactly. An existing run in `out` is replaced only with `force`.
     `stop_after` pauses the run after that many iterations of this session, with a checkpoint to resume
-    from (e.g. for time-limited cluster jobs); the result's `finished` is then False.
+    from; the result's `finished` is then False. `time_limit` ("90m", "2h30m", or seconds) stops the
+    run with a checkpoint before that much time has passed, as SIGTERM, SIGINT or SIGUSR1 do after the
+    current step: both raise `resnet.errors.Stopped`, whose `code` is the exit code for a scheduler.
     """
+    try:
+        limit = parse_duration(time_limit) if time_limit is not None else None
+    except ValueError as e:
+        raise UsageError(f"--time-limit: {e}") from None
     if resume:
         out, state = run_folder.resume(out)
         config = from_dict(TrainConfig, state["config"])
@@ -96,7 +105,7 @@ def train(
         get_spec(config.model)  # an unknown model fails before any work
         out = run_folder.new(out, f"{config.model}-{config.recipe}", force)
     try:
-        return Trainer(config, out, state, progress).run(stop_after)
+        return Trainer(config, out, state, progress).run(stop_after, limit)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise RunError(f"disk full while writing {e.filename or out}; the last checkpoint is intact") from None
@@ -173,6 +182,7 @@ class Trainer:
         self._unfreeze_steps = {round(p.unfreeze_at * self.total) for p in self.parts if 0 < p.unfreeze_at <= 1}
         self.scaler = torch.amp.GradScaler(self.runtime.device.type, enabled=config.precision == "fp16")
         self.step, self.lr = 0, 0.0  # the step to do next, and the learning rate of the last one done
+        self._saved_at, self._save_seconds = time.monotonic(), 0.0  # the last checkpoint: when, and the longest
         self.meter = Meter(self.runtime.device)
         self.guard = NonFiniteGuard(config.nonfinite, self.model, self.runtime.device)
         if state is not None:
@@ -235,37 +245,74 @@ class Trainer:
         set_rng_state(state["rng"])
 
     def save(self, name: str) -> None:
+        start = time.monotonic()
         if self.runtime.is_main:
             checkpoint.save(self._state(), self.out / name)
+        self._saved_at = time.monotonic()
+        self._save_seconds = max(self._save_seconds, self._saved_at - start)
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run(self, stop_after: int | None = None) -> RunResult:
+    def run(self, stop_after: int | None = None, time_limit: float | None = None) -> RunResult:
+        """Train to the end (or `stop_after` more steps), evaluating and checkpointing on the way. A
+        signal (SIGTERM, SIGINT, SIGUSR1) or `time_limit` seconds stop it after a step, with a
+        checkpoint, by raising `Stopped`."""
         cfg, runtime = self.config, self.runtime
         end = min(self.total, self.step + stop_after) if stop_after else self.total
-        if runtime.is_main:
-            logs = (run_folder.METRICS, run_folder.DIAGNOSTICS)
-            run_folder.prepare(self.out, to_dict(cfg), self.step, logs)
-        every = self.eval_interval()
-        start_time, start_step = time.perf_counter(), self.step
-        if self.step == 0 and cfg.log.diagnostics:
-            self._diagnose()
-        with Progress(self.total, self.step, enabled=self.show_progress and runtime.is_main) as bar:
-            for step in self.steps(end, log=bar.log):
-                # at every interval and at the end, but not twice in the last half interval
-                evaluate = step == self.total or (step % every == 0 and self.total - step >= every / 2)
-                save = cfg.log.checkpoint_every and step % cfg.log.checkpoint_every == 0
-                if evaluate or save or step % SYNC_EVERY == 0:
+        with run_folder.lock(self.out) if runtime.is_main else nullcontext(), StopRequest(time_limit) as stop:
+            if runtime.is_main:
+                run_folder.prepare(self.out, to_dict(cfg), self.step, (run_folder.METRICS, run_folder.DIAGNOSTICS))
+            every = self.eval_interval()
+            start_time, start_step = time.perf_counter(), self.step
+            if self.step == 0 and cfg.log.diagnostics:
+                self._diagnose()
+            if time_limit:
+                self.save("last.pt")  # measures how long a checkpoint takes: the limit must leave time for one
+            with Progress(self.total, self.step, enabled=self.show_progress and runtime.is_main) as bar:
+                tick, longest = time.monotonic(), 0.0
+                for step in self.steps(end, log=bar.log):
+                    # at every interval and at the end, but not twice in the last half interval
+                    evaluate = step == self.total or (step % every == 0 and self.total - step >= every / 2)
+                    save = (cfg.log.checkpoint_every and step % cfg.log.checkpoint_every == 0) or (
+                        cfg.log.checkpoint_minutes
+                        and time.monotonic() - self._saved_at >= 60 * cfg.log.checkpoint_minutes
+                    )
+                    if evaluate or save or step % SYNC_EVERY == 0:
+                        self._sync(bar)
+                    if evaluate:
+                        self._evaluate_and_save(bar)
+                    elif save:
+                        self.save("last.pt")
+                    tick, longest = time.monotonic(), max(longest, time.monotonic() - tick)
+                    if step < end and self._stop_requested(stop, longest, step):
+                        self._stop(bar, stop)
+                if self.step < self.total:
                     self._sync(bar)
-                if evaluate:
-                    self._evaluate_and_save(bar)
-                elif save:
                     self.save("last.pt")
-            if self.step < self.total:
-                self._sync(bar)
-                self.save("last.pt")
-                bar.log(f"paused at step {self.step} of {self.total}: --resume continues")
-        return self._finish(time.perf_counter() - start_time, self.step - start_step)
+                    bar.log(f"paused at step {self.step} of {self.total}: --resume continues")
+            return self._finish(time.perf_counter() - start_time, self.step - start_step)
+
+    def _stop_requested(self, stop: StopRequest, longest: float, step: int) -> bool:
+        """Whether to stop now: a signal came, or the time left would not hold another step (with its
+        evaluation) and a checkpoint. The processes of a distributed run agree every SYNC_EVERY steps."""
+        wanted = stop.signal is not None or stop.due(longest + 2 * self._save_seconds + 1.0)
+        if self.runtime.world == 1:
+            return wanted
+        if step % SYNC_EVERY:
+            return False
+        flag = torch.tensor(float(wanted), device=self.runtime.device)
+        return self.runtime.all_reduce(flag).item() > 0
+
+    def _stop(self, bar: Progress, stop: StopRequest) -> None:
+        self._sync(bar)
+        self.save("last.pt")
+        self.runtime.barrier()
+        reason, code = stop.reason()
+        raise Stopped(
+            f"stopped by {reason} at step {self.step} of {self.total}, with a checkpoint; "
+            f"resume with: resnet train --out {self.out} --resume",
+            code,
+        )
 
     def steps(self, end: int | None = None, log=print):
         """Train from the current step to `end` (default: the end of the run), yielding the number of

@@ -1,0 +1,74 @@
+"""Stopping cleanly: SIGTERM, SIGINT and SIGUSR1 (what Slurm, Kubernetes and a laptop's shutdown send
+before they kill a job) and a time limit become a request to stop after the current step, with a
+checkpoint. A second signal stops at once."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+TIME_LIMIT_CODE = 75  # EX_TEMPFAIL: a temporary failure, run it again (requeue)
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds in "90m", "2h30m", "1h", "45s", "1d" or a plain number of seconds."""
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        parts = re.fullmatch(
+            r"\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*",
+            text,
+        )
+        if not text.strip() or parts is None:
+            raise ValueError(f"{text!r} is not a duration (e.g. 90m, 2h30m, 45s)")
+        d, h, m, s = (float(p) if p else 0.0 for p in parts.groups())
+        seconds = ((d * 24 + h) * 60 + m) * 60 + s
+    if not seconds > 0:
+        raise ValueError(f"a time limit must be positive, not {text!r}")
+    return seconds
+
+
+class StopRequest:
+    """While entered: the first of SIGNALS is noted (`signal` names it) for the loop to stop after its
+    step; a second one stops the process at once (its default action). `time_limit` seconds from now,
+    `due(margin)` says the time is up once less than `margin` seconds are left."""
+
+    def __init__(self, time_limit: float | None = None) -> None:
+        self.signal: signal.Signals | None = None
+        self.deadline = time.monotonic() + time_limit if time_limit else None
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signal is None:
+            self.signal = signal.Signals(signum)
+            return
+        # the second signal: what it would have done without us
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        if signum == signal.SIGINT and previous in (signal.SIG_DFL, None):
+            previous = signal.default_int_handler
+        signal.signal(signum, previous)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            signal.raise_signal(signum)
+
+    def due(self, margin: float) -> bool:
+        return self.deadline is not None and time.monotonic() + margin >= self.deadline
+
+    def reason(self) -> tuple[str, int]:
+        """What asked for the stop, and the exit code that says so."""
+        if self.signal is not None:
+            return self.signal.name, 128 + int(self.signal)
+        return "the time limit", TIME_LIMIT_CODE
