@@ -9,7 +9,7 @@ from pathlib import Path
 import resnet
 
 SRC = Path(resnet.__file__).parent
-BOTTOM = {"resnet.errors", "resnet.download", "resnet.cache", "resnet.checkpoint"}
+BOTTOM = {"resnet.errors", "resnet.download", "resnet.cache", "resnet.checkpoint", "resnet.files"}
 
 
 def _module_name(path: Path) -> str:

@@ -4,18 +4,16 @@ read without executing code."""
 from __future__ import annotations
 
 import argparse
-import errno
 import hashlib
 import os
 import pickle
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
 import torch
 
-from .errors import RunError, UsageError
+from .errors import UsageError, write_failed
 
 FORMAT = "resnet.checkpoint"
 VERSION = 2  # 2: with a digest of the contents
@@ -37,16 +35,7 @@ def save(payload: dict, path: Path) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as a RuntimeError
         tmp.unlink(missing_ok=True)
-        if getattr(e, "errno", None) == errno.ENOSPC or _full(path.parent):
-            raise RunError(f"{path}: disk full while writing the checkpoint; the previous one is intact") from None
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
-        raise RunError(f"{path}: cannot write the checkpoint ({reason}); the previous one is intact") from None
-
-
-def _full(folder: Path) -> bool:
-    """Whether the file system of `folder` has (next to) no space left: under 1 MiB or 0.1%."""
-    usage = shutil.disk_usage(folder)
-    return usage.free < max(2**20, usage.total / 1000)
+        raise write_failed(path, e, "the previous checkpoint is intact") from None
 
 
 def digest(payload: dict) -> str:

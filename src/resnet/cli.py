@@ -179,6 +179,7 @@ def _superres_train(args: argparse.Namespace) -> None:
         device=args.device,
         resume=args.resume,
         force=args.force,
+        time_limit=args.time_limit,
     )
     print(f"run folder {r.out} · plot {r.plot}")
     print(
@@ -383,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, help="upscaling factor, 2 or 4 (default: 2)")
     _run_options(p, "runs/MODEL-xSCALE-TIME", "e.g. --set lr=0.001 --set patch_size=32")
     p.add_argument("--iters", type=_positive_int, help="length of the run in iterations (default: 2000)")
+    _time_limit_option(p)
     p.set_defaults(run=_superres_train)
     p = superres.add_parser("apply", help="upscale images with a checkpoint of superres train")
     p.add_argument("checkpoint")

@@ -4,6 +4,7 @@ name and options, classes, normalization (mean/std on 0-255 pixels) and input si
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UsageError
+from .errors import UsageError, write_failed
 from .inference import Classifier, load
 from .models import input_shape
 from .models.weights import EXPORT_FORMAT
@@ -90,6 +91,10 @@ def export_model(
             )
         for written, final in reversed(pairs):  # the weights before the graph that names them
             os.replace(written, final)
+    except (OSError, RuntimeError) as e:  # a full disk comes as either, depending on the writer
+        raise write_failed(
+            out, e, f"nothing was written{' (the file there is intact)' if out.exists() else ''}"
+        ) from None
     finally:
         for written, _ in pairs:
             written.unlink(missing_ok=True)
@@ -108,7 +113,7 @@ def _onnx(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
     proto = onnx.load_from_string(onnx_bytes(classifier.model, x))
     onnx.helper.set_model_props(proto, metadata(classifier))
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
+    path.write_bytes(proto.SerializeToString())
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda batch: torch.from_numpy(session.run(None, {"input": batch.numpy()})[0])
 
@@ -117,18 +122,20 @@ def _torchscript(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's deprecation notes
         traced = torch.jit.trace(classifier.model, x, check_trace=False)  # verified below, on two batch sizes
-        torch.jit.save(traced, str(path), _extra_files={"resnet.json": json.dumps(metadata(classifier))})
+        buffer = io.BytesIO()  # a write that fails inside torch's C++ writer would abort the process
+        torch.jit.save(traced, buffer, _extra_files={"resnet.json": json.dumps(metadata(classifier))})
+        path.write_bytes(buffer.getvalue())
         loaded = torch.jit.load(str(path))
     return loaded
 
 
 def _safetensors(classifier: Classifier, x: torch.Tensor, path: Path) -> Runner:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from .models import create_model
 
     state = {k: v.contiguous() for k, v in classifier.model.state_dict().items()}
-    save_file(state, str(path), metadata=metadata(classifier))
+    path.write_bytes(save(state, metadata=metadata(classifier)))
     reloaded = create_model(classifier.model_name, weights=path).eval()
     return reloaded
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -15,6 +14,7 @@ import torch
 from .data.folder import list_names
 from .data.images import decode_image
 from .errors import UsageError
+from .files import write_together
 from .inference import load
 from .train.runtime import setup
 
@@ -36,9 +36,7 @@ class Features:
         header, rows = (["path", "label"], zip(self.paths, self.labels)) if self.labels else (["path"], zip(self.paths))
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows([header, *rows])
-        _write_together(
-            {out: lambda f: np.save(f, self.features), sidecar: lambda f: f.write(text.getvalue().encode())}
-        )
+        write_together({out: lambda f: np.save(f, self.features), sidecar: lambda f: f.write(text.getvalue().encode())})
         return out, sidecar
 
 
@@ -48,23 +46,6 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
     if out.suffix != ".npy":
         raise UsageError(f"{out}: the features file must end in .npy")
     return out, out.with_suffix(".csv")
-
-
-def _write_together(writers: dict) -> None:
-    """Each file by its writer into a temporary file; only when all are written, each renamed into place."""
-    tmps = {path: path.with_name(f".{path.name}.tmp{os.getpid()}") for path in writers}
-    try:
-        for path, write in writers.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmps[path], "wb") as f:
-                write(f)
-        for path, tmp in tmps.items():
-            os.replace(tmp, path)
-    except OSError as e:
-        raise UsageError(f"{e.filename or next(iter(writers))}: cannot write ({e.strerror or e})") from None
-    finally:
-        for tmp in tmps.values():
-            tmp.unlink(missing_ok=True)
 
 
 @torch.no_grad()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from .data.images import decode_image
 from .data.load import load_data
 from .data.loader import make_loader
 from .errors import UsageError
+from .files import write_together
 from .models import create_model
 from .optimize import ENGINES, Inference, for_inference
 from .train.evaluate import TTA, evaluate_batches
@@ -165,14 +167,19 @@ def evaluate(
 
 
 def _write_report(metrics: dict, out: Path) -> None:
+    """metrics.json, confusion.csv and confusion.png in `out`, all or none of them (a full disk)."""
     from .plots import confusion_matrix
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     classes = metrics["classes"]
-    with open(out / "confusion.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["true \\ predicted", *classes])
-        writer.writerows([name, *row] for name, row in zip(classes, metrics["confusion"]))
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["true \\ predicted", *classes])
+    writer.writerows([name, *row] for name, row in zip(classes, metrics["confusion"]))
     title = f"{metrics['model']} on {metrics['split']}: top-1 error {100 * metrics['top1_error']:.2f}%"
-    confusion_matrix(metrics["confusion"], classes, out / "confusion.png", title)
+    write_together(
+        {
+            out / "metrics.json": lambda f: f.write(json.dumps(metrics, indent=2).encode()),
+            out / "confusion.csv": lambda f: f.write(table.getvalue().encode()),
+            out / "confusion.png": lambda f: confusion_matrix(metrics["confusion"], classes, f, title),
+        }
+    )

@@ -46,8 +46,9 @@ def error_curves(
     return ax
 
 
-def confusion_matrix(confusion: list[list[int]], classes: list[str], path: Path, title: str = "") -> None:
-    """The confusion matrix as a PNG: rows true classes, columns predicted, each row normalized."""
+def confusion_matrix(confusion: list[list[int]], classes: list[str], path, title: str = "") -> None:
+    """The confusion matrix as a PNG (to a path or a binary file): rows true classes, columns predicted,
+    each row normalized."""
     import numpy as np
 
     counts = np.asarray(confusion, dtype=float)

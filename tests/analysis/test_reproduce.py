@@ -1,5 +1,6 @@
 import json
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from resnet import UsageError, checkpoint
 from resnet.analysis import degradation, reproduce, shortcuts
 from resnet.data.loader import TensorLoader
+from resnet.errors import Stopped
 
 # log.eval_share=1: evaluations every 2 of the 4 steps, which the 10% bound on evaluation would stretch to one
 FAST = dict(quick=True, iters=4, progress=False, overrides={"log.evals": 2, "log.eval_share": 1.0})
@@ -139,3 +141,22 @@ def test_shortcut_findings_follow_the_errors(tmp_path, b_error, holds):
 def test_the_full_reproduction_needs_cifar10(tmp_path):
     with pytest.raises(UsageError, match="pass --data"):
         degradation(out=tmp_path, progress=False)
+
+
+def test_a_signal_stops_a_reproduction_which_the_same_command_continues(tmp_path, monkeypatch):
+    batch, calls = TensorLoader.batch, []
+
+    def signalled_in_the_second_model(self, step):
+        calls.append(step)
+        if len(calls) == 6:  # a real SIGTERM during the second model's second step
+            signal.raise_signal(signal.SIGTERM)
+        return batch(self, step)
+
+    monkeypatch.setattr(TensorLoader, "batch", signalled_in_the_second_model)
+    with pytest.raises(Stopped, match=r"^resnet20 stopped by SIGTERM at step 2 of 4, .*same `resnet reproduce`") as e:
+        degradation([20], out=tmp_path, **FAST)
+    assert e.value.code == 128 + signal.SIGTERM
+    assert checkpoint.load(tmp_path / "runs" / "resnet20" / "last.pt")["step"] == 2
+    monkeypatch.setattr(TensorLoader, "batch", batch)
+    degradation([20], out=tmp_path, **FAST)
+    assert (tmp_path / "runs" / "resnet20" / "summary.json").exists()

@@ -1,4 +1,5 @@
 import json
+import signal
 import tarfile
 
 import numpy as np
@@ -9,6 +10,7 @@ from superres_images import QUICK, TINY_VDSR, write_images
 
 from resnet import UsageError, checkpoint
 from resnet.cli import main
+from resnet.errors import Stopped
 from resnet.superres import apply, load, train
 from resnet.superres.data import PatchSampler, downscale, load_images, upscale_bicubic
 
@@ -255,3 +257,29 @@ def test_compare_runs_plots_several_runs(sr_run, tmp_path):
     killed.mkdir()
     (killed / "metrics.jsonl").write_text((out / "metrics.jsonl").read_text() + '{"step": 40, "ps')
     assert Image.open(compare_runs({"killed": killed}, tmp_path / "killed.png")).format == "PNG"
+
+
+def test_a_signal_stops_after_the_step_and_the_resumed_run_is_the_same(sr_folder, tmp_path, monkeypatch):
+    settings = {**QUICK, "evals": 4}
+    whole = train("vdsr", sr_folder, 2, tmp_path / "whole", settings, iters=8, progress=False)
+    batch = PatchSampler.batch
+    calls = iter(range(100))
+
+    def signalled(self, size):  # a real SIGTERM to this process during step 5, between evaluations
+        if next(calls) == 4:
+            signal.raise_signal(signal.SIGTERM)
+        return batch(self, size)
+
+    monkeypatch.setattr(PatchSampler, "batch", signalled)
+    with pytest.raises(Stopped, match=r"stopped by SIGTERM at step 5 of 8, with a checkpoint; resume with") as stop:
+        train("vdsr", sr_folder, 2, tmp_path / "cut", settings, iters=8, progress=False)
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert checkpoint.load(tmp_path / "cut" / "last.pt")["step"] == 5
+    monkeypatch.setattr(PatchSampler, "batch", batch)
+    train(out=tmp_path / "cut", resume=True, progress=False)
+    a, b = checkpoint.load(tmp_path / "whole" / "last.pt"), checkpoint.load(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    drop = ("images_per_s", "elapsed_s")
+    rows = [{k: v for k, v in r.items() if k not in drop} for r in b["rows"]]
+    assert rows == [{k: v for k, v in r.items() if k not in drop} for r in a["rows"]]  # train losses too
+    assert whole.psnr == rows[-1]["psnr"]

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure  # not pyplot: the user's backend and open 
 
 from .. import run_folder
 from ..config import resolve, to_dict
-from ..errors import UsageError
+from ..errors import Stopped, UsageError
 from ..models import describe
 from ..plots import error_curves
 from ..train import train
@@ -87,22 +87,27 @@ def run_jobs(jobs: list[Job], s: Settings) -> dict[str, list[dict]]:
         if s.progress:
             state = "finished, kept" if finished else "resuming" if started else "training"
             print(f"[{i}/{len(jobs)}] {job.label}: {state} ({folder})", flush=True)
-        if finished:
-            pass
-        elif started:
-            train(out=folder, resume=True, progress=s.progress)
-        else:
-            train(
-                job.model,
-                s.data,
-                s.recipe,
-                folder,
-                overrides,
-                iters=s.iters,
-                device=s.device,
-                force=True,
-                progress=s.progress,
-            )
+        try:
+            if started and not finished:
+                train(out=folder, resume=True, progress=s.progress)
+            elif not finished:
+                train(
+                    job.model,
+                    s.data,
+                    s.recipe,
+                    folder,
+                    overrides,
+                    iters=s.iters,
+                    device=s.device,
+                    force=True,
+                    progress=s.progress,
+                )
+        except Stopped as e:  # the reproduction, not the one run, is what the user resumes
+            what = str(e).split("; resume with:")[0]
+            raise Stopped(
+                f"{job.label} {what}; the same `resnet reproduce` command continues it (finished models are kept)",
+                e.code,
+            ) from None
         rows[job.label] = run_folder.read(folder)
     return rows
 

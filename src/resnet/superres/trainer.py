@@ -19,11 +19,12 @@ from torch import nn
 
 from .. import checkpoint, run_folder
 from ..config import apply_override, from_dict, parse_override, to_dict
-from ..errors import RunError, UsageError
+from ..errors import RunError, Stopped, UsageError
 from ..models import count_parameters, create_model, get_spec, list_models
 from ..models.superres import SCALES
 from ..train.progress import Progress
 from ..train.runtime import setup
+from ..train.stop import StopRequest, parse_duration
 from .data import HeldOutImage, PatchSampler, check_sizes, held_out_images, load_images, to_tensor
 from .metrics import CHANNELS, SSIM_WINDOW, psnr, ssim
 from .plots import psnr_curves
@@ -121,6 +122,7 @@ def train(
     resume: bool = False,
     force: bool = False,
     progress: bool = True,
+    time_limit: str | float | None = None,
 ) -> SuperResResult:
     """Train super-resolution network `model` (vdsr, the default, or edsr_baseline) ×`scale` (2) on the
     images under `data`.
@@ -129,8 +131,13 @@ def train(
     is written to `out`; an existing run there is replaced only with `force`; with `resume` it continues
     from its last checkpoint (its own settings; `device` may change), to the same weights as a run that
     was never stopped. Returns the final PSNR and SSIM on held-out images beside those of bicubic
-    upscaling.
+    upscaling. `time_limit` and the signals SIGTERM, SIGINT, SIGUSR1 stop it with a checkpoint, as in
+    `resnet.train` (raising `resnet.errors.Stopped`).
     """
+    try:
+        limit = parse_duration(time_limit) if time_limit is not None else None
+    except ValueError as e:
+        raise UsageError(f"--time-limit: {e}") from None
     if resume:
         out, state = run_folder.resume(out)
         if state.get("task") != TASK:
@@ -140,13 +147,13 @@ def train(
             cfg.device = device
         if model is not None and model != cfg.model:
             raise UsageError(f"{out / run_folder.LAST} is a checkpoint of {cfg.model}, not {model}")
-        return SuperResTrainer(cfg, out, progress, state).run()
+        return SuperResTrainer(cfg, out, progress, state).run(limit)
     if data is None:
         raise UsageError("--data is required: a folder or .tar(.gz) of high-resolution images")
     cfg = resolve(overrides, model=model, data=str(data), scale=scale, iters=iters, device=device)
     create_model(cfg.model, scale=cfg.scale, **cfg.model_options)  # bad options fail before any work
     out = run_folder.new(out, f"{cfg.model}-x{cfg.scale}", force)
-    return SuperResTrainer(cfg, out, progress).run()
+    return SuperResTrainer(cfg, out, progress).run(limit)
 
 
 class SuperResTrainer:
@@ -168,11 +175,14 @@ class SuperResTrainer:
         bicubic = measure([t.bicubic for t in self.test], self.test, cfg.scale, cfg.metric_channel)
         self.bicubic = {"bicubic_psnr": bicubic["psnr"], "bicubic_ssim": bicubic["ssim"]}
         self.step, self.best, self.rows = 0, -math.inf, []
+        self.losses: list[float] = []  # training losses since the last evaluation
+        self._save_seconds = 0.0  # the longest checkpoint write: the time limit leaves room for one
         if state is not None:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.sampler.rng.bit_generator.state = state["sampler_rng"]
             self.step, self.rows = state["step"], list(state["rows"])
+            self.losses = list(state.get("losses", []))
             self.best = max(row["psnr"] for row in self.rows)
 
     def lr(self, step: int) -> float:
@@ -180,13 +190,17 @@ class SuperResTrainer:
             return self.cfg.lr
         return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * step / self.cfg.iters))
 
-    def run(self) -> SuperResResult:
+    def run(self, time_limit: float | None = None) -> SuperResResult:
+        with run_folder.lock(self.out), StopRequest(time_limit) as stop:
+            return self._run(stop)
+
+    def _run(self, stop: StopRequest) -> SuperResResult:
         cfg, device = self.cfg, self.runtime.device
         run_folder.prepare(self.out, to_dict(cfg), self.step)
         if self.step == 0:
             self.rows = []  # a checkpoint of step 0 holds its first row, measured again below
         every = max(1, cfg.iters // cfg.evals)
-        start, losses = time.perf_counter(), []
+        start, losses = time.perf_counter(), self.losses
         with Progress(cfg.iters, self.step, enabled=self.show_progress) as bar:
             if self.step == 0:
                 self._evaluate(bar, 0, None)
@@ -207,8 +221,17 @@ class SuperResTrainer:
                 self.step = step
                 bar.update(step, loss=losses[-1], error=math.nan, images=cfg.batch_size)  # no error rate here
                 if step % every == 0 or step == cfg.iters:
-                    self._evaluate(bar, step, sum(losses) / len(losses), lr)
-                    losses = []
+                    mean = sum(losses) / len(losses)
+                    losses.clear()  # before the checkpoint the evaluation writes: a resumed run starts anew
+                    self._evaluate(bar, step, mean, lr)
+                if stop.step_done(self._save_seconds) and step < cfg.iters:
+                    self._save("last.pt", step, self.rows[-1])
+                    reason, code = stop.reason()
+                    raise Stopped(
+                        f"stopped by {reason} at step {step} of {cfg.iters}, with a checkpoint; "
+                        f"resume with: resnet superres train --out {self.out} --resume",
+                        code,
+                    )
         return self._finish(time.perf_counter() - start)
 
     def _evaluate(self, bar: Progress, step: int, train_loss: float | None, lr: float | None = None) -> None:
@@ -239,11 +262,14 @@ class SuperResTrainer:
             "optimizer": self.optimizer.state_dict(),
             "sampler_rng": self.sampler.rng.bit_generator.state,
             "rows": self.rows,
+            "losses": list(self.losses),
             "step": step,
             "metrics": {k: row[k] for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")},
             "config": to_dict(self.cfg),
         }
+        start = time.monotonic()
         checkpoint.save(payload, self.out / name)
+        self._save_seconds = max(self._save_seconds, time.monotonic() - start)
 
     def _finish(self, seconds: float) -> SuperResResult:
         final = self.rows[-1]

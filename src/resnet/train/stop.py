@@ -40,6 +40,7 @@ class StopRequest:
         self.signal: signal.Signals | None = None
         self.deadline = time.monotonic() + time_limit if time_limit else None
         self._previous: dict = {}
+        self._tick, self._longest = time.monotonic(), 0.0
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():  # handlers can only be set there
@@ -64,8 +65,14 @@ class StopRequest:
         else:
             signal.raise_signal(signum)
 
-    def due(self, margin: float) -> bool:
-        return self.deadline is not None and time.monotonic() + margin >= self.deadline
+    def step_done(self, checkpoint_seconds: float) -> bool:
+        """Called after each step (with its evaluation, if any): whether to stop now. A signal came, or
+        what is left of the time limit would not hold the longest step seen, a checkpoint (twice the
+        longest measured) and a second to spare."""
+        now = time.monotonic()
+        self._longest, self._tick = max(self._longest, now - self._tick), now
+        margin = self._longest + 2 * checkpoint_seconds + 1.0
+        return self.signal is not None or (self.deadline is not None and now + margin >= self.deadline)
 
     def reason(self) -> tuple[str, int]:
         """What asked for the stop, and the exit code that says so."""

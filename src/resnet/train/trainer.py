@@ -269,7 +269,6 @@ class Trainer:
             if time_limit:
                 self.save("last.pt")  # measures how long a checkpoint takes: the limit must leave time for one
             with Progress(self.total, self.step, enabled=self.show_progress and runtime.is_main) as bar:
-                tick, longest = time.monotonic(), 0.0
                 for step in self.steps(end, log=bar.log):
                     # at every interval and at the end, but not twice in the last half interval
                     evaluate = step == self.total or (step % every == 0 and self.total - step >= every / 2)
@@ -283,8 +282,7 @@ class Trainer:
                         self._evaluate_and_save(bar)
                     elif save:
                         self.save("last.pt")
-                    tick, longest = time.monotonic(), max(longest, time.monotonic() - tick)
-                    if step < end and self._stop_requested(stop, longest, step):
+                    if self._stop_requested(stop, step) and step < end:
                         self._stop(bar, stop)
                 if self.step < self.total:
                     self._sync(bar)
@@ -292,10 +290,10 @@ class Trainer:
                     bar.log(f"paused at step {self.step} of {self.total}: --resume continues")
             return self._finish(time.perf_counter() - start_time, self.step - start_step)
 
-    def _stop_requested(self, stop: StopRequest, longest: float, step: int) -> bool:
-        """Whether to stop now: a signal came, or the time left would not hold another step (with its
-        evaluation) and a checkpoint. The processes of a distributed run agree every SYNC_EVERY steps."""
-        wanted = stop.signal is not None or stop.due(longest + 2 * self._save_seconds + 1.0)
+    def _stop_requested(self, stop: StopRequest, step: int) -> bool:
+        """Whether to stop now (see StopRequest.step_done); the processes of a distributed run agree
+        every SYNC_EVERY steps, so that all stop at the same step."""
+        wanted = stop.step_done(self._save_seconds)
         if self.runtime.world == 1:
             return wanted
         if step % SYNC_EVERY:
