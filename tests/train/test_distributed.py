@@ -85,3 +85,34 @@ def test_a_checkpoint_resumes_on_another_number_of_processes(image_folder, tmp_p
     assert one.returncode == 0
     a, b = checkpoint.load(tmp_path / "one" / "last.pt"), checkpoint.load(tmp_path / "run" / "last.pt")
     assert b["step"] == 6 and _close(a["model"], b["model"])
+
+
+def test_a_signal_to_every_process_stops_all_at_the_same_step(image_folder, tmp_path):
+    # As Slurm's srun does: the signal reaches each process, at slightly different moments
+    import os
+    import re
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = [a if a != "6" else "2000" for a in ARGS] + ["--set", "log.checkpoint_every=2"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={_free_port()}"]
+    launcher = subprocess.Popen(
+        [*command, "-m", "resnet", "train", "--data", image_folder, "--out", out, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while not (out / "last.pt").exists():
+        assert launcher.poll() is None, launcher.stderr.read()
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split()
+    assert len(workers) == 2
+    for i, pid in enumerate(workers):
+        os.kill(int(pid), signal.SIGTERM)
+        time.sleep(0.3 * i)  # rank 1 hears of it later: the ranks must still agree on the step
+    _, err = launcher.communicate(timeout=120)  # no rank hangs waiting for the other
+    assert launcher.returncode != 0
+    step = checkpoint.load(out / "last.pt")["step"]
+    stopped = re.findall(r"stopped by SIGTERM at step (\d+) of 2000", err)
+    assert stopped == [str(step), str(step)] and step % 10 == 0  # both ranks, at one agreed sync step
