@@ -64,3 +64,13 @@ def test_features_on_a_full_disk(trained_run, image_folder, full_disk):
     assert done.returncode == 1, done.stderr
     assert "disk full while writing; nothing was changed" in done.stderr and "Traceback" not in done.stderr
     assert _left(full_disk) == ["before.txt", "filler"]
+
+
+def test_a_reproduction_report_on_a_full_disk(full_disk):
+    from resnet.analysis.report import Finding, Report
+    from resnet.errors import RunError
+
+    report = Report("t", "intro", findings=[Finding(True, "it holds")])
+    with pytest.raises(RunError, match="disk full while writing; nothing was changed"):
+        report.write(full_disk / "report")
+    assert _left(full_disk) == ["before.txt", "filler"]

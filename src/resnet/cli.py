@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -152,6 +153,7 @@ def _reproduce(args: argparse.Namespace) -> None:
         device=args.device,
         command="resnet " + " ".join(sys.argv[1:]),
         overrides=dict(map(parse_override, args.set)),
+        time_limit=args.time_limit,
     )
     if args.experiment == "degradation":
         depths = (args.depths or ([20, 32] if args.quick else [20, 32, 44, 56])) + args.add
@@ -374,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
     p.add_argument("--device", help=DEVICE_HELP)
+    _time_limit_option(p)
     p.set_defaults(run=_reproduce)
 
     p = commands.add_parser("superres", help="super-resolution by residual learning (VDSR, EDSR): train, apply")
@@ -435,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped as e:
         print(f"resnet {args.command}: {e}", file=sys.stderr)
         return e.code
+    except OSError as e:  # a write no layer below turned into a RunError (a figure, a log row)
+        if e.errno != errno.ENOSPC:
+            raise
+        print(f"resnet {args.command}: stopped: {e.filename or 'a file'}: disk full while writing", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"resnet {args.command}: interrupted", file=sys.stderr)
         return 130

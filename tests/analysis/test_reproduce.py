@@ -160,3 +160,12 @@ def test_a_signal_stops_a_reproduction_which_the_same_command_continues(tmp_path
     monkeypatch.setattr(TensorLoader, "batch", batch)
     degradation([20], out=tmp_path, **FAST)
     assert (tmp_path / "runs" / "resnet20" / "summary.json").exists()
+
+
+def test_a_time_limit_stops_the_reproduction_which_the_same_command_continues(tmp_path):
+    with pytest.raises(Stopped, match=r"^plain20 stopped by the time limit at step \d of 4") as e:
+        degradation([20], out=tmp_path, **FAST, time_limit=0.5)
+    assert e.value.code == 75
+    assert not (tmp_path / "runs" / "plain20" / "summary.json").exists()
+    degradation([20], out=tmp_path, **FAST)
+    assert (tmp_path / "runs" / "resnet20" / "summary.json").exists()

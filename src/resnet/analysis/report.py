@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..files import write_together
+
 
 @dataclass
 class Table:
@@ -57,10 +59,11 @@ class Report:
     commands: list[str] = field(default_factory=list)
 
     def write(self, out: Path) -> Reproduction:
-        """Write report.html (figures embedded) and summary.md (figures linked) into `out`."""
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.html").write_text(self._html())
-        (out / "summary.md").write_text(self._markdown(out))
+        """Write report.html (figures embedded) and summary.md (figures linked) into `out`, both or neither."""
+        html_text, markdown = self._html().encode(), self._markdown(out).encode()
+        write_together(
+            {out / "report.html": lambda f: f.write(html_text), out / "summary.md": lambda f: f.write(markdown)}
+        )
         return Reproduction(out / "report.html", out / "summary.md", list(self.findings))
 
     def _markdown(self, out: Path) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ..errors import Stopped, UsageError
 from ..models import describe
 from ..plots import error_curves
 from ..train import train
+from ..train.stop import parse_duration
 from .report import Finding, Report, Reproduction, Table
 
 # Table 6: CIFAR-10 test error (%) of the ResNets, on the original binaries (110: best of 5 runs).
@@ -54,9 +56,10 @@ class Settings:
     overrides: dict = field(default_factory=dict)
     progress: bool = True
     command: str = ""
+    deadline: float | None = None  # time.monotonic() by which the reproduction stops (--time-limit)
 
 
-def _settings(out, data, quick, iters, device, recipe, progress, command, overrides) -> Settings:
+def _settings(out, data, quick, iters, device, recipe, progress, command, overrides, time_limit) -> Settings:
     if data is None and not quick:
         raise UsageError(
             "the full reproduction trains on CIFAR-10: pass --data (e.g. cifar10-jpeg.tar.gz, or "
@@ -64,7 +67,11 @@ def _settings(out, data, quick, iters, device, recipe, progress, command, overri
         )
     overrides = {"log.diagnostics": True, **(QUICK["overrides"] if quick else {}), **(overrides or {})}
     iters = iters or (QUICK["iters"] if quick else None)
-    return Settings(Path(out), data, recipe, iters, device, overrides, progress, command)
+    try:  # the limit is the whole reproduction's: each model gets what is left of it
+        deadline = time.monotonic() + parse_duration(time_limit) if time_limit is not None else None
+    except ValueError as e:
+        raise UsageError(f"--time-limit: {e}") from None
+    return Settings(Path(out), data, recipe, iters, device, overrides, progress, command, deadline)
 
 
 def run_jobs(jobs: list[Job], s: Settings) -> dict[str, list[dict]]:
@@ -87,9 +94,10 @@ def run_jobs(jobs: list[Job], s: Settings) -> dict[str, list[dict]]:
         if s.progress:
             state = "finished, kept" if finished else "resuming" if started else "training"
             print(f"[{i}/{len(jobs)}] {job.label}: {state} ({folder})", flush=True)
+        left = None if s.deadline is None else max(1e-3, s.deadline - time.monotonic())
         try:
             if started and not finished:
-                train(out=folder, resume=True, progress=s.progress)
+                train(out=folder, resume=True, progress=s.progress, time_limit=left)
             elif not finished:
                 train(
                     job.model,
@@ -101,6 +109,7 @@ def run_jobs(jobs: list[Job], s: Settings) -> dict[str, list[dict]]:
                     device=s.device,
                     force=True,
                     progress=s.progress,
+                    time_limit=left,
                 )
         except Stopped as e:  # the reproduction, not the one run, is what the user resumes
             what = str(e).split("; resume with:")[0]
@@ -145,12 +154,13 @@ def degradation(
     progress: bool = True,
     command: str = "",
     overrides: dict | None = None,
+    time_limit: str | float | None = None,
 ) -> Reproduction:
     """Plain nets against ResNets of each depth (default 20, 32, 44, 56): Fig. 6, Table 6, Fig. 7 and
     gradient flow. `overrides` change recipe keys of every model. Returns the paths of report.html and
     summary.md and the findings."""
     depths = sorted(depths or (QUICK["depths"] if quick else (20, 32, 44, 56)))
-    s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides)
+    s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides, time_limit)
     jobs = [Job(f"{kind}{d}", f"{kind}{d}") for d in depths for kind in ("plain", "resnet")]
     rows = run_jobs(jobs, s)
     figures = s.out / "figures"
@@ -348,10 +358,11 @@ def shortcuts(
     progress: bool = True,
     command: str = "",
     overrides: dict | None = None,
+    time_limit: str | float | None = None,
 ) -> Reproduction:
     """Shortcut options A, B and C (and the plain net) at one CIFAR depth, in the spirit of Table 3.
     Returns the paths of report.html and summary.md and the findings."""
-    s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides)
+    s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides, time_limit)
     options = ("none", "A", "B", "C")
     jobs = [Job(f"plain{depth}", f"plain{depth}")] + [
         Job(f"resnet{depth}-{o}", f"resnet{depth}", {"model_options": {"shortcut": o}}) for o in options[1:]
@@ -419,6 +430,7 @@ def mlp_depth(
     progress: bool = True,
     command: str = "",
     overrides: dict | None = None,
+    time_limit: str | float | None = None,
 ) -> Reproduction:
     """Residual MLPs against plain ones of `blocks` dense blocks (3 layers each) on feature vectors
     (default: the embedded digits): does the degradation of deep plain networks, and its cure by the
@@ -435,6 +447,7 @@ def mlp_depth(
         progress,
         command,
         {**(QUICK["overrides"] if quick else {}), **(overrides or {})},
+        time_limit,
     )
     s.overrides.pop("log.diagnostics", None)
     jobs = [
