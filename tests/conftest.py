@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,3 +39,25 @@ def trained_run(image_folder, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     train("resnet20", str(image_folder), "cifar-paper", out, QUICK, iters=30, device="cpu", force=True, progress=False)
     return out
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(size) -> a fresh folder on a tmpfs of `size` ("3m"): a real disk that fills up. Only root
+    can mount one (CI runs as root); elsewhere, or where mounting is refused, the test is skipped with why."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0 or not shutil.which("mount"):
+            pytest.skip("a real full disk needs a tmpfs, and only root can mount one (CI runs as root)")
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True)
+        if done.returncode:
+            pytest.skip(f"mount refused a tmpfs (a container without CAP_SYS_ADMIN?): {done.stderr.decode().strip()}")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", str(disk)], check=True)
