@@ -76,6 +76,15 @@ def safe_load(path: Path, map_location="cpu"):
         raise UsageError(f"{path}: damaged or truncated file ({str(e).splitlines()[0][:120]})") from None
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether `path` is a file written by `save` (any version, intact or not): other files are weights."""
+    path = Path(path)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return not path.is_file()  # a missing file: `load` says so
+    payload = safe_load(path)
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
 def load(path: str | Path, map_location="cpu") -> dict:
     """The payload of a checkpoint written by `save`. UsageError, naming the file, for a missing,
     truncated or damaged file, another format or version, or a pickle that would run code."""

@@ -110,7 +110,9 @@ def _eval(args: argparse.Namespace) -> None:
     from .inference import evaluate
 
     out = args.out or Path(args.checkpoint).parent / f"eval-{args.split}-{args.tta}"
-    m = evaluate(args.checkpoint, args.data, args.split, args.tta, out, args.batch_size, args.device, args.engine)
+    m = evaluate(
+        args.checkpoint, args.data, args.split, args.tta, out, args.batch_size, args.device, args.engine, args.model
+    )
     if args.json:
         print(json.dumps(m, indent=2))
         return
@@ -338,8 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_finetune)
 
     p = commands.add_parser("eval", help="top-1/top-5 error, per-class accuracy, confusion matrix of a checkpoint")
-    p.add_argument("checkpoint")
+    p.add_argument(
+        "checkpoint", help="a checkpoint of resnet train, or another library's weights file (with --model and --data)"
+    )
     p.add_argument("--data", help="data set (default: the one it was trained on)")
+    p.add_argument("--model", help="the network of a weights file that is not a checkpoint of resnet train")
     p.add_argument("--split", default="test", help="test, val or train")
     p.add_argument("--tta", default="none", choices=["none", "flip", "10crop"], help="test-time augmentation")
     p.add_argument("--out", type=Path, help="report folder (default: beside the checkpoint)")

@@ -14,16 +14,18 @@ from PIL import Image
 from torch import nn
 
 from . import checkpoint
-from .config import TrainConfig, from_dict
+from .config import TrainConfig, from_dict, resolve
 from .data.augment import Normalize, center_crop, resize_shorter
 from .data.images import decode_image
 from .data.load import load_data
 from .data.loader import make_loader
 from .errors import UsageError
 from .files import write_together
-from .models import create_model
+from .models import create_model, describe
+from .models.weights import classifier_name, head_size, load_weights, read_weights
 from .optimize import ENGINES, Inference, for_inference
 from .train.evaluate import TTA, evaluate_batches
+from .train.finetune import source_normalize
 from .train.runtime import setup
 
 SMALL_JOB = 256  # images: fewer run uncompiled (torch.compile takes seconds; OpenVINO's compilation about one)
@@ -111,6 +113,40 @@ def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> Classif
     )
 
 
+def family_config(model: str) -> TrainConfig:
+    """The recipe of `model`'s family (cifar-paper or imagenet-paper): how a network of weights that
+    record nothing about their training is fed (image size, resizing for evaluation)."""
+    return resolve("cifar-paper" if describe(model)["family"] == "cifar" else "imagenet-paper", {}, model=model)
+
+
+def from_weights(
+    path: str | Path, model: str, classes: list[str], device: str = "cpu", engine: str = "auto"
+) -> Classifier:
+    """The network `model` with the weights of another library's file at `path` (torchvision, timm,
+    the widely used CIFAR reproduction, safetensors; see `create_model(..., weights=)`), for images of
+    `classes`. These files do not record how they were trained, so the input is prepared as by the
+    recipe of the model's family (cifar-paper or imagenet-paper) and normalized with ImageNet's
+    statistics, the convention of published files (this project's safetensors exports record their own)."""
+    weights = read_weights(path)
+    config = family_config(model)
+    network = create_model(model, num_classes=len(classes))
+    outputs = head_size(weights, classifier_name(network))
+    if outputs is not None and outputs != len(classes):
+        raise UsageError(f"{path}: its classifier has {outputs} outputs; the data has {len(classes)} classes")
+    load_weights(network, weights)
+    return Classifier(
+        network.to(device).eval(),
+        model,
+        {},
+        list(classes),
+        source_normalize(weights),
+        config.data.image_size,
+        config.data.eval_resize,
+        config,
+        engine,
+    )
+
+
 def evaluate(
     path: str | Path,
     data: str | None = None,
@@ -120,16 +156,30 @@ def evaluate(
     batch_size: int = 256,
     device: str = "auto",
     engine: str = "auto",
+    model: str | None = None,
 ) -> dict:
     """Top-1/top-5 error, per-class accuracy and confusion matrix of a checkpoint on `split` of `data`
     (default: the data it was trained on), computed by `engine` (see `resnet.optimize.for_inference`).
-    With `out`, writes metrics.json, confusion.csv and confusion.png."""
+    `path` may also be another library's weights file: then `model` names its network and `data` is
+    needed (see `from_weights`). With `out`, writes metrics.json, confusion.csv and confusion.png."""
     if tta not in TTA:
         raise UsageError(f"unknown test-time augmentation {tta!r}; choose one of: {', '.join(TTA)}")
     runtime = setup(device)
-    classifier = load(path, runtime.device, engine)
-    data_cfg = classifier.config.data if data is None else replace(classifier.config.data, source=data)
-    dataset = load_data(data_cfg)
+    if checkpoint.is_checkpoint(path):
+        classifier = load(path, runtime.device, engine)
+        if model is not None and model != classifier.model_name:
+            raise UsageError(f"{path} holds {classifier.model_name}, not {model}; leave out --model")
+        data_cfg = classifier.config.data if data is None else replace(classifier.config.data, source=data)
+        dataset = load_data(data_cfg)
+    else:
+        if model is None or data is None:
+            raise UsageError(
+                f"{path} is not a checkpoint of resnet train: name its network and data set "
+                "(e.g. --model resnet56 --data cifar10-jpeg.tar.gz)"
+            )
+        dataset = load_data(replace(family_config(model).data, source=data))
+        classifier = from_weights(path, model, dataset.classes, runtime.device, engine)
+        data_cfg = replace(classifier.config.data, source=data)
     if split not in dataset.split_names:
         raise UsageError(f"the data has no {split!r} split; it has: {', '.join(dataset.split_names)}")
     if dataset.classes != classifier.classes:

@@ -28,8 +28,9 @@ MIRROR_ENV = "RESNET_WEIGHTS_URL"  # a folder URL holding torchvision's files un
 EXPORT_FORMAT = "resnet.weights"  # the `format` metadata of this project's safetensors exports
 HEADS = ("load", "new", "auto")
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".tar", ".ckpt")  # a name like these is a path
-# The classifier under other libraries' names: timm heads, Cadene's pretrainedmodels.
-CLASSIFIER_NAMES = ("fc", "head.fc", "head", "classifier", "last_linear")
+# The classifier under other libraries' names: timm heads, Cadene's pretrainedmodels, and `linear` of
+# the widely used PyTorch CIFAR reproduction (Idelbayev's pytorch_resnet_cifar10).
+CLASSIFIER_NAMES = ("fc", "head.fc", "head", "classifier", "last_linear", "linear")
 # Wrappers whose prefix every key carries: (Distributed)DataParallel, torch.compile.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 # Where checkpoints keep the state_dict, in timm's order of preference (EMA weights first).
