@@ -158,13 +158,23 @@ def _reproduce(args: argparse.Namespace) -> None:
         time_limit=args.time_limit,
     )
     if args.experiment == "degradation":
-        depths = (args.depths or ([20, 32] if args.quick else [20, 32, 44, 56])) + args.add
-        r = analysis.degradation(depths, out=args.out or Path("reproductions/degradation"), **common)
+        r = analysis.degradation(
+            args.depths,
+            out=args.out or Path("reproductions/degradation"),
+            add=args.add,
+            seeds=args.seeds,
+            preset=args.preset,
+            **common,
+        )
     elif args.experiment == "mlp":
+        if args.preset:
+            raise UsageError("reproduce mlp has no presets (degradation and shortcuts have: --preset cpu)")
         common["data"] = args.data or "digits"
         r = analysis.mlp_depth(args.blocks, out=args.out or Path("reproductions/mlp"), **common)
     else:
-        r = analysis.shortcuts(args.depth, out=args.out or Path("reproductions/shortcuts"), **common)
+        r = analysis.shortcuts(
+            args.depth, out=args.out or Path("reproductions/shortcuts"), preset=args.preset, **common
+        )
     print(f"report {r.html} · summary {r.summary}")
     for finding in r.findings:
         print(finding.line())
@@ -363,15 +373,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_predict)
 
+    from .analysis.reproduce import PRESETS
+
     p = commands.add_parser("reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts")
     p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp"])
     p.add_argument("--data", help="CIFAR-10 (e.g. cifar10-jpeg.tar.gz, or cifar10 --download); --quick: the subset")
     p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: 200 iterations on the subset")
     p.add_argument("--iters", type=_positive_int, help="iterations per model (default: the recipe's 64k)")
-    p.add_argument("--depths", type=_depth, nargs="+", help="degradation: depths (default 20 32 44 56)")
+    p.add_argument(
+        "--preset",
+        choices=sorted({name for presets in PRESETS.values() for name in presets}),
+        help="a named protocol: "
+        + "; ".join(
+            f"{name} ({exp}): {p.description}" for exp, presets in PRESETS.items() for name, p in presets.items()
+        ),
+    )
+    p.add_argument("--depths", type=_depth, nargs="+", help="degradation: depths (default 20 32 44 56; --quick 20 32)")
     p.add_argument("--add", type=_depth, nargs="+", default=[], help="degradation: further depths, e.g. 110 1202")
-    p.add_argument("--depth", type=_depth, default=32, help="shortcuts: the depth (default 32)")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", help="degradation: train each ResNet once per seed (default: the recipe's)"
+    )
+    p.add_argument("--depth", type=_depth, help="shortcuts: the depth (default 32)")
     p.add_argument(
         "--blocks",
         type=_positive_int,

@@ -169,3 +169,29 @@ def test_a_time_limit_stops_the_reproduction_which_the_same_command_continues(tm
     assert not (tmp_path / "runs" / "plain20" / "summary.json").exists()
     degradation([20], out=tmp_path, **FAST)
     assert (tmp_path / "runs" / "resnet20" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("resnet32_seed2, holds", [(0.23, True), (0.245, False)])
+def test_with_two_seeds_the_deeper_resnet_is_better_only_when_every_seed_is(tmp_path, resnet32_seed2, holds):
+    errors = {"plain20": 0.3, "plain32": 0.4, "resnet20": 0.25, "resnet20-seed2": 0.24, "resnet32": 0.2}
+    for label, error in {**errors, "resnet32-seed2": resnet32_seed2}.items():
+        _finished_run(tmp_path / "runs" / label, error, error)
+    r = degradation([20, 32], out=tmp_path, seeds=[1, 2], **FAST)
+    deeper = r.findings[1]
+    assert deeper.holds is holds  # the means (21.5 or 22.25 against 24.5) are lower either way
+    mean32 = 100 * (0.2 + resnet32_seed2) / 2
+    assert deeper.statement == (
+        f"the deeper ResNet has the lower test error: ResNet-32 {mean32:.2f}% (seeds from 20.00 to "
+        f"{100 * resnet32_seed2:.2f}) against ResNet-20 24.50% (seeds from 24.00 to 25.00), means of 2 seeds"
+    )
+    assert "| 20 | 0.27M | 30.00 | 30.00 | 24.50 | 24.50 | 25.00, 24.00 | 8.75 |" in r.summary.read_text()
+
+
+def test_a_preset_sets_what_the_user_leaves_out(tmp_path):
+    r = degradation([20], out=tmp_path, preset="cpu", seeds=[3], **FAST)
+    config = (tmp_path / "runs" / "resnet20" / "config.yaml").read_text()
+    assert "name: cosine" in config and "seed: 3" in config and "iters: 4" in config  # preset, then the user
+    assert {p.name for p in (tmp_path / "runs").iterdir()} == {"plain20", "resnet20"}
+    assert "schedule.name=cosine" in r.summary.read_text()  # the commands that reproduce each model
+    with pytest.raises(UsageError, match="has no preset 'laptop' .presets: cpu"):
+        degradation([20], out=tmp_path, preset="laptop", **FAST)

@@ -35,6 +35,54 @@ PAPER_TABLE3 = {"none": 28.54, "A": 25.03, "B": 24.52, "C": 24.19}
 QUICK = {"iters": 200, "depths": (20, 32), "overrides": {"log.evals": 10}}
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A named protocol of a reproduction: its length, depths, seeds and recipe changes. What a user
+    passes as well (depths, iterations, --set) takes precedence."""
+
+    description: str
+    iters: int
+    depths: tuple[int, ...] = ()  # degradation
+    seeds: tuple[int, ...] = ()  # degradation: the ResNets train once per seed, the plain nets with the first
+    depth: int | None = None  # shortcuts
+    overrides: dict = field(default_factory=dict)
+
+
+# `cpu`: the paper's three CIFAR findings in at most two hours on a 2-core CPU with native bf16 (the
+# trials behind these choices are in docs/reproductions.md).
+CPU_SCHEDULE = {"schedule.name": "cosine", "schedule.warmup": 0.05, "log.evals": 20}
+PRESETS = {
+    "degradation": {
+        "cpu": Preset(
+            "plain and ResNet 20 and 44, 4,000 iterations, ResNets with seeds 1 and 2: about 2 hours on 2 cores",
+            iters=4000,
+            depths=(20, 44),
+            seeds=(1, 2),
+            overrides=CPU_SCHEDULE,
+        ),
+    },
+    "shortcuts": {
+        "cpu": Preset(
+            "options A, B, C and plain at 20 layers, 4,000 iterations: about an hour on 2 cores",
+            iters=4000,
+            depth=20,
+            overrides={**CPU_SCHEDULE, "seed": 1},
+        ),
+    },
+}
+
+
+def find_preset(experiment: str, name: str | None) -> Preset | None:
+    """The preset `name` of `experiment` (None: none). UsageError for an unknown one."""
+    if name is None:
+        return None
+    known = PRESETS.get(experiment, {})
+    if name not in known:
+        offered = ", ".join(known) or "none"
+        raise UsageError(f"reproduce {experiment} has no preset {name!r} (presets: {offered})")
+    return known[name]
+
+
 @dataclass
 class Job:
     """One model of a reproduction: its folder name (and legend), registry name and overrides."""
@@ -155,14 +203,33 @@ def degradation(
     command: str = "",
     overrides: dict | None = None,
     time_limit: str | float | None = None,
+    seeds: tuple[int, ...] | None = None,
+    preset: str | None = None,
+    add: tuple[int, ...] = (),
 ) -> Reproduction:
     """Plain nets against ResNets of each depth (default 20, 32, 44, 56): Fig. 6, Table 6, Fig. 7 and
-    gradient flow. `overrides` change recipe keys of every model. Returns the paths of report.html and
-    summary.md and the findings."""
-    depths = sorted(depths or (QUICK["depths"] if quick else (20, 32, 44, 56)))
+    gradient flow; `add` puts further depths beside these (or the preset's). `overrides` change recipe
+    keys of every model. With several `seeds` the ResNets
+    train once per seed (the plain nets, whose finding has a wide margin, with the first), and the
+    deeper ResNet counts as better only when all its seeds beat all the shallower one's. `preset`
+    names a protocol of PRESETS. Returns the paths of report.html and summary.md and the findings."""
+    p = find_preset("degradation", preset)
+    if p is not None:
+        depths, iters, seeds = depths or p.depths, iters or p.iters, seeds or p.seeds
+        overrides = {**p.overrides, **(overrides or {})}
+    depths = sorted({*(depths or (QUICK["depths"] if quick else (20, 32, 44, 56))), *add})
+    seeds = list(seeds or [None])
     s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides, time_limit)
-    jobs = [Job(f"{kind}{d}", f"{kind}{d}") for d in depths for kind in ("plain", "resnet")]
+
+    def job(kind: str, d: int, seed: int | None) -> Job:
+        label = f"{kind}{d}" if seed == seeds[0] else f"{kind}{d}-seed{seed}"
+        return Job(label, f"{kind}{d}", {} if seed is None else {"seed": seed})
+
+    jobs = []
+    for d in depths:
+        jobs += [job("plain", d, seeds[0])] + [job("resnet", d, seed) for seed in seeds]
     rows = run_jobs(jobs, s)
+    resnet = {d: [rows[job("resnet", d, seed).label] for seed in seeds] for d in depths}  # by seed
     figures = s.out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     diag = {job.label: _diagnostics(s.out / "runs" / job.label) for job in jobs}
@@ -178,23 +245,28 @@ def degradation(
     deepest = depths[-1]
     _gradient_figure(diag, deepest, figures / "gradient_flow.png")
 
+    by_seed = len(seeds) > 1
     table6 = Table(
         "Table 6: CIFAR-10 error (%) by depth",
-        ["layers", "params", "plain train", "plain test", "ResNet train", "ResNet test", "paper ResNet test"],
+        ["layers", "params", "plain train", "plain test", "ResNet train", "ResNet test"]
+        + (["ResNet test by seed"] if by_seed else [])
+        + ["paper ResNet test"],
         [
             [
                 d,
                 f"{describe(f'resnet{d}')['params'] / 1e6:.2f}M",
                 _final(rows[f"plain{d}"], "train_error"),
                 _final(rows[f"plain{d}"], "test_error"),
-                _final(rows[f"resnet{d}"], "train_error"),
-                _final(rows[f"resnet{d}"], "test_error"),
-                PAPER_TABLE6.get(d, math.nan),
+                float(np.mean([_final(r, "train_error") for r in resnet[d]])),
+                float(np.mean([_final(r, "test_error") for r in resnet[d]])),
             ]
+            + ([", ".join(f"{_final(r, 'test_error'):.2f}" for r in resnet[d])] if by_seed else [])
+            + [PAPER_TABLE6.get(d, math.nan)]
             for d in depths
         ],
-        "Errors are the mean of the last three evaluations. The paper's figures are on the original CIFAR-10 "
-        "binaries; the JPEG copy scores about 3 points lower.",
+        "Errors are the mean of the last three evaluations"
+        + (f"; the ResNets' are the mean over seeds {', '.join(map(str, seeds))}" if by_seed else "")
+        + ". The paper's figures are on the original CIFAR-10 binaries; the JPEG copy scores about 3 points lower.",
     )
     grads = Table(
         "Gradient reaching the first and the last layer (L2 norm of the weight gradient)",
@@ -226,7 +298,7 @@ def degradation(
             ),
         ],
         tables=[table6, grads],
-        findings=_degradation_findings(rows, diag, depths),
+        findings=_degradation_findings(rows, resnet, diag, depths),
         commands=[
             s.command or f"resnet reproduce degradation --depths {' '.join(map(str, depths))}",
             *(_train_command(job, s) for job in jobs),
@@ -235,22 +307,28 @@ def degradation(
     return report.write(s.out)
 
 
-def _degradation_findings(rows, diag, depths) -> list[Finding]:
+def _degradation_findings(rows, resnet, diag, depths) -> list[Finding]:
+    """`resnet`: each depth's ResNet runs, one per seed."""
     if len(depths) < 2:
         return []
     lo, hi = depths[0], depths[-1]
     plain_lo, plain_hi = _final(rows[f"plain{lo}"], "train_error"), _final(rows[f"plain{hi}"], "train_error")
-    res_lo, res_hi = _final(rows[f"resnet{lo}"], "test_error"), _final(rows[f"resnet{hi}"], "test_error")
+    res_lo, res_hi = ([_final(r, "test_error") for r in resnet[d]] for d in (lo, hi))
+    if len(res_lo) > 1:  # every seed of the deeper net below every seed of the shallower one
+        better = max(res_hi) < min(res_lo)
+        numbers = (
+            f"ResNet-{hi} {np.mean(res_hi):.2f}% ({_range(res_hi)}) against ResNet-{lo} "
+            f"{np.mean(res_lo):.2f}% ({_range(res_lo)}), means of {len(res_lo)} seeds"
+        )
+    else:
+        better, numbers = res_hi[0] < res_lo[0], f"ResNet-{hi} {res_hi[0]:.2f}% against ResNet-{lo} {res_lo[0]:.2f}%"
     findings = [
         Finding(
             plain_hi > plain_lo,
             f"the deeper plain net has the higher training error: plain-{hi} {plain_hi:.2f}% "
             f"against plain-{lo} {plain_lo:.2f}%",
         ),
-        Finding(
-            res_hi < res_lo,
-            f"the deeper ResNet has the lower test error: ResNet-{hi} {res_hi:.2f}% against ResNet-{lo} {res_lo:.2f}%",
-        ),
+        Finding(better, f"the deeper ResNet has the lower test error: {numbers}"),
     ]
     for d in depths:
         plain, res = (_mean_response(diag[f"{k}{d}"]) for k in ("plain", "resnet"))
@@ -262,6 +340,10 @@ def _degradation_findings(rows, diag, depths) -> list[Finding]:
             )
         )
     return findings
+
+
+def _range(values: list[float]) -> str:
+    return f"seeds from {min(values):.2f} to {max(values):.2f}"
 
 
 def _mean_response(rows: list[dict]) -> float:
@@ -348,7 +430,7 @@ def _train_command(job: Job, s: Settings) -> str:
 
 
 def shortcuts(
-    depth: int = 32,
+    depth: int | None = None,
     data: str | None = None,
     out="reproductions/shortcuts",
     quick: bool = False,
@@ -359,9 +441,15 @@ def shortcuts(
     command: str = "",
     overrides: dict | None = None,
     time_limit: str | float | None = None,
+    preset: str | None = None,
 ) -> Reproduction:
-    """Shortcut options A, B and C (and the plain net) at one CIFAR depth, in the spirit of Table 3.
-    Returns the paths of report.html and summary.md and the findings."""
+    """Shortcut options A, B and C (and the plain net) at one CIFAR depth (default 32), in the spirit
+    of Table 3. `preset` names a protocol of PRESETS. Returns the paths of report.html and summary.md
+    and the findings."""
+    p = find_preset("shortcuts", preset)
+    if p is not None:
+        depth, iters, overrides = depth or p.depth, iters or p.iters, {**p.overrides, **(overrides or {})}
+    depth = depth or 32
     s = _settings(out, data, quick, iters, device, recipe, progress, command, overrides, time_limit)
     options = ("none", "A", "B", "C")
     jobs = [Job(f"plain{depth}", f"plain{depth}")] + [
