@@ -35,6 +35,13 @@ def test_python_m_resnet_is_the_command():
     )
 
 
+def test_a_reader_that_stops_early_gets_no_traceback():  # `resnet models --json | head -1`
+    command = [sys.executable, "-m", "resnet", "models", "--json"]
+    done = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done.stdout.close()  # gone before the first write: every write meets a closed pipe
+    assert done.wait() == 141 and done.stderr.read() == b""
+
+
 def test_unknown_command_is_one_line_and_exit_2(capsys):
     try:
         main(["modles"])

@@ -55,6 +55,14 @@ def test_length_fields_replace_the_recipes():
     assert (c.iters, c.epochs) == (0, 2.5)
 
 
+def test_a_value_given_twice_is_refused_not_overwritten():
+    assert resolve("cifar-paper", ["model=resnet32"], model="resnet32").model == "resnet32"  # the same: fine
+    with pytest.raises(UsageError, match="model is given twice: 'resnet56' as an override .* and 'resnet32'"):
+        resolve("cifar-paper", ["model=resnet56"], model="resnet32")
+    with pytest.raises(UsageError, match="epochs is given twice"):  # two lengths: which one?
+        resolve("cifar-paper", ["epochs=3"], iters=100)
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

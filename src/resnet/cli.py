@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -337,9 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the network (default: the checkpoint's)")
     p.add_argument(
         "--mode",
-        default="full",
         choices=["linear", "full", "gradual"],
-        help="linear probe (frozen backbone and BN), full (backbone at a lower lr), gradual unfreezing",
+        help="linear probe (frozen backbone and BN), full (backbone at a lower lr), gradual unfreezing "
+        "(default: the recipe's finetune.mode, full)",
     )
     p.add_argument("--recipe", default="finetune", help="default finetune")
     _run_options(p, "runs/MODEL-finetune-TIME", "override a recipe key", resume=False)
@@ -357,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the network of a weights file that is not a checkpoint of resnet train")
     p.add_argument("--split", default="test", help="test, val or train")
     p.add_argument("--tta", default="none", choices=["none", "flip", "10crop"], help="test-time augmentation")
-    p.add_argument("--out", type=Path, help="report folder (default: beside the checkpoint)")
+    p.add_argument("--out", type=Path, help="report folder (default: eval-SPLIT-TTA beside the checkpoint)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--device", default="auto")
     _engine_option(p)
@@ -457,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
+    except BrokenPipeError:  # the reader went away (`resnet models --json | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush goes nowhere
+        return 141  # 128 + SIGPIPE, as the shell reports a command killed by it
     except UsageError as e:
         print(f"resnet {args.command}: error: {e}", file=sys.stderr)
         return 2

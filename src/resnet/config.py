@@ -209,16 +209,22 @@ def resolve(recipe: str = "cifar-paper", overrides: list[str] | dict | None = No
     raw = load_recipe(recipe)
     raw.pop("description", None)
     raw["recipe"] = recipe
-    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
-    for key, value in items:
+    given = dict(overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or []))
+    for key, value in given.items():
         apply_override(raw, key, value)
     if fields.get("iters") and not fields.get("epochs"):  # one length replaces the other
         fields["epochs"] = 0
     elif fields.get("epochs") and not fields.get("iters"):
         fields["iters"] = 0
     for key, value in fields.items():
-        if value is not None:
-            apply_override(raw, key, value)
+        if value is None:
+            continue
+        if key in given and given[key] != value:  # a value the user gave is never silently replaced
+            raise UsageError(
+                f"{key} is given twice: {given[key]!r} as an override (--set {key}=...) and {value!r} "
+                f"by an option of the command; give it once"
+            )
+        apply_override(raw, key, value)
     config = from_dict(TrainConfig, raw)
     check(config)
     return config

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from resnet import create_model, describe, train
@@ -36,3 +37,10 @@ def test_trains_on_the_digits_and_on_images(tmp_path):
     assert result.test_error < 0.5  # chance: 0.9
     result = train("plain_mlp", None, "mlp", tmp_path / "cifar", fast, iters=2, progress=False)  # 3×32×32, flattened
     assert result.steps == 2
+
+
+@pytest.mark.parametrize("blocks", [1, 16])
+def test_described_layers_are_the_dense_layers_built(blocks):
+    model = create_model("residual_mlp", blocks=blocks)
+    dense = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    assert describe("residual_mlp", blocks=blocks)["layers"] == dense == 2 + 3 * blocks

@@ -84,3 +84,12 @@ def test_from_a_torchvision_file(image_folder, tmp_path):
     assert torch.allclose(mean, torch.tensor([123.675, 116.28, 103.53]))  # ImageNet's, as the weights expect
     with pytest.raises(UsageError, match="say which network"):
         _run(path, image_folder, tmp_path / "again", "linear")
+
+
+def test_a_mode_given_twice_is_refused(source, image_folder, tmp_path):
+    overrides = {**QUICK, "finetune.mode": "linear"}
+    finetune(str(source), str(image_folder), out=tmp_path / "a", overrides=overrides, iters=1, progress=False)
+    config = checkpoint.load(tmp_path / "a" / "last.pt")["config"]
+    assert config["finetune"]["mode"] == "linear"  # --set alone takes effect (no --mode default replaces it)
+    with pytest.raises(UsageError, match="finetune.mode is given twice: 'linear' as an override and 'full'"):
+        finetune(str(source), str(image_folder), mode="full", out=tmp_path / "b", overrides=overrides, iters=1)

@@ -80,7 +80,7 @@ def _describe(name: str, input_size: int | None = None, **options) -> dict:
     return {
         "name": name,
         "family": spec.family,
-        "layers": spec.depth,
+        "layers": spec.depth_with(options),
         "shortcut": options.get("shortcut", spec.shortcut),
         "params": count_parameters(model),
         "macs": count_macs(model, shape),

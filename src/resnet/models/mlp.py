@@ -82,6 +82,7 @@ for _name, _residual in (("residual_mlp", True), ("plain_mlp", False)):
         partial(mlp, residual=_residual),
         family="mlp",
         depth=2 + 3 * 4,
+        layers=lambda options: 2 + 3 * options["blocks"],  # the stem, 3 per block, the classifier
         input_size=64,
         num_classes=10,
         input_shape=(64,),

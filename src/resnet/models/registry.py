@@ -21,12 +21,18 @@ class ModelSpec:
     name: str
     build: Callable[..., nn.Module]
     family: str
-    depth: int
+    depth: int  # weight layers with the default options (the paper's count: projections not counted)
     input_size: int  # images: the side of the square input the model is made for
     num_classes: int | None  # the default number of classes; None: not a classifier
     description: str = ""
     options: dict = field(default_factory=dict)  # option name -> default, what users may set
     input_shape: tuple[int, ...] | None = None  # non-image inputs: the shape of one input, e.g. (64,)
+
+    layers: Callable[[dict], int] | None = None  # the depth under other options, where options change it
+
+    def depth_with(self, options: dict) -> int:
+        """Weight layers of the model built with `options`."""
+        return self.layers({**self.options, **options}) if self.layers else self.depth
 
     @property
     def shortcut(self) -> str:

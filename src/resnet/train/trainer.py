@@ -118,7 +118,7 @@ def finetune(
     source: str,
     data: str | None = None,
     model: str | None = None,
-    mode: str = "full",
+    mode: str | None = None,
     recipe: str = "finetune",
     out=None,
     overrides: list[str] | dict | None = None,
@@ -127,7 +127,8 @@ def finetune(
     """Fine-tune pre-trained weights `source` (this project's checkpoint, a torchvision/timm/safetensors
     file, or a published name such as "imagenet" with `model`) on `data` with a new classifier.
 
-    `mode`: "linear" (probe), "full" or "gradual". Other arguments as `resnet.train`; returns its RunResult.
+    `mode`: "linear" (probe), "full" or "gradual" (default: the recipe's finetune.mode, "full").
+    Other arguments as `resnet.train`; returns its RunResult.
     """
     fields = dict(map(parse_override, overrides)) if isinstance(overrides, list) else dict(overrides or {})
     meta = read_weights(source).meta if Path(source).is_file() else {}
@@ -136,7 +137,9 @@ def finetune(
         raise UsageError(f"{source}: say which network these weights are for (--model NAME)")
     if meta.get("model_name") == model and "model_options" not in fields:
         fields["model_options"] = meta.get("model_options", {})
-    fields.update({"finetune.source": str(source), "finetune.mode": mode})
+    for key, value in (("finetune.source", str(source)), ("finetune.mode", mode)):
+        if value is not None and fields.setdefault(key, value) != value:
+            raise UsageError(f"{key} is given twice: {fields[key]!r} as an override and {value!r}; give it once")
     return train(model, data, recipe, out, fields, **kwargs)
 
 
