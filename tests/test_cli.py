@@ -1,11 +1,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+import resnet
 from resnet.cli import main
 
 
@@ -205,3 +207,24 @@ def test_reproduce_command(tmp_path):
 def test_reproduce_bad_depth():
     done = _run("reproduce", "degradation", "--quick", "--depths", "21")
     assert done.returncode == 2 and "6n+2 layers" in done.stderr
+
+
+def test_recipes_lists_every_key_from_the_configs_definitions(capsys):
+    from resnet.config import CHOICES, TrainConfig, to_flat
+
+    assert main(["recipes", "--json"]) == 0
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows.keys() == to_flat(TrainConfig()).keys()
+    assert all(r["meaning"] for r in rows.values())  # every key says what it means
+    assert rows["schedule.name"]["allowed"] == ", ".join(CHOICES["schedule.name"])
+    assert rows["batch_size"] | {"meaning": ""} == {
+        "key": "batch_size", "type": "int", "default": 128, "allowed": "> 0", "meaning": ""
+    }  # fmt: skip
+    assert rows["log.eval_share"]["allowed"] == "in (0, 1]"
+
+    assert main(["recipes", "fast"]) == 0
+    out = capsys.readouterr().out
+    recipe = yaml.safe_load(open(Path(resnet.__file__).parent / "recipes" / "fast.yaml"))
+    line = next(line for line in out.splitlines() if line.split()[:1] == ["batch_size"])
+    assert line.split()[1:4] == ["int", "128", str(recipe["batch_size"])]  # type, default, the recipe's value
+    assert main(["recipes", "nope"]) == 2

@@ -43,6 +43,38 @@ def _models(args: argparse.Namespace) -> None:
     Console(width=200).print(table)
 
 
+def _recipes(args: argparse.Namespace) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from .config import keys, load_recipe
+
+    rows = keys(args.recipe)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    console = Console(width=200)
+    if args.recipe is None:
+        for name in recipe_names():
+            console.print(f"[bold]{name}[/bold]: {load_recipe(name).get('description', '')}")
+        console.print("\nkeys, with their defaults (what a recipe leaves out); `resnet recipes NAME` shows its values:")
+    else:
+        console.print(f"[bold]{args.recipe}[/bold]: {load_recipe(args.recipe).get('description', '')}")
+    table = Table(box=box.SIMPLE_HEAD)
+    columns = ["key", "type", "default"] + (["value"] if args.recipe else []) + ["allowed", "meaning"]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(*(_yaml_text(r[c]) if c in ("default", "value") else r[c] for c in columns))
+    console.print(table)
+    console.print("Set any key with --set KEY=VALUE (the value read as YAML), or in a recipe file (--recipe my.yaml).")
+
+
+def _yaml_text(value) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _si(n: float) -> str:
     """1.81G, 40.55M: multiply-adds as the paper writes them."""
     return f"{n / 1e9:.2f}G" if n >= 1e9 else f"{n / 1e6:.2f}M"
@@ -302,6 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", help="only this family (e.g. imagenet, cifar)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_models)
+
+    p = commands.add_parser(
+        "recipes", help="the recipes, and every key with its type, default, allowed values, meaning"
+    )
+    p.add_argument(
+        "recipe", nargs="?", help=f"show this recipe's values too: {', '.join(recipe_names())}, or a YAML file"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_recipes)
 
     p = commands.add_parser("train", help="train a network (default: resnet20 on the embedded CIFAR-10 subset)")
     p.add_argument("--model", help="a name from `resnet models` (default: the recipe's)")

@@ -6,10 +6,16 @@ below, so a misspelt key or a value of the wrong type is a one-line UsageError n
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import io
+import sys
+import tokenize
 import types
 import typing
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -20,87 +26,89 @@ from .errors import UsageError
 
 @dataclass
 class DataConfig:
-    source: str | None = None  # a folder or archive, "cifar10", "cifar100"; None: the embedded subset
+    source: str | None = None  # a folder or archive, cifar10, cifar100, a feature file; None: the embedded subset
     root: str | None = None  # where named data sets are looked for and downloaded (default: the cache)
-    download: bool = False  # fetch a named data set if it is missing
+    download: bool = False  # fetch a named data set (cifar10, cifar100) if it is missing
     mode: str = "auto"  # tensor: decoded once, resident on the device; stream: files through workers
-    image_size: int = 32  # training crop size
-    augment: str = "pad-crop-flip"  # pad-crop-flip | scale | random-resized-crop | flip | none
-    pad: int = 4  # pad-crop-flip: zero padding on each side
-    scale: list[float] = field(default_factory=lambda: [256, 480])  # scale: shorter side range
-    area: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random-resized-crop: area range
-    eval_resize: float = 1.143  # stream eval: shorter side = image_size × this, then a center crop
-    normalize: str = "channel"  # channel: per-channel mean/std; pixel-mean: subtract the mean image
+    image_size: int = 32  # side of the training crop, in pixels
+    augment: str = "pad-crop-flip"  # training augmentation (pad-crop-flip: §4.2; scale: §3.4)
+    pad: int = 4  # pad-crop-flip: zero padding on each side, in pixels
+    scale: list[float] = field(default_factory=lambda: [256, 480])  # scale: range of the shorter side
+    area: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random-resized-crop: range of the crop's area
+    eval_resize: float = 1.143  # stream evaluation: shorter side = image_size × this, then a center crop
+    normalize: str = "channel"  # channel: per-channel mean and std; pixel-mean: subtract the mean image (§4.2)
     val_size: float = 0  # held out of train for validation: a count (≥ 1) or a fraction (< 1)
-    test_fraction: float = 0.1  # held out when the source has no test/ or val/ split
-    workers: int = 8  # stream mode decoding processes
+    test_fraction: float = 0.1  # held out as test when the source has no test/ or val/ split
+    workers: int = 8  # stream mode: decoding processes
     skip_bad_images: bool = False  # skip (and count) unreadable images instead of stopping
-    classes: list[str] | None = None  # keep only these classes (in this order)
+    classes: list[str] | None = None  # keep only these classes, in this order
     train_per_class: int = 0  # at most this many training images of each class (0: all)
 
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # sgd | adamw
-    lr: float = 0.1
-    momentum: float = 0.9  # sgd
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    decay_norm_and_bias: bool = True  # False: no weight decay on BN parameters and biases
+    name: str = "sgd"  # SGD with momentum (the paper's) or AdamW
+    lr: float = 0.1  # learning rate (the peak, with warm-up or one-cycle)
+    momentum: float = 0.9  # SGD momentum
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's betas
+    nesterov: bool = False  # SGD: Nesterov momentum
+    weight_decay: float = 1e-4  # L2 weight decay
+    decay_norm_and_bias: bool = True  # false: no weight decay on BN parameters and biases
     scale_lr: bool = False  # linear scaling rule: lr × global batch / reference_batch
-    reference_batch: int = 256
+    reference_batch: int = 256  # the batch that lr is given for, with scale_lr
 
 
 @dataclass
 class ScheduleConfig:
-    name: str = "step"  # step | plateau | cosine | onecycle | constant
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: fractions of the run
+    name: str = "step"  # the learning-rate schedule
+    milestones: list[float] = field(
+        default_factory=lambda: [0.5, 0.75]
+    )  # step: where lr drops, as fractions of the run
     gamma: float = 0.1  # step and plateau: factor at each milestone or plateau
     patience: int = 5  # plateau: evaluations without a better validation (else test) error
     warmup: float = 0  # linear warm-up: iterations (≥ 1) or a fraction of the run (< 1)
     final_lr: float = 0  # cosine and onecycle: learning rate at the end, as a fraction of lr
-    warmup_lr: float = 0  # §4.2: hold this learning rate until the training error falls below ...
-    warmup_until_error: float = 0.8  # ... this (0.8, "about 400 iterations") ...
-    warmup_min_depth: int = 110  # ... for networks this deep or deeper
-    warmup_max_iters: int = 2000  # ... but never longer than this
+    warmup_lr: float = 0  # §4.2 warm-up of deep nets: hold this lr until the training error is low enough (0: off)
+    warmup_until_error: float = 0.8  # §4.2 warm-up: the training error that ends it ("about 400 iterations")
+    warmup_min_depth: int = 110  # §4.2 warm-up: only for networks this deep or deeper
+    warmup_max_iters: int = 2000  # §4.2 warm-up: never longer than this many iterations
 
 
 @dataclass
 class FinetuneConfig:
     source: str | None = None  # pre-trained weights: a checkpoint or weights file, or a published name
-    mode: str = "full"  # linear (probe: frozen backbone and BN) | full | gradual (unfreezing from the top)
+    mode: str = "full"  # linear: probe (frozen backbone and BN); full; gradual: unfreezing from the top
     backbone_lr: float = 0.1  # full and gradual: the backbone's learning rate, as a fraction of lr
-    normalize: str = "source"  # source: the pre-trained model's input normalization | data: fit on the data
+    normalize: str = "source"  # source: the pre-trained model's input normalization; data: fit on the data
 
 
 @dataclass
 class LogConfig:
     evals: int = 40  # evaluations over the run (the curves' points)
-    every: int = 0  # evaluate every N iterations instead (0: use `evals`)
-    tensorboard: bool = False
-    checkpoint_every: int = 0  # also save `last` every N iterations (0: at each evaluation)
-    checkpoint_minutes: float = 0  # also save `last` every N minutes of wall-clock time (0: off)
-    diagnostics: bool = False  # gradient norms and layer responses at the start and each evaluation
-    eval_share: float = 0.1  # with `evals`: evaluations stretched apart to stay under this share of the run
+    every: int = 0  # evaluate every N iterations instead (0: use evals)
+    tensorboard: bool = False  # also write TensorBoard event files (needs tensorboard installed)
+    checkpoint_every: int = 0  # also save last.pt every N iterations (0: at each evaluation)
+    checkpoint_minutes: float = 0  # also save last.pt every N minutes of wall-clock time (0: off)
+    diagnostics: bool = False  # gradient norms and layer responses at the start and at each evaluation
+    eval_share: float = 0.1  # with evals: evaluations stretched apart to stay under this share of the run
 
 
 @dataclass
 class TrainConfig:
-    model: str = "resnet20"
-    model_options: dict = field(default_factory=dict)
-    recipe: str = "cifar-paper"
+    model: str = "resnet20"  # a name from `resnet models`
+    model_options: dict = field(default_factory=dict)  # options of the model, e.g. {shortcut: B}
+    recipe: str = "cifar-paper"  # the recipe this config came from (recorded, not read)
     batch_size: int = 128  # the global batch, split among the processes of a distributed run
-    iters: int = 0  # length of the run in iterations ...
-    epochs: float = 0  # ... or in epochs (exactly one of the two is set)
-    label_smoothing: float = 0.0
-    precision: str = "auto"  # fp32 | bf16 | fp16 (autocast) | auto (bf16 where the device has native bf16, else fp32)
-    channels_last: bool = False
-    compile: str = "none"  # none | default | reduce-overhead | max-autotune
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    deterministic: bool = False  # deterministic kernels (CPU runs are bit-for-bit reproducible anyway)
-    nonfinite: str = "stop"  # stop | skip: what a NaN or infinite loss does
+    iters: int = 0  # length of the run in iterations (0: given in epochs)
+    epochs: float = 0  # length of the run in epochs (0: given in iterations)
+    label_smoothing: float = 0.0  # label smoothing of the cross-entropy loss
+    precision: str = "auto"  # autocast precision; auto: bf16 where the device has native bf16, else fp32
+    channels_last: bool = False  # NHWC memory format (faster convolutions on CPUs and tensor-core GPUs)
+    compile: str = "none"  # torch.compile mode of the training step
+    seed: int = 0  # random seed (CPU runs are bit-for-bit reproducible)
+    device: str = "auto"  # auto: a GPU if there is one, else the CPU
+    deterministic: bool = False  # deterministic kernels on GPUs (CPU runs are reproducible anyway)
+    nonfinite: str = "stop"  # what a NaN or infinite loss does: stop the run or skip the step
     sync_bn: bool = False  # distributed: SyncBatchNorm (CUDA)
     freeze_bn: bool = False  # BN layers normalize with their running statistics and do not update them
     data: DataConfig = field(default_factory=DataConfig)
@@ -144,6 +152,32 @@ NON_NEGATIVE = {
     "schedule.warmup_max_iters",
     "data.workers",
 }
+
+
+INTERVALS = {  # key: (low, high, whether each end is allowed)
+    "label_smoothing": (0, 1, True, False),
+    "log.eval_share": (0, 1, False, True),
+    "data.test_fraction": (0, 1, False, False),
+}
+DEVICES = "auto, cpu, cuda, cuda:N"
+
+
+def _interval(key: str) -> str:
+    low, high, closed_low, closed_high = INTERVALS[key]
+    return f"{'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}"
+
+
+def _allowed(key: str) -> str:
+    """What `check` accepts for `key` beyond its type, in words ("" if anything of the type)."""
+    if key in CHOICES:
+        return ", ".join(CHOICES[key])
+    if key in INTERVALS:
+        return f"in {_interval(key)}"
+    if key == "schedule.milestones":
+        return "fractions in (0, 1)"
+    if key == "device":
+        return DEVICES
+    return "> 0" if key in POSITIVE else "≥ 0" if key in NON_NEGATIVE else ""
 
 
 def recipe_names() -> list[str]:
@@ -287,16 +321,16 @@ def check(config: TrainConfig) -> None:
             raise UsageError(f"{key} must not be negative, not {flat[key]}")
     if bool(config.iters) == bool(config.epochs):
         raise UsageError("set exactly one of iters and epochs (a positive length for the run)")
-    if not 0 <= config.label_smoothing < 1:
-        raise UsageError(f"label_smoothing must be in [0, 1), not {config.label_smoothing}")
-    if not 0 < config.log.eval_share <= 1:
-        raise UsageError(f"log.eval_share must be in (0, 1], not {config.log.eval_share}")
-    if not 0 < config.data.test_fraction < 1:
-        raise UsageError(f"data.test_fraction must be in (0, 1), not {config.data.test_fraction}")
+    for key, (low, high, closed_low, closed_high) in INTERVALS.items():
+        value = flat[key]
+        if not ((low <= value) if closed_low else (low < value)) or not (
+            (value <= high) if closed_high else (value < high)
+        ):
+            raise UsageError(f"{key} must be in {_interval(key)}, not {value}")
     if any(not 0 < m < 1 for m in config.schedule.milestones):
         raise UsageError(f"schedule.milestones are fractions of the run in (0, 1), not {config.schedule.milestones}")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
-        raise UsageError(f"device={config.device!r} is not one of: auto, cpu, cuda, cuda:N")
+        raise UsageError(f"device={config.device!r} is not one of: {DEVICES}")
 
 
 def to_dict(config) -> dict:
@@ -317,3 +351,55 @@ def to_flat(config) -> dict:
 
     walk(to_dict(config), "")
     return flat
+
+
+# -- the keys, described (`resnet recipes`) ----------------------------------------------------------
+
+
+def keys(recipe: str | None = None) -> list[dict]:
+    """Every recipe key: {key, type, default, allowed, meaning}, and with `recipe` its `value` there.
+    All of it comes from the definitions above: the dataclasses' fields, their comments, the checks."""
+    defaults = to_flat(TrainConfig())
+    values = to_flat(resolve(recipe)) if recipe else {}
+    comments = _field_comments()
+    rows = []
+
+    def walk(cls, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], f"{prefix}{f.name}.")
+                continue
+            key = prefix + f.name
+            row = {"key": key, "type": _type_name(hints[f.name]), "default": defaults[key], "allowed": _allowed(key)}
+            if recipe:
+                row["value"] = values[key]
+            row["meaning"] = comments.get((cls.__name__, f.name), "")
+            rows.append(row)
+
+    walk(TrainConfig, "")
+    return rows
+
+
+def _type_name(hint) -> str:
+    text = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
+    return text or str(hint).replace("typing.", "")
+
+
+@lru_cache(maxsize=1)
+def _field_comments() -> dict[tuple[str, str], str]:
+    """{(class, field): the comment on the field's line} of this module's dataclasses."""
+    source = inspect.getsource(sys.modules[__name__])
+    comments = {
+        t.start[0]: t.string.lstrip("# ").strip()
+        for t in tokenize.generate_tokens(io.StringIO(source).readline)
+        if t.type == tokenize.COMMENT
+    }
+    found = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    if item.end_lineno in comments:
+                        found[node.name, item.target.id] = comments[item.end_lineno]
+    return found
