@@ -1,3 +1,4 @@
+import argparse
 import json
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def test_python_m_resnet_is_the_command():
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
-        "resnet models: error: unknown family 'nope'; choose one of: imagenet, cifar"
+        "resnet models: error: argument --family: invalid choice: 'nope' (choose from imagenet, cifar"
     )
 
 
@@ -228,3 +229,27 @@ def test_recipes_lists_every_key_from_the_configs_definitions(capsys):
     line = next(line for line in out.splitlines() if line.split()[:1] == ["batch_size"])
     assert line.split()[1:4] == ["int", "128", str(recipe["batch_size"])]  # type, default, the recipe's value
     assert main(["recipes", "nope"]) == 2
+
+
+def _commands(parser):
+    """(name, parser) of every command and subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                yield from ((f"{name} {n}", p) for n, p in _commands(sub))
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    from resnet.cli import build_parser
+
+    for name, parser in _commands(build_parser()):
+        text = parser.format_help()
+        for action in parser._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, f"resnet {name} {action.option_strings[0]} has no help"
+            if action.default not in (None, False, []):
+                shown = " ".join(map(str, action.default)) if isinstance(action.default, list) else str(action.default)
+                assert f"default: {shown}" in " ".join(text.split()), f"resnet {name} {action.option_strings[0]}"
+        assert "--device" not in text or "(default: auto)" in text or "device key, auto" in text  # one default

@@ -14,8 +14,30 @@ from .errors import RunError, Stopped, UsageError
 from .optimize import ENGINES
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help that ends with the option's default, unless it says it already or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or default == []
+            or not action.option_strings
+        ):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list) else "%(default)s"
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit code 2), not the whole usage text."""
+    """argparse, but a usage error is one line (and exit code 2), not the whole usage text; help shows
+    every default."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -26,10 +48,8 @@ def _models(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .models import describe, families, list_models
+    from .models import describe, list_models
 
-    if args.family is not None and args.family not in families():
-        raise UsageError(f"unknown family {args.family!r}; choose one of: {', '.join(families())}")
     rows = [describe(name) for name in list_models(args.family)]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -277,14 +297,36 @@ def _depth(text: str) -> int:
     return value
 
 
-DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+SET_HELP = "override a recipe key, e.g. --set optimizer.lr=0.05 (repeatable; `resnet recipes` lists the keys)"
+DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N"
+
+
+def _device_option(p: argparse.ArgumentParser, recipe: bool = False) -> None:
+    """--device, whose default is auto for every command (for training ones: the recipe's `device`, auto)."""
+    if recipe:
+        p.add_argument("--device", help=f"{DEVICE_HELP} (default: the recipe's device key, auto)")
+    else:
+        p.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def _recipe_option(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--recipe", default=default, help=f"{', '.join(recipe_names())}, or a YAML file (`resnet recipes` shows them)"
+    )
+
+
+def _length_options(p: argparse.ArgumentParser) -> None:
+    """--epochs or --iters: the length of a training run (default: the recipe's)."""
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive_float, help="length of the run in epochs (default: the recipe's)")
+    length.add_argument("--iters", type=_positive_int, help="length of the run in iterations (default: the recipe's)")
 
 
 def _run_options(p: argparse.ArgumentParser, out: str, set_help: str, resume: bool = True) -> None:
     """The options every training command (train, finetune, superres train) gives its run folder."""
     p.add_argument("--out", type=Path, help=f"run folder (default: {out})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
-    p.add_argument("--device", help=DEVICE_HELP)
+    _device_option(p, recipe=True)
     if resume:
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--force", action="store_true", help="replace a run already in --out")
@@ -325,13 +367,14 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .models import families
 
     parser = _Parser(prog="resnet", description="Residual networks (He et al. 2015): models, training, evidence.")
     parser.add_argument("--version", action="version", version=f"resnet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = commands.add_parser("models", help="list every model with its size and cost")
-    p.add_argument("--family", help="only this family (e.g. imagenet, cifar)")
+    p.add_argument("--family", choices=families(), help="only this family")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_models)
 
@@ -351,11 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a class-folder folder or .tar(.gz), a CIFAR python archive, cifar10, cifar100 "
         "(default: the embedded CIFAR-10 subset)",
     )
-    p.add_argument("--recipe", default="cifar-paper", help=f"{', '.join(recipe_names())}, or a YAML file")
-    _run_options(p, "runs/MODEL-RECIPE-TIME", "override a recipe key, e.g. --set optimizer.lr=0.05 (repeatable)")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive_float, help="length of the run in epochs")
-    length.add_argument("--iters", type=_positive_int, help="length of the run in iterations")
+    _recipe_option(p, "cifar-paper")
+    _run_options(p, "runs/MODEL-RECIPE-TIME", SET_HELP)
+    _length_options(p)
     p.add_argument(
         "--stop-after",
         type=_positive_int,
@@ -383,11 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="linear probe (frozen backbone and BN), full (backbone at a lower lr), gradual unfreezing "
         "(default: the recipe's finetune.mode, full)",
     )
-    p.add_argument("--recipe", default="finetune", help="default finetune")
-    _run_options(p, "runs/MODEL-finetune-TIME", "override a recipe key", resume=False)
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive_float)
-    length.add_argument("--iters", type=_positive_int)
+    _recipe_option(p, "finetune")
+    _run_options(p, "runs/MODEL-finetune-TIME", SET_HELP, resume=False)
+    _length_options(p)
     _time_limit_option(p)
     p.set_defaults(run=_finetune)
 
@@ -397,22 +436,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="data set (default: the one it was trained on)")
     p.add_argument("--model", help="the network of a weights file that is not a checkpoint of resnet train")
-    p.add_argument("--split", default="test", help="test, val or train")
+    p.add_argument("--split", default="test", choices=["test", "val", "train"], help="the split to evaluate")
     p.add_argument("--tta", default="none", choices=["none", "flip", "10crop"], help="test-time augmentation")
     p.add_argument("--out", type=Path, help="report folder (default: eval-SPLIT-TTA beside the checkpoint)")
-    p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="images per batch")
+    _device_option(p)
     _engine_option(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_eval)
 
     p = commands.add_parser("predict", help="the most probable classes of images")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--topk", type=int, default=5, help="how many classes to print for each image")
+    _device_option(p)
     _engine_option(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_predict)
 
     from .analysis.reproduce import PRESETS
@@ -442,10 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         nargs="+",
         default=[1, 4, 8, 16],
-        help="mlp: dense blocks of each depth (default 1 4 8 16)",
+        help="mlp: dense blocks of each depth (default: 1 4 8 16)",
     )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
-    p.add_argument("--device", help=DEVICE_HELP)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    _device_option(p, recipe=True)
     _time_limit_option(p)
     p.set_defaults(run=_reproduce)
 
@@ -466,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference", nargs="+", metavar="HR", help="high-resolution originals, one per IMAGE: print PSNR and SSIM"
     )
-    p.add_argument("--device", default="cpu")
+    _device_option(p)
     p.set_defaults(run=_superres_apply)
 
     p = commands.add_parser(
@@ -477,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         default="onnx",
         choices=["onnx", "torchscript", "safetensors", "openvino"],
-        help="default onnx; openvino writes FILE.xml and FILE.bin",
+        help="the file format; openvino writes FILE.xml and FILE.bin",
     )
     p.add_argument("--out", type=Path, help="the file (default: beside the checkpoint, e.g. best.onnx)")
     p.add_argument("--batch-size", type=_positive_int, default=2, help="images of the verification batch (≥ 2)")
@@ -487,8 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--data", required=True, help="a folder of images (searched recursively; class folders give labels)")
     p.add_argument("--out", type=Path, required=True, help="the .npy file; the image list goes beside it (.csv)")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch")
+    _device_option(p)
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.set_defaults(run=_features)
     return parser

@@ -84,11 +84,13 @@ class Classifier:
         ]
 
 
-def load(path: str | Path, device: str = "cpu", engine: str = "auto") -> Classifier:
-    """The network of a checkpoint written by `resnet train`, in eval mode on `device`; `predict` and
-    `evaluate` compute with `engine` (see `resnet.optimize.for_inference`)."""
+def load(path: str | Path, device: str | torch.device = "auto", engine: str = "auto") -> Classifier:
+    """The network of a checkpoint written by `resnet train`, in eval mode on `device` (auto: a GPU if
+    there is one, else the CPU); `predict` and `evaluate` compute with `engine` (see
+    `resnet.optimize.for_inference`)."""
     if engine not in ENGINES:
         raise UsageError(f"unknown inference engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    device = setup(str(device)).device
     state = checkpoint.load(path)
     classes = list(state["classes"])
     model = create_model(state["model_name"], num_classes=len(classes), **state["model_options"])

@@ -14,12 +14,15 @@ from .. import checkpoint
 from ..data.images import decode_image
 from ..errors import UsageError
 from ..models import create_model
+from ..train.runtime import setup
 from .data import to_image, to_tensor, upscale_bicubic
 from .metrics import SSIM_WINDOW, psnr, ssim
 
 
-def load(path: str | Path, device: str = "cpu") -> nn.Module:
-    """The network of a `resnet superres train` checkpoint, in eval mode; `model.scale` is its factor."""
+def load(path: str | Path, device: str = "auto") -> nn.Module:
+    """The network of a `resnet superres train` checkpoint, in eval mode on `device` (auto: a GPU if
+    there is one, else the CPU); `model.scale` is its factor."""
+    device = setup(str(device)).device
     state = checkpoint.load(path)
     if state.get("task") != "superres":
         raise UsageError(f"{path}: not a super-resolution checkpoint (made by resnet superres train)")
@@ -41,7 +44,7 @@ def apply(
     images: list[str | Path],
     out: str | Path,
     references: list[str | Path] | None = None,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> list[dict]:
     """Upscale each of `images` with checkpoint `path`, writing `out`/<name>_x<scale>.png.
 
