@@ -1,4 +1,5 @@
 import json
+import re
 import sys
 
 import pytest
@@ -194,3 +195,32 @@ def test_the_full_paper_schedule_keeps_its_evaluation_every_1000_iterations():
     assert Trainer.eval_interval(run) == 1000
     run.total = 4000
     assert Trainer.eval_interval(run) == 469
+
+
+def test_a_run_says_what_it_will_do_and_how_long_it_will_take(image_folder, tmp_path, monkeypatch, capsys):
+    from resnet.train import trainer
+
+    monkeypatch.setattr(trainer, "FORECAST_STEPS", 4)
+    monkeypatch.setattr(trainer, "LONG_RUN", 0)  # every run counts as long: the advice is shown
+    train(
+        "resnet20",
+        str(image_folder),
+        "cifar-paper",
+        tmp_path,
+        {**QUICK, "precision": "fp32", "log.eval_share": 1.0},
+        iters=12,
+        force=True,
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"resnet20, cifar-paper: 12 iterations of batch 16 ({12 / (120 // 16):.3g} epochs of 120 images), "
+        "evaluating every 4 on test; "
+        f"cpu, fp32, channels_last; run folder {tmp_path}"
+    )
+    forecast = lines[1]
+    assert re.fullmatch(
+        r"\S+ s per iteration: about \d+s to go on this cpu\. Ctrl-C stops .*--recipe fast make it shorter", forecast
+    )
+    assert re.search(r"^step 4/12 .* · ETA \d+s$", lines[2])
+    last = next(line for line in lines if line.startswith("step 12/12"))
+    assert "ETA" not in last  # none at the end

@@ -14,7 +14,7 @@ class Progress:
     """Tracks steps and images; `log` prints a line above the bar. Prints nothing when disabled."""
 
     def __init__(self, total: int, start: int = 0, enabled: bool = True) -> None:
-        self.total, self.enabled = total, enabled
+        self.total, self.start, self.enabled = total, start, enabled
         self.console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
         self._bar = None
         if enabled and self.console.is_terminal:
@@ -59,6 +59,11 @@ class Progress:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
+
+    def remaining(self, step: int) -> float:
+        """Seconds to the last step at the pace since the start (evaluations included)."""
+        done = step - self.start
+        return self.elapsed() / done * (self.total - step) if done > 0 else float("nan")
 
     def log(self, text: str) -> None:
         if self.enabled:

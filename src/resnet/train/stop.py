@@ -31,6 +31,15 @@ def parse_duration(text: str | float | int) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """ "2h50m", "12m", "40s": the way parse_duration reads them."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
 class StopRequest:
     """While entered: the first of SIGNALS is noted (`signal` names it) for the loop to stop after its
     step; a second one stops the process at once (its default action). `time_limit` seconds from now,

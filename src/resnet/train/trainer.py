@@ -34,12 +34,14 @@ from .finetune import apply_freezing, parts, read_source, source_normalize
 from .meter import Meter, NonFiniteGuard
 from .modes import freeze_batch_norm
 from .progress import Progress
-from .runtime import setup, teardown
+from .runtime import resolve_precision, setup, teardown
 from .schedule import LRSchedule
-from .stop import StopRequest, parse_duration
+from .stop import StopRequest, format_duration, parse_duration
 
 SYNC_EVERY = 10  # steps between reads of the running loss and error (and the non-finite check)
 DIAGNOSTIC_BATCH = 128  # images of the fixed batches that diagnostics are measured on
+FORECAST_STEPS = 20  # iterations timed before the run says how long the rest will take
+LONG_RUN = 30 * 60  # seconds: a run this long is told how to stop or shorten it
 EVAL_COST = 1 / 3  # an evaluated image costs about a third of a trained one (forward, no backward)
 
 
@@ -272,7 +274,10 @@ class Trainer:
             if time_limit:
                 self.save("last.pt")  # measures how long a checkpoint takes: the limit must leave time for one
             with Progress(self.total, self.step, enabled=self.show_progress and runtime.is_main) as bar:
+                bar.log(self.plan(every))
                 for step in self.steps(end, log=bar.log):
+                    if step == start_step + FORECAST_STEPS and end - step > FORECAST_STEPS:
+                        bar.log(self._forecast(time.perf_counter() - start_time, step - start_step, end))
                     # at every interval and at the end, but not twice in the last half interval
                     evaluate = step == self.total or (step % every == 0 and self.total - step >= every / 2)
                     save = (cfg.log.checkpoint_every and step % cfg.log.checkpoint_every == 0) or (
@@ -292,6 +297,31 @@ class Trainer:
                     self.save("last.pt")
                     bar.log(f"paused at step {self.step} of {self.total}: --resume continues")
             return self._finish(time.perf_counter() - start_time, self.step - start_step)
+
+    def plan(self, every: int) -> str:
+        """One line of what the run will do, printed before its first step."""
+        cfg, runtime = self.config, self.runtime
+        images = self.data.size("train")
+        epochs = self.total / self.train_loader.steps_per_epoch
+        where = f"{runtime.device.type}" + (f" × {runtime.world} processes" if runtime.world > 1 else "")
+        how = resolve_precision(cfg.precision, runtime.device) + (", channels_last" if cfg.channels_last else "")
+        start = f"resuming at iteration {self.step:,} of " if self.step else ""
+        return (
+            f"{cfg.model}, {cfg.recipe}: {start}{self.total:,} iterations of batch {cfg.batch_size} "
+            f"({epochs:.3g} epochs of {images:,} images), evaluating every {every:,} on "
+            f"{' and '.join(self.eval_loaders) or 'no split'}; {where}, {how}; run folder {self.out}"
+        )
+
+    def _forecast(self, seconds: float, steps: int, end: int) -> str:
+        """The time the rest of the run will take at the speed of its first steps."""
+        left = seconds / steps * (end - self.step) * (1 + self.config.log.eval_share)
+        text = f"{seconds / steps:.3g} s per iteration: about {format_duration(left)} to go"
+        if left > LONG_RUN:
+            text += (
+                f" on this {self.runtime.device.type}. Ctrl-C stops with a checkpoint (--resume continues); "
+                "--iters N, --time-limit or --recipe fast make it shorter"
+            )
+        return text
 
     def _stop_requested(self, stop: StopRequest, step: int) -> bool:
         """Whether to stop now (see StopRequest.step_done); the processes of a distributed run agree
@@ -426,6 +456,7 @@ class Trainer:
         bar.log(
             f"step {self.step}/{self.total} · epoch {row['epoch']:.1f} · lr {self.lr:.4g} · "
             f"train error {100 * row['train_error']:.2f}% · {evals}"
+            + (f" · ETA {format_duration(bar.remaining(self.step))}" if self.step < self.total else "")
         )
 
     def _diagnose(self) -> None:
