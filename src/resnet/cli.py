@@ -210,10 +210,13 @@ def _reproduce(args: argparse.Namespace) -> None:
         overrides=dict(map(parse_override, args.set)),
         time_limit=args.time_limit,
     )
+    # each protocol its own default folder: a --quick or preset run never meets a full one's models
+    variant = "-quick" if args.quick else f"-{args.preset}" if args.preset else ""
+    out = args.out or Path(f"reproductions/{args.experiment}{variant}")
     if args.experiment == "degradation":
         r = analysis.degradation(
             args.depths,
-            out=args.out or Path("reproductions/degradation"),
+            out=out,
             add=args.add,
             seeds=args.seeds,
             preset=args.preset,
@@ -223,11 +226,9 @@ def _reproduce(args: argparse.Namespace) -> None:
         if args.preset:
             raise UsageError("reproduce mlp has no presets (degradation and shortcuts have: --preset cpu)")
         common["data"] = args.data or "digits"
-        r = analysis.mlp_depth(args.blocks, out=args.out or Path("reproductions/mlp"), **common)
+        r = analysis.mlp_depth(args.blocks, out=out, **common)
     else:
-        r = analysis.shortcuts(
-            args.depth, out=args.out or Path("reproductions/shortcuts"), preset=args.preset, **common
-        )
+        r = analysis.shortcuts(args.depth, out=out, preset=args.preset, **common)
     print(f"report {r.html} · summary {r.summary}")
     for finding in r.findings:
         print(finding.line())
@@ -459,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts")
     p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp"])
     p.add_argument("--data", help="CIFAR-10 (e.g. cifar10-jpeg.tar.gz, or cifar10 --download); --quick: the subset")
-    p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT)")
+    p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT, with -quick or -PRESET)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: 200 iterations on the subset")
     p.add_argument("--iters", type=_positive_int, help="iterations per model (default: the recipe's 64k)")
     p.add_argument(

@@ -175,9 +175,12 @@ def _check_same(folder: Path, wanted: dict) -> None:
         return
     for key in ("model", "model_options", "recipe", "iters", "epochs", "batch_size", "seed", "data", "optimizer"):
         if have.get(key) != wanted.get(key):
+            there, now = have.get(key), wanted.get(key)
+            if isinstance(there, dict) and isinstance(now, dict):  # name the setting, not the section
+                sub = next(k for k in {**there, **now} if there.get(k) != now.get(k))
+                key, there, now = f"{key}.{sub}", there.get(sub), now.get(sub)
             raise UsageError(
-                f"{folder} holds a run with other settings ({key}: {have.get(key)} there, "
-                f"{wanted.get(key)} now); use another --out"
+                f"{folder} holds a run with other settings ({key}: {there} there, {now} now); use another --out"
             )
 
 
