@@ -1,5 +1,5 @@
 """Inference at the speed of the hardware, verified: `for_inference` returns a function computing a
-model's eval-mode outputs on the fastest engine at hand, each new input shape checked once against
+model's eval-mode outputs on a fast engine at hand, each new input shape checked once against
 the float32 model.
 
 Engines (`ENGINES`):
@@ -9,8 +9,8 @@ Engines (`ENGINES`):
 - openvino: OpenVINO's CPU runtime (the package's `cpu` extra), one compiled model per input shape.
 - onnxruntime: ONNX Runtime's CPU runtime, float32 only.
 
-engine="auto" takes OpenVINO on a CPU when it is installed (the fastest engine in every case of
-BENCHMARKS.md's `cpu` section), else torch.
+engine="auto" takes OpenVINO on a CPU when it is installed (BENCHMARKS.md's `cpu` section compares it
+with the other engines), else torch.
 """
 
 from __future__ import annotations
