@@ -48,7 +48,7 @@ def test_code_payload_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "payload, message",
-    [({"w": 1}, "not a resnet checkpoint"), ({"format": checkpoint.FORMAT, "version": 99}, "version 99")],
+    [({"w": 1}, "not a checkpoint of resnet train"), ({"format": checkpoint.FORMAT, "version": 99}, "version 99")],
 )
 def test_other_formats(tmp_path, payload, message):
     torch.save(payload, tmp_path / "x.pt")

@@ -34,7 +34,7 @@ def test_python_m_resnet_is_the_command():
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
-        "resnet models: error: argument --family: invalid choice: 'nope' (choose from imagenet, cifar"
+        "resnet models: error: argument --family: invalid choice: 'nope' (choose from 'imagenet', 'cifar'"
     )
 
 

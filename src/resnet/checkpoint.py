@@ -76,15 +76,6 @@ def safe_load(path: Path, map_location="cpu"):
         raise UsageError(f"{path}: damaged or truncated file ({str(e).splitlines()[0][:120]})") from None
 
 
-def is_checkpoint(path: str | Path) -> bool:
-    """Whether `path` is a file written by `save` (any version, intact or not): other files are weights."""
-    path = Path(path)
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return not path.is_file()  # a missing file: `load` says so
-    payload = safe_load(path)
-    return isinstance(payload, dict) and payload.get("format") == FORMAT
-
-
 def load(path: str | Path, map_location="cpu") -> dict:
     """The payload of a checkpoint written by `save`. UsageError, naming the file, for a missing,
     truncated or damaged file, another format or version, or a pickle that would run code."""
@@ -93,7 +84,10 @@ def load(path: str | Path, map_location="cpu") -> dict:
         raise UsageError(f"{path}: no such checkpoint")
     payload = safe_load(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UsageError(f"{path}: not a resnet checkpoint (for plain weights use create_model(..., weights=PATH))")
+        raise UsageError(
+            f"{path}: not a checkpoint of resnet train; another library's weights load with "
+            "create_model(NAME, weights=PATH), or resnet eval PATH --model NAME --data DATA"
+        )
     if payload.get("version") != VERSION:
         raise UsageError(
             f"{path}: checkpoint format version {payload.get('version')} is not supported (this is {VERSION})"

@@ -128,10 +128,12 @@ def from_weights(
     the widely used CIFAR reproduction, safetensors; see `create_model(..., weights=)`), for images of
     `classes`. These files do not record how they were trained, so the input is prepared as by the
     recipe of the model's family (cifar-paper or imagenet-paper) and normalized with ImageNet's
-    statistics, the convention of published files (this project's safetensors exports record their own)."""
+    statistics, the convention of published files (this project's checkpoints and safetensors exports
+    record their own options, sizes and normalization, which are used)."""
     weights = read_weights(path)
-    config = family_config(model)
-    network = create_model(model, num_classes=len(classes))
+    config, meta = family_config(model), weights.meta  # this project's files record options and sizes
+    options = meta.get("model_options", {}) if meta.get("model_name") == model else {}
+    network = create_model(model, num_classes=len(classes), **options)
     outputs = head_size(weights, classifier_name(network))
     if outputs is not None and outputs != len(classes):
         raise UsageError(f"{path}: its classifier has {outputs} outputs; the data has {len(classes)} classes")
@@ -139,11 +141,11 @@ def from_weights(
     return Classifier(
         network.to(device).eval(),
         model,
-        {},
+        dict(options),
         list(classes),
         source_normalize(weights),
-        config.data.image_size,
-        config.data.eval_resize,
+        meta.get("image_size", config.data.image_size),
+        meta.get("eval_resize", config.data.eval_resize),
         config,
         engine,
     )
@@ -167,18 +169,16 @@ def evaluate(
     if tta not in TTA:
         raise UsageError(f"unknown test-time augmentation {tta!r}; choose one of: {', '.join(TTA)}")
     runtime = setup(device)
-    if checkpoint.is_checkpoint(path):
+    if model is None:  # a checkpoint of resnet train: it knows its network, data and classes
         classifier = load(path, runtime.device, engine)
-        if model is not None and model != classifier.model_name:
-            raise UsageError(f"{path} holds {classifier.model_name}, not {model}; leave out --model")
         data_cfg = classifier.config.data if data is None else replace(classifier.config.data, source=data)
         dataset = load_data(data_cfg)
     else:
-        if model is None or data is None:
-            raise UsageError(
-                f"{path} is not a checkpoint of resnet train: name its network and data set "
-                "(e.g. --model resnet56 --data cifar10-jpeg.tar.gz)"
-            )
+        known = read_weights(path).meta.get("model_name")
+        if known is not None and known != model:
+            raise UsageError(f"{path} holds {known}, not {model}")
+        if data is None:
+            raise UsageError(f"{path}: with --model, name the data set too (e.g. --data cifar10-jpeg.tar.gz)")
         dataset = load_data(replace(family_config(model).data, source=data))
         classifier = from_weights(path, model, dataset.classes, runtime.device, engine)
         data_cfg = replace(classifier.config.data, source=data)

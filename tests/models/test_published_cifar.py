@@ -130,3 +130,18 @@ def test_finetune_from_it(published, image_folder, tmp_path):
     tuned = checkpoint.load(tmp_path / "run" / "last.pt")["model"]
     assert torch.equal(tuned["layer3.2.conv2.weight"], net.layer3[2].conv2.weight)  # lr 0: the file's backbone
     assert tuned["fc.weight"].shape == (3, 64)  # a new head for the three classes
+
+
+def test_with_model_named_this_projects_checkpoint_keeps_its_own_preprocessing(trained_run, image_folder):
+    from resnet import UsageError, evaluate, load
+    from resnet.inference import from_weights
+
+    path, data = trained_run / "best.pt", str(image_folder)
+    plain = evaluate(path, data, device="cpu", engine="torch")
+    named = evaluate(path, data, device="cpu", engine="torch", model="resnet20")
+    assert named["confusion"] == plain["confusion"]
+    own, again = load(path, "cpu"), from_weights(path, "resnet20", plain["classes"])
+    assert torch.equal(again.normalize.mean, own.normalize.mean)  # its own normalization, not ImageNet's
+    assert (again.image_size, again.eval_resize) == (own.image_size, own.eval_resize)
+    with pytest.raises(UsageError, match="holds resnet20, not resnet32"):
+        evaluate(path, data, model="resnet32")
