@@ -38,8 +38,8 @@ def test_python_m_resnet_is_the_command():
     )
 
 
-def test_a_reader_that_stops_early_gets_no_traceback():  # `resnet models --json | head -1`
-    command = [sys.executable, "-m", "resnet", "models", "--json"]
+def test_a_reader_that_stops_early_gets_no_traceback():  # `resnet recipes --json | head -1`
+    command = [sys.executable, "-m", "resnet", "recipes", "--json"]
     done = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     done.stdout.close()  # gone before the first write: every write meets a closed pipe
     assert done.wait() == 141 and done.stderr.read() == b""

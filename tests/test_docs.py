@@ -92,6 +92,8 @@ def parse_only(argv: list[str]) -> str | None:
     """Why `argv` cannot run in a test, or None."""
     if argv[0] == "torchrun":
         return "several processes"
+    if argv[0] == "reproduce" and not {"--preset", "--quick", "--iters"} & set(argv) and argv[1] != "mlp":
+        return "the paper's 64,000 iterations per model (the presets run the same code)"
     for token, why in PARSE_ONLY:
         if any(token in a for a in argv):
             return why

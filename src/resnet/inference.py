@@ -21,7 +21,7 @@ from .data.load import load_data
 from .data.loader import make_loader
 from .errors import UsageError
 from .files import write_together
-from .models import create_model, describe
+from .models import create_model, get_spec
 from .models.weights import classifier_name, head_size, load_weights, read_weights
 from .optimize import ENGINES, Inference, for_inference
 from .train.evaluate import TTA, evaluate_batches
@@ -118,7 +118,7 @@ def load(path: str | Path, device: str | torch.device = "auto", engine: str = "a
 def family_config(model: str) -> TrainConfig:
     """The recipe of `model`'s family (cifar-paper or imagenet-paper): how a network of weights that
     record nothing about their training is fed (image size, resizing for evaluation)."""
-    return resolve("cifar-paper" if describe(model)["family"] == "cifar" else "imagenet-paper", {}, model=model)
+    return resolve("cifar-paper" if get_spec(model).family == "cifar" else "imagenet-paper", {}, model=model)
 
 
 def from_weights(

@@ -108,7 +108,7 @@ def test_resnet_eval_scores_it_as_its_own_code_does(published, archive, tmp_path
     np.add.at(expected, (labels, predicted), 1)
 
     out = tmp_path / "report"
-    args = ["eval", str(path), "--model", "resnet20", "--data", str(archive), "--device", "cpu", "--engine", "torch"]
+    args = ["eval", str(path), "--model", "resnet20", "--data", str(archive), "--device", "cpu"]
     assert main([*args, "--out", str(out), "--json"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.array_equal(np.asarray(metrics["confusion"]), expected)

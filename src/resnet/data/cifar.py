@@ -13,6 +13,7 @@ import numpy as np
 
 from ..download import fetch
 from ..errors import UsageError
+from .folder import archive_listing
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,7 @@ def detect(path: Path) -> CifarArchive | None:
         names = {p.name for p in path.rglob("*") if p.is_file()}
     elif path.is_file() and path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
         try:
-            with tarfile.open(path) as tar:
-                names = {PurePosixPath(m.name).name for m in tar.getmembers() if m.isfile()}
+            names = {PurePosixPath(name).name for name in archive_listing(path)[0]}
         except (tarfile.TarError, OSError, EOFError):
             return None
     else:

@@ -10,6 +10,7 @@ import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from ..errors import UsageError
@@ -21,6 +22,21 @@ ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
 def is_archive(path: Path) -> bool:
     return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def archive_listing(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The file and folder names in the .tar(.gz) archive at `path`. Listing a compressed archive
+    reads all of it, so the listing is kept for as long as the file's size and modification time stay
+    the same. tarfile's errors (and OSError, EOFError) pass to the caller."""
+    stat = path.stat()
+    return _listing(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _listing(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    return tuple(m.name for m in members if m.isfile()), tuple(m.name for m in members if m.isdir())
 
 
 @dataclass
@@ -50,13 +66,10 @@ def list_names(path: Path) -> tuple[list[str], list[str]]:
         return sorted(files), sorted(dirs)
     if is_archive(path):
         try:
-            with tarfile.open(path) as tar:
-                members = tar.getmembers()
+            files, dirs = archive_listing(path)
         except (tarfile.TarError, OSError, EOFError) as e:
             raise UsageError(f"{path}: unreadable archive ({e})") from None
-        files = sorted(m.name for m in members if m.isfile() and is_image_name(m.name))
-        dirs = sorted(m.name for m in members if m.isdir())
-        return files, dirs
+        return sorted(f for f in files if is_image_name(f)), sorted(dirs)
     raise UsageError(f"{path}: expected a folder or a .tar/.tar.gz archive of class folders")
 
 
