@@ -1,7 +1,11 @@
 import argparse
+import io
 import json
+import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +58,27 @@ def test_unknown_command_is_one_line_and_exit_2(capsys):
     assert len(err) == 1 and "invalid choice: 'modles'" in err[0]
 
 
-def _run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "resnet", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _run(*args, cwd=None) -> Done:
+    """`resnet ARGS` run in this process (what `python -m resnet` runs; test_python_m_resnet_is_the_command
+    checks that the module is the command), its output captured."""
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        os.chdir(cwd or before)
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse's usage errors
+                code = e.code
+    finally:
+        os.chdir(before)
+    return Done(code, out.getvalue(), err.getvalue())
 
 
 def _one_line_error(done, *texts):

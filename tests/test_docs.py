@@ -73,9 +73,13 @@ def tiny(argv: list[str]) -> list[str]:
     resumed = "--resume" in argv
     if command in ("train", "finetune", "reproduce") and not resumed:
         argv += ["--iters", "2", "--set", "batch_size=8", "--set", "data.workers=0", "--set", "log.evals=1"]
-    sizes = {"mlp": ["--blocks", "1", "2"], "degradation": ["--depths", "20", "32"], "shortcuts": ["--depth", "20"]}
+    sizes = {
+        "mlp": ["--blocks", "1", "2"],
+        "degradation": ["--depths", "20", "32", "--seeds", "1"],
+        "shortcuts": ["--depth", "20"],
+    }
     if command == "reproduce":
-        for flag in ("--blocks", "--depths", "--depth"):  # the experiment's size: its smallest networks
+        for flag in ("--blocks", "--depths", "--depth", "--seeds"):  # the experiment's size: its smallest networks
             if flag in argv:
                 end = argv.index(flag) + 1
                 while end < len(argv) and not argv[end].startswith("--"):

@@ -28,21 +28,28 @@ def _finished_run(folder, train_error, test_error):
     (folder / "summary.json").write_text("{}")
 
 
-def test_degradation_report(tmp_path):
-    r = degradation([20], out=tmp_path, **FAST)
-    assert {p.name for p in (tmp_path / "runs").iterdir()} == {"plain20", "resnet20"}
+@pytest.fixture(scope="module")
+def two_depths(tmp_path_factory):
+    """A quick degradation reproduction at depths 20 and 32 (do not modify: shared)."""
+    out = tmp_path_factory.mktemp("degradation")
+    return out, degradation([20, 32], out=out, **FAST)
+
+
+def test_degradation_report(two_depths):
+    out, r = two_depths
+    assert {p.name for p in (out / "runs").iterdir()} == {"plain20", "resnet20", "plain32", "resnet32"}
     page = r.html.read_text()
     assert page.count("data:image/png;base64,") == 3 and not re.search(r"src=['\"](?!data:)", page)
     summary = r.summary.read_text()
     assert "| 20 | 0.27M |" in summary and "Table 6" in summary and "8.75" in summary
     assert "resnet train --model plain20" in summary and "torch" in summary
     for figure in ("fig6_training_curves.png", "fig7_layer_responses.png", "gradient_flow.png"):
-        assert (tmp_path / "figures" / figure).stat().st_size > 10_000
+        assert (out / "figures" / figure).stat().st_size > 10_000
 
 
-def test_findings_state_the_numbers(tmp_path):
-    r = degradation([20, 32], out=tmp_path, **FAST)
-    runs = tmp_path / "runs"
+def test_findings_state_the_numbers(two_depths):
+    out, r = two_depths
+    runs = out / "runs"
     deeper_trains_worse = _final(runs / "plain32", "train_error") > _final(runs / "plain20", "train_error")
     plain = r.findings[0]
     assert plain.holds == deeper_trains_worse

@@ -123,6 +123,8 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint_and_the_resumed_run_is_
         f"resume with: resnet train --out {stopped} --resume"
     )
     assert "Traceback" not in err and 0 < step < 48
+    if sig != signal.SIGTERM:
+        return  # what follows does not depend on the signal: resuming is checked once
     resumed = _train("--resume", "--out", stopped)
     assert resumed.wait() == 0, resumed.stderr.read()
     a, b = checkpoint.load(straight / "last.pt"), checkpoint.load(stopped / "last.pt")
