@@ -61,9 +61,7 @@ class OptimizerConfig:
 @dataclass
 class ScheduleConfig:
     name: str = "step"  # the learning-rate schedule
-    milestones: list[float] = field(
-        default_factory=lambda: [0.5, 0.75]
-    )  # step: where lr drops, as fractions of the run
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: lr drops here (run fractions)
     gamma: float = 0.1  # step and plateau: factor at each milestone or plateau
     patience: int = 5  # plateau: evaluations without a better validation (else test) error
     warmup: float = 0  # linear warm-up: iterations (≥ 1) or a fraction of the run (< 1)
@@ -251,17 +249,22 @@ def resolve(recipe: str = "cifar-paper", overrides: list[str] | dict | None = No
     elif fields.get("epochs") and not fields.get("iters"):
         fields["iters"] = 0
     for key, value in fields.items():
-        if value is None:
-            continue
-        if key in given and given[key] != value:  # a value the user gave is never silently replaced
-            raise UsageError(
-                f"{key} is given twice: {given[key]!r} as an override (--set {key}=...) and {value!r} "
-                f"by an option of the command; give it once"
-            )
-        apply_override(raw, key, value)
+        if value is not None:
+            apply_override(raw, key, set_once(given, key, value))
     config = from_dict(TrainConfig, raw)
     check(config)
     return config
+
+
+def set_once(given: dict, key: str, value):
+    """`value` for `key`, recorded in `given` (the user's overrides); UsageError if the user gave `key`
+    another value: what a user gives is never silently replaced."""
+    if given.setdefault(key, value) != value:
+        raise UsageError(
+            f"{key} is given twice: {given[key]!r} as an override (--set {key}=...) and {value!r} "
+            "by an option of the command; give it once"
+        )
+    return value
 
 
 def from_dict(cls, raw: dict, prefix: str = ""):

@@ -132,7 +132,9 @@ def from_weights(
     record their own options, sizes and normalization, which are used)."""
     weights = read_weights(path)
     config, meta = family_config(model), weights.meta  # this project's files record options and sizes
-    options = meta.get("model_options", {}) if meta.get("model_name") == model else {}
+    if meta.get("model_name", model) != model:
+        raise UsageError(f"{path} holds {meta['model_name']}, not {model}")
+    options = meta.get("model_options", {})
     network = create_model(model, num_classes=len(classes), **options)
     outputs = head_size(weights, classifier_name(network))
     if outputs is not None and outputs != len(classes):
@@ -174,9 +176,6 @@ def evaluate(
         data_cfg = classifier.config.data if data is None else replace(classifier.config.data, source=data)
         dataset = load_data(data_cfg)
     else:
-        known = read_weights(path).meta.get("model_name")
-        if known is not None and known != model:
-            raise UsageError(f"{path} holds {known}, not {model}")
         if data is None:
             raise UsageError(f"{path}: with --model, name the data set too (e.g. --data cifar10-jpeg.tar.gz)")
         dataset = load_data(replace(family_config(model).data, source=data))

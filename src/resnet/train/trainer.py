@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import checkpoint, run_folder
-from ..config import TrainConfig, from_dict, parse_override, resolve, to_dict
+from ..config import TrainConfig, from_dict, parse_override, resolve, set_once, to_dict
 from ..data.augment import Normalize
 from ..data.load import load_data
 from ..data.loader import make_loader
@@ -140,8 +140,8 @@ def finetune(
     if meta.get("model_name") == model and "model_options" not in fields:
         fields["model_options"] = meta.get("model_options", {})
     for key, value in (("finetune.source", str(source)), ("finetune.mode", mode)):
-        if value is not None and fields.setdefault(key, value) != value:
-            raise UsageError(f"{key} is given twice: {fields[key]!r} as an override and {value!r}; give it once")
+        if value is not None:
+            set_once(fields, key, value)
     return train(model, data, recipe, out, fields, **kwargs)
 
 
@@ -277,7 +277,7 @@ class Trainer:
                 bar.log(self.plan(every))
                 for step in self.steps(end, log=bar.log):
                     if step == start_step + FORECAST_STEPS and end - step > FORECAST_STEPS:
-                        bar.log(self._forecast(time.perf_counter() - start_time, step - start_step, end))
+                        bar.log(self._forecast(bar, end))
                     # at every interval and at the end, but not twice in the last half interval
                     evaluate = step == self.total or (step % every == 0 and self.total - step >= every / 2)
                     save = (cfg.log.checkpoint_every and step % cfg.log.checkpoint_every == 0) or (
@@ -312,10 +312,11 @@ class Trainer:
             f"{' and '.join(self.eval_loaders) or 'no split'}; {where}, {how}; run folder {self.out}"
         )
 
-    def _forecast(self, seconds: float, steps: int, end: int) -> str:
-        """The time the rest of the run will take at the speed of its first steps."""
-        left = seconds / steps * (end - self.step) * (1 + self.config.log.eval_share)
-        text = f"{seconds / steps:.3g} s per iteration: about {format_duration(left)} to go"
+    def _forecast(self, bar: Progress, end: int) -> str:
+        """The time the rest of the run (to `end`) will take at the speed of its first steps."""
+        per_step = bar.elapsed() / (self.step - bar.start)
+        left = per_step * (end - self.step) * (1 + self.config.log.eval_share)  # evaluations still to come
+        text = f"{per_step:.3g} s per iteration: about {format_duration(left)} to go"
         if left > LONG_RUN:
             text += (
                 f" on this {self.runtime.device.type}. Ctrl-C stops with a checkpoint (--resume continues); "
