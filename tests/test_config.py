@@ -79,11 +79,29 @@ def test_a_value_given_twice_is_refused_not_overwritten():
         ("nonsense", "is not key=value"),
         ("label_smoothing=1.5", "label_smoothing must be in"),
         ("device=tpu", "device='tpu'"),
+        ("data.mixup=-0.2", "data.mixup must not be negative"),
+        ("data.mix_prob=1.5", r"data.mix_prob must be in \[0, 1\]"),
+        ("data.random_erase=2", r"data.random_erase must be in \[0, 1\]"),
+        ("data.erase_area=[0.4, 0.2]", r"data.erase_area must be two numbers low ≤ high, in \[0, 1\], not"),
+        ("data.erase_area=[0.2]", "data.erase_area must be two numbers"),
+        ("data.erase_ratio=[0, 3]", r"data.erase_ratio must be two numbers low ≤ high, in \(0, inf\)"),
+        ("data.auto_augment=autoaugment", "data.auto_augment='autoaugment' is not one of: none, randaugment"),
+        ("data.randaugment_magnitude=31", r"data.randaugment_magnitude must be in \[0, 30\]"),
+        ("loss=focal", "loss='focal' is not one of: cross-entropy, bce"),
+        ("bce_threshold=0.2", "bce_threshold=0.2 applies to loss=bce, not loss=cross-entropy"),
     ],
 )
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(UsageError, match=message):
         resolve("cifar-paper", [override])
+
+
+def test_mixing_erasing_policies_and_bce_are_off_in_every_shipped_recipe():
+    for name in recipe_names():
+        c = resolve(name)
+        d = c.data
+        assert (d.mixup, d.cutmix, d.random_erase, d.auto_augment, c.loss) == (0, 0, 0, "none", "cross-entropy")
+    assert resolve("fast", ["loss=bce", "bce_threshold=0.2", "data.erase_area=[0.1, 0.1]"]).bce_threshold == 0.2
 
 
 def test_unknown_recipe_lists_the_recipes():

@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import inspect
 import io
+import math
 import sys
 import tokenize
 import types
@@ -35,6 +36,16 @@ class DataConfig:
     pad: int = 4  # pad-crop-flip: zero padding on each side, in pixels
     scale: list[float] = field(default_factory=lambda: [256, 480])  # scale: range of the shorter side
     area: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random-resized-crop: range of the crop's area
+    auto_augment: str = "none"  # per image after the crop and flip: randaugment or trivialaugment (torchvision's)
+    randaugment_ops: int = 2  # randaugment: N, the operations applied to each image (Cubuk et al. 2020)
+    randaugment_magnitude: int = 9  # randaugment: M, the magnitude of every operation, of 0-30
+    random_erase: float = 0.0  # random erasing (Zhong et al. 2017): the probability that a box is set to 0 (the mean)
+    erase_area: list[float] = field(default_factory=lambda: [0.02, 0.33])  # random erasing: range of the box's area
+    erase_ratio: list[float] = field(default_factory=lambda: [0.3, 3.3])  # random erasing: range of the box's h / w
+    mixup: float = 0.0  # mixup's α: images and labels blended by λ ~ Beta(α, α) (Zhang et al. 2018; 0: off)
+    cutmix: float = 0.0  # cutmix's α: a box of another image pasted, labels by its area (Yun et al. 2019; 0: off)
+    mix_prob: float = 1.0  # mixup and cutmix: the share of batches mixed
+    switch_prob: float = 0.5  # with both mixup and cutmix: the share of mixed batches that cutmix mixes
     eval_resize: float = 1.143  # stream evaluation: shorter side = image_size × this, then a center crop
     normalize: str = "channel"  # channel: per-channel mean and std; pixel-mean: subtract the mean image (§4.2)
     val_size: float = 0  # held out of train for validation: a count (≥ 1) or a fraction (< 1)
@@ -99,7 +110,9 @@ class TrainConfig:
     batch_size: int = 128  # the global batch, split among the processes of a distributed run
     iters: int = 0  # length of the run in iterations (0: given in epochs)
     epochs: float = 0  # length of the run in epochs (0: given in iterations)
-    label_smoothing: float = 0.0  # label smoothing of the cross-entropy loss
+    label_smoothing: float = 0.0  # label smoothing of the loss's targets (mixed ones too)
+    loss: str = "cross-entropy"  # cross-entropy; bce: each class's binary cross-entropy, summed (Wightman et al. 2021)
+    bce_threshold: float = 0.0  # bce: targets above this become 1, the others 0 (RSB's 0.2; 0: off)
     precision: str = "auto"  # autocast precision; auto: bf16 where the device has native bf16, else fp32
     channels_last: bool = False  # NHWC memory format (faster convolutions on CPUs and tensor-core GPUs)
     compile: str = "none"  # torch.compile mode of the training step
@@ -120,6 +133,8 @@ CHOICES = {
     "data.mode": ("auto", "tensor", "stream"),
     "data.augment": ("pad-crop-flip", "scale", "random-resized-crop", "flip", "none"),
     "data.normalize": ("channel", "pixel-mean"),
+    "data.auto_augment": ("none", "randaugment", "trivialaugment"),
+    "loss": ("cross-entropy", "bce"),
     "optimizer.name": ("sgd", "adamw"),
     "schedule.name": ("step", "plateau", "cosine", "onecycle", "constant"),
     "precision": ("fp32", "bf16", "fp16", "auto"),
@@ -134,6 +149,9 @@ NON_NEGATIVE = {
     "epochs",
     "label_smoothing",
     "data.pad",
+    "data.randaugment_ops",
+    "data.mixup",
+    "data.cutmix",
     "data.val_size",
     "data.test_fraction",
     "optimizer.lr",
@@ -154,8 +172,17 @@ NON_NEGATIVE = {
 
 INTERVALS = {  # key: (low, high, whether each end is allowed)
     "label_smoothing": (0, 1, True, False),
+    "data.randaugment_magnitude": (0, 30, True, True),
+    "data.random_erase": (0, 1, True, True),
+    "data.mix_prob": (0, 1, True, True),
+    "data.switch_prob": (0, 1, True, True),
+    "bce_threshold": (0, 1, True, False),
     "log.eval_share": (0, 1, False, True),
     "data.test_fraction": (0, 1, False, False),
+}
+RANGES = {  # key: (bottom, top, whether bottom itself is allowed) of a pair [low, high], low ≤ high
+    "data.erase_area": (0, 1, True),
+    "data.erase_ratio": (0, math.inf, False),
 }
 DEVICES = "auto, cpu, cuda, cuda:N"
 
@@ -165,12 +192,19 @@ def _interval(key: str) -> str:
     return f"{'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}"
 
 
+def _range(key: str) -> str:
+    bottom, top, closed = RANGES[key]
+    return f"{'[' if closed else '('}{bottom}, {top}{']' if top < math.inf else ')'}"
+
+
 def _allowed(key: str) -> str:
     """What `check` accepts for `key` beyond its type, in words ("" if anything of the type)."""
     if key in CHOICES:
         return ", ".join(CHOICES[key])
     if key in INTERVALS:
         return f"in {_interval(key)}"
+    if key in RANGES:
+        return f"low ≤ high, in {_range(key)}"
     if key == "schedule.milestones":
         return "fractions in (0, 1)"
     if key == "device":
@@ -330,6 +364,13 @@ def check(config: TrainConfig) -> None:
             (value <= high) if closed_high else (value < high)
         ):
             raise UsageError(f"{key} must be in {_interval(key)}, not {value}")
+    for key, (bottom, top, closed) in RANGES.items():
+        pair = flat[key]
+        above = len(pair) == 2 and ((bottom <= pair[0]) if closed else (bottom < pair[0]))
+        if not above or not pair[0] <= pair[1] <= top:
+            raise UsageError(f"{key} must be two numbers low ≤ high, in {_range(key)}, not {pair}")
+    if config.bce_threshold and config.loss != "bce":
+        raise UsageError(f"bce_threshold={config.bce_threshold} applies to loss=bce, not loss={config.loss}")
     if any(not 0 < m < 1 for m in config.schedule.milestones):
         raise UsageError(f"schedule.milestones are fractions of the run in (0, 1), not {config.schedule.milestones}")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
