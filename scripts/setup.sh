@@ -18,6 +18,14 @@ fi
 extras=$(echo "$*" | tr ' ' ',')
 stamp=".venv/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)-${extras:-base}"
 if [ ! -f "$stamp" ]; then
+    case ",$extras," in *,augment,*)
+        # torchvision pins torch exactly: its release for this torch (0.N+15 for 2.N) first, so that pip
+        # keeps the torch; for a CPU torch, its CPU build (where that index is out of reach, PyPI's)
+        torch=$(.venv/bin/python -c 'import torch; print(torch.__version__)')
+        minor=$(echo "$torch" | cut -d. -f2)
+        case "$torch" in *+cpu) index="--extra-index-url https://download.pytorch.org/whl/cpu" ;; *) index="" ;; esac
+        .venv/bin/python -m pip install --quiet --retries 0 "torchvision==0.$((minor + 15)).*" $index
+    esac
     .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
     touch "$stamp"
 fi

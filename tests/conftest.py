@@ -42,6 +42,16 @@ def trained_run(image_folder, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def transforms():
+    """torchvision.transforms (the optional augment extra); the test is skipped, saying why, without it."""
+    try:
+        from torchvision import transforms
+    except (ImportError, RuntimeError, OSError) as e:  # RuntimeError: a build for another torch fails to load
+        pytest.skip(f"torchvision is missing or does not load with this torch ({type(e).__name__}: {e})")
+    return transforms
+
+
+@pytest.fixture
 def tmpfs(tmp_path):
     """mount(size) -> a fresh folder on a tmpfs of `size` ("3m"): a real disk that fills up. Only root
     can mount one (CI runs as root); elsewhere, or where mounting is refused, the test is skipped with why."""

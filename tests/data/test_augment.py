@@ -1,6 +1,22 @@
-import torch
+import sys
 
-from resnet.data.augment import Normalize, pad_crop_flip, ten_crop
+import numpy as np
+import pytest
+import torch
+from datasets import class_image
+
+from resnet import UsageError
+from resnet.config import DataConfig
+from resnet.data.augment import (
+    Normalize,
+    apply_policy,
+    auto_augment_policy,
+    cutmix_box,
+    pad_crop_flip,
+    policy_per_image,
+    random_erase,
+    ten_crop,
+)
 
 
 def _naive(images, pad, shifts, flips):
@@ -55,3 +71,95 @@ def test_normalize():
     pixel = Normalize.fit(images, per_pixel=True)
     assert pixel.mean.shape == (3, 4, 4)
     assert torch.allclose(pixel(images).mean(dim=0), torch.zeros(3, 4, 4), atol=1e-5)
+
+
+# -- random erasing ---------------------------------------------------------------------------------
+
+
+def _erased_boxes(out):
+    """(erased or not, area fraction, height / width) of each erased image of 0/1 pixels."""
+    zero = out[:, 0] == 0
+    rows, cols = zero.any(2).sum(1).float(), zero.any(1).sum(1).float()
+    assert torch.equal(zero.sum((1, 2)).float(), rows * cols)  # each erased region is one rectangle
+    h, w = out.shape[-2:]
+    return zero.any(2).any(1), rows * cols / (h * w), rows / cols.clamp_min(1)
+
+
+def test_random_erasing_boxes_take_their_area_and_ratio_from_the_ranges():
+    images = torch.ones(500, 2, 48, 48)
+    out = random_erase(images, 0.5, [0.02, 0.33], [0.3, 3.3], torch.Generator().manual_seed(0))
+    assert set(out.unique().tolist()) == {0.0, 1.0} and torch.equal(out[:, 0], out[:, 1])  # every channel
+    erased, area, ratio = _erased_boxes(out)
+    assert 0.45 < erased.float().mean() < 0.55  # the probability
+    area, ratio = area[erased], ratio[erased]
+    assert area.min() > 0.015 and area.max() < 0.35  # in [0.02, 0.33], up to the rounding of the sides
+    assert area.max() > 0.3 and area.min() < 0.03  # spread over the range
+    assert ratio.min() < 0.5 and ratio.max() > 2 and ratio.min() > 0.2 and ratio.max() < 5
+
+
+def test_random_erasing_probability_and_ranks():
+    images = torch.ones(64, 1, 16, 16)
+    g = torch.Generator
+    assert torch.equal(random_erase(images, 0.0, [0.02, 0.33], [0.3, 3.3], g().manual_seed(1)), images)
+    erased, _, _ = _erased_boxes(random_erase(images, 1.0, [0.1, 0.2], [0.5, 2], g().manual_seed(1)))
+    assert erased.all()
+    whole = random_erase(images, 0.5, [0.1, 0.3], [0.3, 3.3], g().manual_seed(2))
+    parts = [
+        random_erase(images[i : i + 16], 0.5, [0.1, 0.3], [0.3, 3.3], g().manual_seed(2), (i, 64))
+        for i in (0, 16, 32, 48)
+    ]
+    assert torch.equal(torch.cat(parts), whole)  # each process erases its slice as one process would
+
+
+def test_cutmix_box_is_the_clipped_square_of_one_minus_lambda():
+    rng = np.random.default_rng(0)
+    clipped = 0
+    for _ in range(200):
+        lam = rng.uniform()
+        top, bottom, left, right = cutmix_box(32, 40, lam, rng)
+        assert 0 <= top <= bottom <= 32 and 0 <= left <= right <= 40
+        side_h, side_w = 2 * (int(32 * (1 - lam) ** 0.5) // 2), 2 * (int(40 * (1 - lam) ** 0.5) // 2)
+        clipped += (bottom - top, right - left) != (side_h, side_w)
+        assert bottom - top <= side_h and right - left <= side_w
+    assert 20 < clipped < 200  # boxes at the border are cut off there (which λ then accounts for)
+
+
+# -- RandAugment and TrivialAugment: torchvision's ---------------------------------------------------
+
+
+def _theirs(transforms, name):
+    bilinear = transforms.InterpolationMode.BILINEAR
+    if name == "randaugment":
+        return transforms.RandAugment(3, 12, interpolation=bilinear)
+    return transforms.TrivialAugmentWide(interpolation=bilinear)
+
+
+@pytest.mark.parametrize("name", ["randaugment", "trivialaugment"])
+def test_policies_are_torchvisions_transforms_seeded_per_image(transforms, name):
+    policy = auto_augment_policy(DataConfig(auto_augment=name, randaugment_ops=3, randaugment_magnitude=12))
+    image = class_image("red", np.random.default_rng(0), (40, 36))
+    state = torch.get_rng_state()
+    ours = apply_policy(policy, [image] * 6, list(range(6)))
+    assert torch.equal(torch.get_rng_state(), state)  # the global random state is left alone
+    for seed, out in enumerate(ours):
+        torch.manual_seed(seed)
+        assert np.array_equal(np.asarray(out), np.asarray(_theirs(transforms, name)(image)))
+    assert sum(not np.array_equal(np.asarray(out), np.asarray(image)) for out in ours) >= 3
+    # decoded tensors: the same, per image, with a seed each from the step's generator
+    batch = torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())[None].repeat(4, 1, 1, 1)
+    whole = policy_per_image(batch, policy, torch.Generator().manual_seed(5))
+    seeds = torch.randint(2**62, (4,), generator=torch.Generator().manual_seed(5)).tolist()
+    for seed, image_out in zip(seeds, whole):
+        torch.manual_seed(seed)
+        assert torch.equal(image_out, _theirs(transforms, name)(batch[0]))
+    half = policy_per_image(batch[2:], policy, torch.Generator().manual_seed(5), part=(2, 4))
+    assert torch.equal(half, whole[2:])  # a process's slice as in one process
+
+
+def test_a_missing_torchvision_is_one_error_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision raises ImportError
+    with pytest.raises(UsageError, match=r"data.auto_augment=trivialaugment needs torchvision: pip install torchvi"):
+        auto_augment_policy(DataConfig(auto_augment="trivialaugment"))
+    with pytest.raises(UsageError, match=r"resnet\[augment\]"):
+        auto_augment_policy(DataConfig(auto_augment="randaugment"))
+    assert auto_augment_policy(DataConfig()) is None

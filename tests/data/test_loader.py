@@ -1,3 +1,5 @@
+from itertools import islice
+
 import pytest
 import torch
 from datasets import make_image_folder
@@ -8,7 +10,7 @@ from resnet.data.augment import Normalize
 from resnet.data.dataset import ArrayDataset, FileList
 from resnet.data.folder import scan
 from resnet.data.load import load_data
-from resnet.data.loader import StreamLoader, TensorLoader, make_loader
+from resnet.data.loader import Mixing, StreamLoader, TensorLoader, make_loader
 
 PLAIN = DataConfig(augment="none")
 PAD_CROP_FLIP = DataConfig(augment="pad-crop-flip")
@@ -127,3 +129,113 @@ def test_make_loader_streams_file_lists_and_fits_on_a_sample(tmp_path):
     assert torch.equal(loader.normalize.mean, expected.mean) and torch.equal(loader.normalize.std, expected.std)
     x, _ = next(loader.batches())
     assert x.shape == (4, 3, 24, 24) and abs(x.mean().item()) < 1.5  # normalized
+
+
+# -- random erasing in both loaders, after the normalization ----------------------------------------
+
+ERASE = {"random_erase": 1.0, "erase_area": [0.2, 0.3], "normalize": "channel"}
+
+
+def _erased(x):
+    return (x == 0).all(1).float().mean((1, 2))  # the share of each image's pixels at 0 in every channel
+
+
+def test_tensor_batches_are_erased_after_normalization_by_seed_and_step():
+    images = torch.randint(1, 256, (40, 3, 16, 16), dtype=torch.uint8)
+    data = ArrayDataset(images, torch.arange(40) % 4, ["a", "b", "c", "d"])
+    norm = Normalize(torch.zeros(3, 1, 1), torch.ones(3, 1, 1))
+    loader = TensorLoader(data, DataConfig(augment="none", **ERASE), batch_size=8, device="cpu", normalize=norm)
+    x, _ = loader.batch(3)
+    assert ((_erased(x) > 0.15) & (_erased(x) < 0.35)).all()
+    assert torch.equal(loader.batch(3)[0], x) and not torch.equal(loader.batch(4)[0], x)
+    plain = TensorLoader(data, DataConfig(augment="none"), batch_size=8, device="cpu", normalize=norm).batch(3)[0]
+    assert torch.equal(x[x != 0], plain[x != 0])  # the rest of each image is untouched
+
+
+def test_streamed_batches_are_erased_on_the_device_by_step(tmp_path):
+    make_image_folder(tmp_path, {"train": 4}, size=(20, 20))
+    layout = scan(tmp_path)
+    cfg = DataConfig(image_size=16, augment="flip", workers=0, **ERASE)
+    loader = StreamLoader(FileList(layout, layout.splits["train"]), cfg, batch_size=4, device="cpu")
+    batches = [x for x, _ in islice(loader.batches(), 4)]
+    assert all(((_erased(x) > 0.15) & (_erased(x) < 0.35)).all() for x in batches)
+    assert torch.equal(next(loader.batches(start=3))[0], batches[3])  # resumed: the same erasing
+
+
+def test_feature_vectors_refuse_image_augmentations_but_not_mixup():
+    data = ArrayDataset(torch.randn(40, 5), torch.arange(40) % 4, ["a", "b", "c", "d"])
+    for key, value in (("augment", "flip"), ("random_erase", 0.5), ("cutmix", 1.0), ("auto_augment", "randaugment")):
+        overrides = {"augment": "none", key: value}
+        with pytest.raises(UsageError, match=f"data.{key}={value} needs images; these data are feature vectors"):
+            TensorLoader(data, DataConfig(**overrides), batch_size=8, device="cpu")
+    TensorLoader(data, DataConfig(augment="none", mixup=0.2), batch_size=8, device="cpu")
+
+
+# -- mixup and cutmix ---------------------------------------------------------------------------------
+
+
+def _batch(n=8, classes=4):
+    return torch.randn(n, 3, 12, 10), torch.arange(n) % classes
+
+
+def test_mixup_blends_each_image_and_label_with_its_neighbours():
+    mixing = Mixing(DataConfig(mixup=0.4), classes=4, seed=1)
+    x, y = _batch()
+    for step in range(3):
+        kind, lam, _ = mixing.draw(step, 12, 10)
+        out, targets = mixing(x, y, step)
+        assert kind == "mixup" and 0 < lam < 1
+        for i, j in ((0, 1), (1, 0), (6, 7)):
+            assert torch.allclose(out[i], lam * x[i] + (1 - lam) * x[j], atol=1e-6)
+            expected = torch.zeros(4)
+            expected[y[i]] += lam
+            expected[y[j]] += 1 - lam
+            assert torch.allclose(targets[i], expected)
+    assert torch.allclose(targets.sum(1), torch.ones(8))
+    odd, _ = mixing(x[:7], y[:7], 0)
+    assert torch.allclose(odd[6], x[6])  # an odd batch's last image has no neighbour: itself
+
+
+def test_cutmix_pastes_the_neighbours_box_and_lambda_is_its_complement():
+    mixing = Mixing(DataConfig(cutmix=1.0), classes=4, seed=2)
+    x, y = _batch()
+    lams = []
+    for step in range(20):
+        kind, lam, (top, bottom, left, right) = mixing.draw(step, 12, 10)
+        out, targets = mixing(x, y, step)
+        pasted = (out != x).all(1)  # (N, H, W): pixels that came from the neighbour
+        assert kind == "cutmix" and torch.allclose(pasted.float().mean((1, 2)), torch.full((8,), 1 - lam))
+        assert pasted[:, top:bottom, left:right].all()
+        assert torch.equal(out[0][:, pasted[0]], x[1][:, pasted[0]]) and torch.equal(
+            out[1][:, ~pasted[1]], x[1][:, ~pasted[1]]
+        )
+        assert torch.allclose(targets[0, y[0]], torch.tensor(lam)) and torch.allclose(
+            targets[0, y[1]], torch.tensor(1 - lam)
+        )
+        lams.append(lam)
+    assert len(set(lams)) > 10  # λ of boxes of whole pixels
+
+
+def test_batches_are_switched_between_mixup_and_cutmix_and_some_left_alone():
+    cfg = DataConfig(mixup=0.2, cutmix=1.0, mix_prob=0.8, switch_prob=0.5)
+    kinds = [Mixing(cfg, 4, seed=0).draw(step, 12, 10)[0] for step in range(300)]
+    assert 35 < kinds.count("none") < 85  # 20% of the batches unmixed
+    assert 90 < kinds.count("mixup") < 150 and 90 < kinds.count("cutmix") < 150  # the others by either, half and half
+    only_cut = {Mixing(DataConfig(mixup=0.2, cutmix=1.0, switch_prob=1.0), 4, 0).draw(s, 12, 10)[0] for s in range(50)}
+    assert only_cut == {"cutmix"}
+    x, y = _batch()
+    off = Mixing(DataConfig(), 4, seed=0)
+    assert off(x, y, 5) == (x, y) and off.draw(5, 12, 10) == ("none", 1.0, None)
+
+
+def test_mixing_is_a_function_of_seed_and_step_for_every_process():
+    cfg = DataConfig(mixup=0.2, cutmix=1.0)
+    x, y = _batch()
+    first, resumed = Mixing(cfg, 4, seed=3), Mixing(cfg, 4, seed=3)
+    run = [first(x, y, step) for step in range(8)]
+    again = resumed(x, y, 7)  # a resumed run: straight to step 7
+    assert torch.equal(again[0], run[7][0]) and torch.equal(again[1], run[7][1])
+    assert not torch.equal(Mixing(cfg, 4, seed=4)(x, y, 7)[0], again[0])
+    halves = [first(x[i : i + 4], y[i : i + 4], 7) for i in (0, 4)]  # two processes' slices
+    assert torch.equal(torch.cat([h[0] for h in halves]), again[0])
+    assert torch.equal(torch.cat([h[1] for h in halves]), again[1])

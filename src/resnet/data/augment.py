@@ -1,15 +1,19 @@
 """Augmentation. Batched on the training device for decoded tensors (the paper's CIFAR
 augmentation), and per image with Pillow for streamed files (scale augmentation of §3.4,
-random-resized-crop)."""
+random-resized-crop). Random erasing and the mixing of mixup and cutmix are batched on the device
+in both; RandAugment and TrivialAugment are torchvision's, per image."""
 
 from __future__ import annotations
 
 import math
 import random
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from ..errors import UsageError
 
 
 def pad_crop_flip(
@@ -32,6 +36,49 @@ def pad_crop_flip(
         cols = torch.where(flips[:, None], cols.flip(1), cols)  # the flip is a reversed column order
     batch = torch.arange(n, device=images.device)[:, None, None]
     return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def random_erase(
+    images: torch.Tensor,
+    p: float,
+    area: list[float],
+    ratio: list[float],
+    generator: torch.Generator,
+    part: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Random erasing (Zhong et al. 2017) as torchvision's RandomErasing(p, area, ratio, value=0), batched:
+    each image of (N, C, H, W), with probability `p`, gets a box set to 0 (after normalization: the
+    data's mean) whose area is a uniform fraction in `area` of the image and whose aspect ratio (height
+    / width) is log-uniform in `ratio`, the first of 10 tries that fits inside; if none fits, none is
+    erased. `part` as in pad_crop_flip."""
+    n, _, h, w = images.shape
+    offset, total = part or (0, n)
+    tries = 10
+    erase = torch.rand(total, generator=generator) < p
+    target = torch.empty(total, tries).uniform_(*area, generator=generator) * (h * w)
+    aspect = torch.empty(total, tries).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator).exp()
+    heights, widths = (target * aspect).sqrt().round(), (target / aspect).sqrt().round()
+    fits = (heights < h) & (widths < w)
+    first = fits.int().argmax(1, keepdim=True)  # the first try that fits
+    heights, widths = heights.gather(1, first)[:, 0], widths.gather(1, first)[:, 0]
+    top = (torch.rand(total, generator=generator) * (h - heights + 1)).floor()
+    left = (torch.rand(total, generator=generator) * (w - widths + 1)).floor()
+    boxes = torch.stack([top, top + heights, left, left + widths], 1).masked_fill(~(erase & fits.any(1))[:, None], 0)
+    top, bottom, left, right = to_device(boxes[offset : offset + n], images).unbind(1)
+    rows, cols = torch.arange(h, device=images.device), torch.arange(w, device=images.device)
+    inside_rows = (rows >= top[:, None]) & (rows < bottom[:, None])
+    inside_cols = (cols >= left[:, None]) & (cols < right[:, None])
+    return images.masked_fill((inside_rows[:, :, None] & inside_cols[:, None, :])[:, None], 0)
+
+
+def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """Cutmix's box (top, bottom, left, right) for λ: sides √(1 - λ) of the image's around a uniform
+    center, clipped to the image (as in Yun et al.'s code and timm's)."""
+    cut_h, cut_w = int(height * math.sqrt(1 - lam)), int(width * math.sqrt(1 - lam))
+    y, x = int(rng.integers(height)), int(rng.integers(width))
+    top, bottom = max(y - cut_h // 2, 0), min(y + cut_h // 2, height)
+    left, right = max(x - cut_w // 2, 0), min(x + cut_w // 2, width)
+    return top, bottom, left, right
 
 
 def to_device(draws: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -126,8 +173,8 @@ def random_resized_crop(image: Image.Image, size: int, area: tuple[float, float]
     return center_crop(resize_shorter(image, size), size)  # fallback, as torchvision does
 
 
-def image_transform(image: Image.Image, augment: str, size: int, rng: random.Random, cfg) -> Image.Image:
-    """The training view of one streamed image (`cfg`: the DataConfig)."""
+def image_transform(image: Image.Image, augment: str, size: int, rng: random.Random, cfg, policy=None) -> Image.Image:
+    """The training view of one streamed image (`cfg`: the DataConfig), then `policy` (auto_augment_policy's)."""
     if augment == "scale":
         image = scale_augment(image, size, tuple(cfg.scale), rng)
     elif augment == "random-resized-crop":
@@ -140,4 +187,61 @@ def image_transform(image: Image.Image, augment: str, size: int, rng: random.Ran
         image = center_crop(resize_shorter(image, size), size)
     if augment != "none" and rng.random() < 0.5:
         image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    if policy is not None:
+        image = apply_policy(policy, [image], [rng.getrandbits(62)])[0]
     return image
+
+
+# RandAugment and TrivialAugment: torchvision's own (an optional dependency: it pins torch exactly).
+
+
+def auto_augment_policy(cfg):
+    """torchvision's transform of `cfg.auto_augment` (`cfg`: the DataConfig), bilinear as in torchvision's
+    ImageNet recipe: RandAugment (Cubuk et al. 2020) with N = randaugment_ops and M = randaugment_magnitude
+    (of 31 levels), or TrivialAugmentWide (Müller & Hutter 2021); None for "none". UsageError when
+    torchvision is missing or does not load."""
+    if cfg.auto_augment == "none":
+        return None
+    transforms = _torchvision_transforms(f"data.auto_augment={cfg.auto_augment}")
+    bilinear = transforms.InterpolationMode.BILINEAR
+    if cfg.auto_augment == "randaugment":
+        return transforms.RandAugment(cfg.randaugment_ops, cfg.randaugment_magnitude, interpolation=bilinear)
+    return transforms.TrivialAugmentWide(interpolation=bilinear)
+
+
+def _torchvision_transforms(setting: str):
+    try:
+        from torchvision import transforms
+    except (ImportError, RuntimeError, OSError) as e:  # RuntimeError: a build for another torch fails to load
+        version, minor = torch.__version__, int(torch.__version__.split(".")[1])
+        build = "; its CPU build, from the index that torch came from" if "+cpu" in version else ""
+        found = "" if isinstance(e, ImportError) else f"; the installed one does not load with this torch ({e})"
+        raise UsageError(  # torchvision 0.(N+15) is the release made for torch 2.N
+            f"{setting} needs torchvision: pip install torchvision==0.{minor + 15}.* (the release for torch "
+            f"{version}{build}), or pip install 'resnet[augment]' to let pip choose torch too{found}"
+        ) from None
+    return transforms
+
+
+def apply_policy(policy, images: list, seeds: list[int]) -> list:
+    """`policy` applied to each image (PIL, or a uint8 (C, H, W) tensor) with the draws of torch's
+    generator seeded by its seed (torchvision's transforms draw from the global one); the global
+    random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        out = []
+        for image, seed in zip(images, seeds):
+            torch.default_generator.manual_seed(seed)
+            out.append(policy(image))
+        return out
+
+
+def policy_per_image(
+    images: torch.Tensor, policy, generator: torch.Generator, part: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """`policy` applied to each image of a uint8 batch (N, C, H, W): torchvision draws one operation per
+    call, so a call per image. On the CPU, whatever the device of `images` (the results are the same
+    on every device); a seed per image from `generator`, `part` as in pad_crop_flip."""
+    n = len(images)
+    offset, total = part or (0, n)
+    seeds = torch.randint(2**62, (total,), generator=generator)[offset : offset + n].tolist()
+    return to_device(torch.stack(apply_policy(policy, list(images.cpu()), seeds)), images)

@@ -6,7 +6,8 @@ a `FileList` in worker processes. Either has `steps_per_epoch`, `batches(start)`
 from a step on), `eval_batches(batch_size, tta)`, `sample()` (raw pixels for the normalization's
 statistics), `normalize` and `eval_resize`. Both are deterministic functions of (seed, step): a
 resumed run sees exactly the batches it would have seen, and rank r of a distributed run takes its
-own slice of every global batch.
+own slice of every global batch. `Mixing` (mixup, cutmix) turns a training batch's labels into
+class probabilities; the training loop applies it to either loader's batches.
 """
 
 from __future__ import annotations
@@ -17,11 +18,23 @@ from itertools import count
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import DataConfig
 from ..errors import UsageError
-from .augment import Normalize, center_crop, image_transform, pad_crop_flip, resize_shorter, ten_crop
+from .augment import (
+    Normalize,
+    auto_augment_policy,
+    center_crop,
+    cutmix_box,
+    image_transform,
+    pad_crop_flip,
+    policy_per_image,
+    random_erase,
+    resize_shorter,
+    ten_crop,
+)
 from .dataset import ArrayDataset, FileList
 from .images import decode_image
 
@@ -37,7 +50,7 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(mix(*keys))
 
 
-SHUFFLE, AUGMENT = 0, 1  # what a generator is for
+SHUFFLE, AUGMENT, ERASE, MIX, POLICY = range(5)  # what a generator is for
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -45,6 +58,7 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 NORMALIZE_SAMPLE = 512  # streamed images whose statistics give the normalization
+IMAGES_ONLY = {"augment": "none", "auto_augment": "none", "random_erase": 0.0, "cutmix": 0.0}  # keys and their "off"
 
 
 def make_loader(
@@ -110,8 +124,12 @@ class TensorLoader:
         channels_last: bool = False,
     ) -> None:
         augment = cfg.augment if train else "none"
-        if data.images.ndim != 4 and augment != "none":
-            raise UsageError(f"data.augment={augment} needs images; these data are feature vectors (data.augment=none)")
+        if data.images.ndim != 4 and train:
+            for key, off in IMAGES_ONLY.items():
+                if (value := getattr(cfg, key)) != off:
+                    raise UsageError(
+                        f"data.{key}={value} needs images; these data are feature vectors (data.{key}={off})"
+                    )
         if augment not in ("pad-crop-flip", "flip", "none"):
             raise UsageError(
                 f"data.augment={augment} needs data.mode=stream (decoded tensors are cropped, not resized)"
@@ -121,6 +139,7 @@ class TensorLoader:
         self.batch_size, self.device = batch_size, torch.device(device)
         self.normalize = (normalize or Normalize.identity()).to(device)
         self.augment, self.pad, self.seed, self.rank, self.world = augment, cfg.pad, seed, rank, world
+        self.cfg, self.policy = cfg, auto_augment_policy(cfg) if train else None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.steps_per_epoch = len(data) // (batch_size * world)
         if train and self.steps_per_epoch == 0:
@@ -141,11 +160,13 @@ class TensorLoader:
         start = (i * self.world + self.rank) * self.batch_size
         index = self._perm[start : start + self.batch_size]
         x = self.images[index]
+        part = (self.rank * self.batch_size, self.world * self.batch_size)
         if self.augment != "none":
             pad = self.pad if self.augment == "pad-crop-flip" else 0
-            part = (self.rank * self.batch_size, self.world * self.batch_size)
             x = pad_crop_flip(x, pad, _generator(self.seed, AUGMENT, step), part=part)
-        return self._finish(x), self.labels[index]
+        if self.policy is not None:
+            x = policy_per_image(x, self.policy, _generator(self.seed, POLICY, step), part)
+        return erase(self._finish(x), self.cfg, self.seed, step, part), self.labels[index]
 
     def batches(self, start: int = 0) -> Iterator[Batch]:
         for step in count(start):
@@ -166,6 +187,59 @@ class TensorLoader:
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalize(x)
         return x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x
+
+
+def erase(x: torch.Tensor, cfg: DataConfig, seed: int, step: int, part: tuple[int, int]) -> torch.Tensor:
+    """Random erasing (data.random_erase) of the normalized training batch of `step`."""
+    if not cfg.random_erase:
+        return x
+    return random_erase(x, cfg.random_erase, cfg.erase_area, cfg.erase_ratio, _generator(seed, ERASE, step), part)
+
+
+class Mixing:
+    """Mixup (Zhang et al. 2018) and cutmix (Yun et al. 2019) of training batches, as timm's Mixup with
+    mode "batch": a share `mix_prob` of the batches is mixed, each by one of them (cutmix with
+    probability `switch_prob` when both are on), with one λ ~ Beta(α, α) for the batch. Each image is
+    mixed with its neighbour in the shuffled batch (0↔1, 2↔3, …), so that a process's slice of even
+    size mixes as the whole batch would. Cutmix pastes the neighbour's box (`cutmix_box`) and takes
+    λ = the share of the image left uncovered (timm's correct_lam). The draws are a function of (seed,
+    step): a resumed run mixes as it would have, and every process of a distributed run alike."""
+
+    def __init__(self, cfg: DataConfig, classes: int, seed: int) -> None:
+        self.mixup, self.cutmix, self.prob, self.switch = cfg.mixup, cfg.cutmix, cfg.mix_prob, cfg.switch_prob
+        self.classes, self.seed = classes, seed
+
+    def draw(self, step: int, height: int, width: int) -> tuple[str, float, tuple[int, int, int, int] | None]:
+        """(kind, λ, box) of `step`'s batch: kind "none", "mixup" or "cutmix"; cutmix's box (top,
+        bottom, left, right) in images of height × width."""
+        if not (self.mixup or self.cutmix):
+            return "none", 1.0, None
+        rng = np.random.default_rng(mix(self.seed, MIX, step))  # NumPy's: torch has no seeded Beta sampler
+        if rng.random() >= self.prob:
+            return "none", 1.0, None
+        cut = self.cutmix > 0 and (self.mixup == 0 or rng.random() < self.switch)
+        lam = float(rng.beta(*[self.cutmix if cut else self.mixup] * 2))
+        if not cut:
+            return "mixup", lam, None
+        top, bottom, left, right = box = cutmix_box(height, width, lam, rng)
+        return "cutmix", 1 - (bottom - top) * (right - left) / (height * width), box
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch (x, labels) of `step` mixed: images and class probabilities (N, classes); an
+        unmixed batch keeps its labels."""
+        kind, lam, box = self.draw(step, *x.shape[-2:])
+        if kind == "none":
+            return x, labels
+        n = len(x)
+        partner = (torch.arange(n, device=x.device) ^ 1).clamp_(max=n - 1)  # an odd batch's last: itself
+        if kind == "mixup":
+            x = torch.lerp(x[partner], x, lam)  # λ x + (1 - λ) x[partner]
+        else:
+            top, bottom, left, right = box
+            x = x.clone()
+            x[:, :, top:bottom, left:right] = x[partner, :, top:bottom, left:right]
+        targets = F.one_hot(labels, self.classes).float()
+        return x, torch.lerp(targets[partner], targets, lam)
 
 
 class _EpochSampler(Sampler):
@@ -194,6 +268,7 @@ class _FileDataset(Dataset):
 
     def __init__(self, data: FileList, cfg: DataConfig, seed: int, train: bool, eval_crop: int | None = None):
         self.data, self.cfg, self.seed, self.train, self.eval_crop = data, cfg, seed, train, eval_crop
+        self.policy = auto_augment_policy(cfg) if train else None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -208,7 +283,7 @@ class _FileDataset(Dataset):
         except OSError as e:
             raise UsageError(f"{name}: unreadable ({e.strerror or e})") from None
         if self.train:
-            image = image_transform(image, self.cfg.augment, size, rng, self.cfg)
+            image = image_transform(image, self.cfg.augment, size, rng, self.cfg, self.policy)
         else:
             image = center_crop(resize_shorter(image, round(size * self.cfg.eval_resize)), self.eval_crop or size)
         return torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy()), label
@@ -265,10 +340,12 @@ class StreamLoader:
 
     def batches(self, start: int = 0) -> Iterator[Batch]:
         epoch, offset = divmod(start, self.steps_per_epoch)
+        steps, part = count(start), (self.rank * self.batch_size, self.world * self.batch_size)
         while True:
             sampler = _EpochSampler(len(self.dataset), self.batch_size, self.world, self.rank, self.seed, epoch, offset)
-            for x, y in self._loader(sampler):
-                yield self._finish(x), y.to(self.device, non_blocking=True)
+            for (x, y), step in zip(self._loader(sampler), steps):
+                x = erase(self._finish(x), self.dataset.cfg, self.seed, step, part)
+                yield x, y.to(self.device, non_blocking=True)
             epoch, offset = epoch + 1, 0
 
     def eval_batches(self, batch_size: int | None = None, tta: str = "none") -> Iterator[Batch]:
