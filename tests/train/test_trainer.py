@@ -1,13 +1,16 @@
 import json
 import re
 import sys
+from collections import Counter
 
 import pytest
 import torch
 from datasets import QUICK
 
 from resnet import RunError, UsageError, checkpoint, train
+from resnet.data import augment, loader
 from resnet.data.loader import TensorLoader
+from resnet.train import loss
 
 
 def _weights(out):
@@ -224,3 +227,47 @@ def test_a_run_says_what_it_will_do_and_how_long_it_will_take(image_folder, tmp_
     assert re.search(r"^step 4/12 .* · ETA \d+s$", lines[2])
     last = next(line for line in lines if line.startswith("step 12/12"))
     assert "ETA" not in last  # none at the end
+
+
+def _count_calls(monkeypatch, module, name: str, calls: Counter) -> None:
+    original = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls[name] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+
+
+def test_mixup_cutmix_erasing_and_bce_train_and_resume_exactly(image_folder, tmp_path, monkeypatch):
+    calls = Counter()
+    for module, name in ((loader, "random_erase"), (loader, "cutmix_box"), (loss, "binary_cross_entropy")):
+        _count_calls(monkeypatch, module, name, calls)
+    settings = {
+        **QUICK,
+        "log.evals": 1,
+        "data.mixup": 0.4,
+        "data.cutmix": 1.0,
+        "data.random_erase": 0.5,
+        "loss": "bce",
+        "bce_threshold": 0.2,
+        "label_smoothing": 0.1,
+    }
+    run = ("resnet20", str(image_folder), "cifar-paper")
+    train(*run, tmp_path / "straight", settings, iters=4, progress=False)
+    assert calls["random_erase"] == 4 and calls["binary_cross_entropy"] == 4
+    assert 0 < calls["cutmix_box"] < 4  # each batch mixed by cutmix or (the others) mixup
+    paused = train(*run, tmp_path / "resumed", settings, iters=4, stop_after=2, progress=False)
+    assert not paused.finished
+    train(out=tmp_path / "resumed", resume=True, progress=False)
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+@pytest.mark.parametrize("mode", ["tensor", "stream"])
+def test_randaugment_trains_in_either_mode(image_folder, tmp_path, monkeypatch, transforms, mode):
+    calls = Counter()
+    _count_calls(monkeypatch, augment, "apply_policy", calls)
+    settings = {**QUICK, "log.evals": 1, "data.mode": mode, "data.auto_augment": "randaugment"}
+    train("resnet20", str(image_folder), "cifar-paper", tmp_path, settings, iters=2, progress=False)
+    assert calls["apply_policy"] == (2 if mode == "tensor" else 2 * 16)  # a call per batch, or per image

@@ -16,13 +16,12 @@ from itertools import islice
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .. import checkpoint, run_folder
 from ..config import TrainConfig, from_dict, parse_override, resolve, set_once, to_dict
 from ..data.augment import Normalize
 from ..data.load import load_data
-from ..data.loader import make_loader
+from ..data.loader import Mixing, make_loader
 from ..errors import RunError, Stopped, UsageError
 from ..models import get_spec
 from ..models.weights import read_weights
@@ -31,6 +30,7 @@ from .build import build_model, build_optimizer, forward_pass, rng_state, set_rn
 from .diagnostics import gradient_norms, layer_responses
 from .evaluate import evaluate_batches
 from .finetune import apply_freezing, parts, read_source, source_normalize
+from .loss import training_loss
 from .meter import Meter, NonFiniteGuard
 from .modes import freeze_batch_norm
 from .progress import Progress
@@ -175,6 +175,8 @@ class Trainer:
         self.train_loader = self._loader("train", normalize)
         self.normalize = self.train_loader.normalize
         self.eval_loaders = {s: self._loader(s, self.normalize) for s in self.data.split_names if s != "train"}
+        self.mixing = Mixing(config.data, len(self.data.classes), config.seed)
+        self.loss = training_loss(config)
         self.model, self.model_options = build_model(
             config, len(self.data.classes), self.data.features, self.source, self.runtime
         )
@@ -387,15 +389,16 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         self.guard.before_forward()
+        x, target = self.mixing(x, y, self.step)  # mixup or cutmix: class probabilities; else the labels
         with self.autocast:
             logits = self.forward(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
+            loss = self.loss(logits.float(), target)
         self.optimizer.zero_grad(set_to_none=True)
         if self.guard.allows(loss, self.step):
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        self.meter.add(loss, logits, y)
+        self.meter.add(loss, logits, y)  # the training error: against each image's own label, mixed or not
 
     def _sync(self, bar: Progress) -> None:
         """Read what the device measured: stop at a non-finite loss, end the §4.2 warm-up, update the bar."""
