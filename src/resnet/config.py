@@ -35,7 +35,9 @@ class DataConfig:
     pad: int = 4  # pad-crop-flip: zero padding on each side, in pixels
     scale: list[float] = field(default_factory=lambda: [256, 480])  # scale: range of the shorter side
     area: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random-resized-crop: range of the crop's area
-    eval_resize: float = 1.143  # stream evaluation: shorter side = image_size × this, then a center crop
+    eval_resize: float = 1.143  # stream evaluation: shorter side = eval size × this, then a center crop
+    eval_size: int = 0  # stream evaluation: the center crop's side, e.g. above image_size (FixRes); 0: image_size
+    lighting: float = 0  # §3.4's "standard color augmentation", AlexNet's PCA lighting noise: its std (0.1; 0: off)
     normalize: str = "channel"  # channel: per-channel mean and std; pixel-mean: subtract the mean image (§4.2)
     val_size: float = 0  # held out of train for validation: a count (≥ 1) or a fraction (< 1)
     test_fraction: float = 0.1  # held out as test when the source has no test/ or val/ split
@@ -47,10 +49,10 @@ class DataConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # SGD with momentum (the paper's) or AdamW
+    name: str = "sgd"  # SGD with momentum (the paper's), AdamW, or LAMB (You et al. 2019; pip install 'resnet[lamb]')
     lr: float = 0.1  # learning rate (the peak, with warm-up or one-cycle)
     momentum: float = 0.9  # SGD momentum
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's betas
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's and LAMB's betas
     nesterov: bool = False  # SGD: Nesterov momentum
     weight_decay: float = 1e-4  # L2 weight decay
     decay_norm_and_bias: bool = True  # false: no weight decay on BN parameters and biases
@@ -78,6 +80,13 @@ class FinetuneConfig:
     mode: str = "full"  # linear: probe (frozen backbone and BN); full; gradual: unfreezing from the top
     backbone_lr: float = 0.1  # full and gradual: the backbone's learning rate, as a fraction of lr
     normalize: str = "source"  # source: the pre-trained model's input normalization; data: fit on the data
+
+
+@dataclass
+class EmaConfig:
+    decay: float = 0  # moving average of the weights and BN statistics, evaluated and saved as the model (0: off)
+    every: int = 1  # update the average every N iterations
+    warmup: bool = True  # the decay ramps up as 1 - (1 + updates)^(-2/3) until it reaches `decay` (timm's EMA warm-up)
 
 
 @dataclass
@@ -114,13 +123,14 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     log: LogConfig = field(default_factory=LogConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
 
 
 CHOICES = {
     "data.mode": ("auto", "tensor", "stream"),
     "data.augment": ("pad-crop-flip", "scale", "random-resized-crop", "flip", "none"),
     "data.normalize": ("channel", "pixel-mean"),
-    "optimizer.name": ("sgd", "adamw"),
+    "optimizer.name": ("sgd", "adamw", "lamb"),
     "schedule.name": ("step", "plateau", "cosine", "onecycle", "constant"),
     "precision": ("fp32", "bf16", "fp16", "auto"),
     "compile": ("none", "default", "reduce-overhead", "max-autotune"),
@@ -128,7 +138,7 @@ CHOICES = {
     "finetune.mode": ("linear", "full", "gradual"),
     "finetune.normalize": ("source", "data"),
 }
-POSITIVE = {"batch_size", "data.image_size", "log.evals", "optimizer.reference_batch", "schedule.patience"}
+POSITIVE = {"batch_size", "data.image_size", "log.evals", "optimizer.reference_batch", "schedule.patience", "ema.every"}
 NON_NEGATIVE = {
     "iters",
     "epochs",
@@ -149,6 +159,8 @@ NON_NEGATIVE = {
     "log.checkpoint_minutes",
     "schedule.warmup_max_iters",
     "data.workers",
+    "data.eval_size",
+    "data.lighting",
 }
 
 
@@ -156,6 +168,7 @@ INTERVALS = {  # key: (low, high, whether each end is allowed)
     "label_smoothing": (0, 1, True, False),
     "log.eval_share": (0, 1, False, True),
     "data.test_fraction": (0, 1, False, False),
+    "ema.decay": (0, 1, True, False),
 }
 DEVICES = "auto, cpu, cuda, cuda:N"
 
