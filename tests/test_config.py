@@ -33,6 +33,7 @@ def test_imagenet_paper_is_section_3_4():
         "scale",
         [256, 480],
     )
+    assert c.data.lighting == 0.1  # "the standard color augmentation" (Krizhevsky et al. 2012)
 
 
 def test_overrides_are_typed_by_yaml():

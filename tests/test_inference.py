@@ -1,8 +1,10 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from resnet import UsageError, checkpoint, evaluate, load
@@ -159,3 +161,83 @@ def test_auto_runs_small_jobs_uncompiled_and_large_ones_on_the_fastest_engine(tr
 def test_unknown_engine_is_refused(trained_run):
     with pytest.raises(UsageError, match="unknown inference engine 'tpu'"):
         load(trained_run / "best.pt", engine="tpu")
+
+
+# -- the evaluation size (FixRes) and §3.4's multi-scale testing, on streamed files ---------------------
+
+
+@pytest.fixture(scope="module")
+def stream_run(tmp_path_factory):
+    """resnet20 trained 2 iterations on 24×24 crops of streamed 40×30 images, evaluated on 32×32 crops."""
+    from datasets import QUICK, make_image_folder
+
+    from resnet import train
+
+    root = make_image_folder(tmp_path_factory.mktemp("wide"), {"train": 6, "test": 3}, size=(40, 30))
+    settings = {
+        **QUICK,
+        "batch_size": 6,
+        "precision": "fp32",
+        "data.mode": "stream",
+        "data.image_size": 24,
+        "data.eval_size": 32,
+        "data.eval_resize": 1.0,
+    }
+    out = tmp_path_factory.mktemp("stream-run")
+    train("resnet20", str(root), "cifar-paper", out, settings, iters=2, device="cpu", progress=False)
+    return out, root
+
+
+def _by_hand(classifier, path, sides, crop=None):
+    """The model's probabilities for the image at `path`, its shorter side resized to each of `sides`
+    (and center-cropped to `crop`), averaged with those of the mirror images unless cropped."""
+    image = Image.open(path).convert("RGB")
+    probs = []
+    for side in sides:
+        w, h = image.size
+        view = image.resize((round(w * side / min(w, h)), round(h * side / min(w, h))), Image.BILINEAR)
+        if crop:
+            left, top = (view.width - crop) // 2, (view.height - crop) // 2
+            view = view.crop((left, top, left + crop, top + crop))
+        x = classifier.normalize(torch.from_numpy(np.array(view)).permute(2, 0, 1)[None])
+        with torch.no_grad():
+            probs += [classifier.model(v).softmax(1) for v in ([x] if crop else [x, x.flip(3)])]
+    return torch.cat(probs).mean(0)
+
+
+def _loss_and_confusion(classifier, root, sides, crop=None):
+    paths, labels = _test_images(root)
+    probs = torch.stack([_by_hand(classifier, p, sides, crop) for p in paths])
+    return F.nll_loss(probs.log(), labels).item(), confusion_of(labels, probs.argmax(1))
+
+
+def test_the_eval_size_is_what_training_and_eval_evaluate_on(stream_run):
+    out, root = stream_run
+    classifier = load(out / "last.pt")
+    assert classifier.image_size == 32  # what predict and the exports are given
+    m = evaluate(out / "last.pt", device="cpu")
+    loss, confusion = _loss_and_confusion(classifier, root, [32], crop=32)
+    tolerance = 1e-5 if m["precision"] == "fp32" else 3e-2
+    assert m["size"] == 32 and m["loss"] == pytest.approx(loss, rel=tolerance)
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["test_loss"] == pytest.approx(loss, rel=1e-5)  # the run evaluated the same views
+    assert evaluate(out / "last.pt", device="cpu", size=24)["loss"] != pytest.approx(m["loss"], rel=1e-3)
+
+
+def test_multiscale_testing_averages_the_whole_images_and_their_mirrors_over_the_scales(stream_run):
+    out, root = stream_run
+    m = evaluate(out / "last.pt", tta="multiscale", device="cpu")
+    sides = [round(side * 24 / 224) for side in (224, 256, 384, 480, 640)]  # the paper's, for 24-pixel crops
+    loss, confusion = _loss_and_confusion(load(out / "last.pt"), root, sides)
+    assert m["scales"] == sides == [24, 27, 41, 51, 69] and (m["engine"], m["precision"]) == ("torch", "fp32")
+    assert m["loss"] == pytest.approx(loss, rel=1e-5) and m["confusion"] == confusion
+    assert evaluate(out / "last.pt", tta="multiscale", scales=[30], device="cpu")["scales"] == [30]
+
+
+def test_multiscale_testing_needs_streamed_files_and_takes_no_crop_size(trained_run, stream_run):
+    with pytest.raises(UsageError, match="multi-scale testing resizes whole images: it needs image files streamed"):
+        evaluate(trained_run / "last.pt", tta="multiscale", device="cpu")
+    with pytest.raises(UsageError, match="not crops of one size"):
+        evaluate(stream_run[0] / "last.pt", tta="multiscale", size=32, device="cpu")
+    with pytest.raises(UsageError, match="scales are the shorter sides of multi-scale testing"):
+        evaluate(stream_run[0] / "last.pt", tta="10crop", scales=[32], device="cpu")

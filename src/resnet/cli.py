@@ -164,7 +164,17 @@ def _eval(args: argparse.Namespace) -> None:
 
     out = args.out or Path(args.checkpoint).parent / f"eval-{args.split}-{args.tta}"
     m = evaluate(
-        args.checkpoint, args.data, args.split, args.tta, out, args.batch_size, args.device, args.engine, args.model
+        args.checkpoint,
+        args.data,
+        args.split,
+        args.tta,
+        out,
+        args.batch_size,
+        args.device,
+        args.engine,
+        args.model,
+        args.size,
+        args.scales,
     )
     if args.json:
         print(json.dumps(m, indent=2))
@@ -438,7 +448,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data set (default: the one it was trained on)")
     p.add_argument("--model", help="the network of a weights file that is not a checkpoint of resnet train")
     p.add_argument("--split", default="test", choices=["test", "val", "train"], help="the split to evaluate")
-    p.add_argument("--tta", default="none", choices=["none", "flip", "10crop"], help="test-time augmentation")
+    p.add_argument(
+        "--tta",
+        default="none",
+        choices=["none", "flip", "10crop", "multiscale"],
+        help="test-time augmentation; multiscale: §3.4's fully convolutional testing, the whole image and its "
+        "mirror image at several scales (--scales), one image at a time",
+    )
+    p.add_argument(
+        "--scales",
+        type=_positive_int,
+        nargs="+",
+        metavar="SIDE",
+        help="--tta multiscale: the shorter sides (default: the paper's 224 256 384 480 640, scaled by the "
+        "training crop / 224)",
+    )
+    p.add_argument(
+        "--size",
+        type=_positive_int,
+        help="side of the center crop evaluated (default: the checkpoint's data.eval_size, else its image size)",
+    )
     p.add_argument("--out", type=Path, help="report folder (default: eval-SPLIT-TTA beside the checkpoint)")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="images per batch")
     _device_option(p)

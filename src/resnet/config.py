@@ -46,7 +46,9 @@ class DataConfig:
     cutmix: float = 0.0  # cutmix's α: a box of another image pasted, labels by its area (Yun et al. 2019; 0: off)
     mix_prob: float = 1.0  # mixup and cutmix: the share of batches mixed
     switch_prob: float = 0.5  # with both mixup and cutmix: the share of mixed batches that cutmix mixes
-    eval_resize: float = 1.143  # stream evaluation: shorter side = image_size × this, then a center crop
+    eval_resize: float = 1.143  # stream evaluation: shorter side = eval size × this, then a center crop
+    eval_size: int = 0  # stream evaluation: the center crop's side, e.g. above image_size (FixRes); 0: image_size
+    lighting: float = 0  # §3.4's "standard color augmentation", AlexNet's PCA lighting noise: its std (0.1; 0: off)
     normalize: str = "channel"  # channel: per-channel mean and std; pixel-mean: subtract the mean image (§4.2)
     val_size: float = 0  # held out of train for validation: a count (≥ 1) or a fraction (< 1)
     test_fraction: float = 0.1  # held out as test when the source has no test/ or val/ split
@@ -58,10 +60,10 @@ class DataConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # SGD with momentum (the paper's) or AdamW
+    name: str = "sgd"  # SGD with momentum (the paper's), AdamW, or LAMB (You et al. 2019; pip install 'resnet[lamb]')
     lr: float = 0.1  # learning rate (the peak, with warm-up or one-cycle)
     momentum: float = 0.9  # SGD momentum
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's betas
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's and LAMB's betas
     nesterov: bool = False  # SGD: Nesterov momentum
     weight_decay: float = 1e-4  # L2 weight decay
     decay_norm_and_bias: bool = True  # false: no weight decay on BN parameters and biases
@@ -89,6 +91,13 @@ class FinetuneConfig:
     mode: str = "full"  # linear: probe (frozen backbone and BN); full; gradual: unfreezing from the top
     backbone_lr: float = 0.1  # full and gradual: the backbone's learning rate, as a fraction of lr
     normalize: str = "source"  # source: the pre-trained model's input normalization; data: fit on the data
+
+
+@dataclass
+class EmaConfig:
+    decay: float = 0  # moving average of the weights and BN statistics, evaluated and saved as the model (0: off)
+    every: int = 1  # update the average every N iterations
+    warmup: bool = True  # the decay ramps up as 1 - (1 + updates)^(-2/3) until it reaches `decay` (timm's EMA warm-up)
 
 
 @dataclass
@@ -127,6 +136,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     log: LogConfig = field(default_factory=LogConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
 
 
 CHOICES = {
@@ -135,7 +145,7 @@ CHOICES = {
     "data.normalize": ("channel", "pixel-mean"),
     "data.auto_augment": ("none", "randaugment", "trivialaugment"),
     "loss": ("cross-entropy", "bce"),
-    "optimizer.name": ("sgd", "adamw"),
+    "optimizer.name": ("sgd", "adamw", "lamb"),
     "schedule.name": ("step", "plateau", "cosine", "onecycle", "constant"),
     "precision": ("fp32", "bf16", "fp16", "auto"),
     "compile": ("none", "default", "reduce-overhead", "max-autotune"),
@@ -143,7 +153,7 @@ CHOICES = {
     "finetune.mode": ("linear", "full", "gradual"),
     "finetune.normalize": ("source", "data"),
 }
-POSITIVE = {"batch_size", "data.image_size", "log.evals", "optimizer.reference_batch", "schedule.patience"}
+POSITIVE = {"batch_size", "data.image_size", "log.evals", "optimizer.reference_batch", "schedule.patience", "ema.every"}
 NON_NEGATIVE = {
     "iters",
     "epochs",
@@ -167,6 +177,8 @@ NON_NEGATIVE = {
     "log.checkpoint_minutes",
     "schedule.warmup_max_iters",
     "data.workers",
+    "data.eval_size",
+    "data.lighting",
 }
 
 
@@ -179,6 +191,7 @@ INTERVALS = {  # key: (low, high, whether each end is allowed)
     "bce_threshold": (0, 1, True, False),
     "log.eval_share": (0, 1, False, True),
     "data.test_fraction": (0, 1, False, False),
+    "ema.decay": (0, 1, True, False),
 }
 RANGES = {  # key: (bottom, top, whether bottom itself is allowed) of a pair [low, high], low ≤ high
     "data.erase_area": (0, 1, True),

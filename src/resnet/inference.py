@@ -15,7 +15,7 @@ from torch import nn
 
 from . import checkpoint
 from .config import TrainConfig, from_dict, resolve
-from .data.augment import Normalize, center_crop, resize_shorter
+from .data.augment import Normalize, center_crop, multiscale_sizes, resize_shorter
 from .data.images import decode_image
 from .data.load import load_data
 from .data.loader import make_loader
@@ -163,13 +163,24 @@ def evaluate(
     device: str = "auto",
     engine: str = "auto",
     model: str | None = None,
+    size: int | None = None,
+    scales: list[int] | None = None,
 ) -> dict:
     """Top-1/top-5 error, per-class accuracy and confusion matrix of a checkpoint on `split` of `data`
     (default: the data it was trained on), computed by `engine` (see `resnet.optimize.for_inference`).
     `path` may also be another library's weights file: then `model` names its network and `data` is
-    needed (see `from_weights`). With `out`, writes metrics.json, confusion.csv and confusion.png."""
+    needed (see `from_weights`). With `out`, writes metrics.json, confusion.csv and confusion.png.
+
+    `tta`: one of TTA; "multiscale" is §3.4's fully convolutional testing, the probabilities of the
+    whole image (and its mirror image) averaged over the shorter sides `scales` (default: the paper's
+    224, 256, 384, 480, 640, scaled by the training crop / 224), one image at a time. `size`: the
+    side of the evaluation crop (default: the checkpoint's data.eval_size, else its image size)."""
     if tta not in TTA:
         raise UsageError(f"unknown test-time augmentation {tta!r}; choose one of: {', '.join(TTA)}")
+    if scales and tta != "multiscale":
+        raise UsageError(f"scales are the shorter sides of multi-scale testing (tta=multiscale), not of tta={tta}")
+    if size and tta == "multiscale":
+        raise UsageError("multi-scale testing evaluates whole images at its scales, not crops of one size")
     runtime = setup(device)
     if model is None:  # a checkpoint of resnet train: it knows its network, data and classes
         classifier = load(path, runtime.device, engine)
@@ -181,6 +192,10 @@ def evaluate(
         dataset = load_data(replace(family_config(model).data, source=data))
         classifier = from_weights(path, model, dataset.classes, runtime.device, engine)
         data_cfg = replace(classifier.config.data, source=data)
+    if size:
+        data_cfg = replace(data_cfg, eval_size=size)
+    if tta == "multiscale":
+        scales = list(scales or multiscale_sizes(data_cfg.image_size))
     if split not in dataset.split_names:
         raise UsageError(f"the data has no {split!r} split; it has: {', '.join(dataset.split_names)}")
     if dataset.classes != classifier.classes:
@@ -196,14 +211,17 @@ def evaluate(
         device=runtime.device,
         normalize=classifier.normalize,
     )
-    fast = classifier.inference(dataset.size(split))
+    # whole images have shapes of their own: an engine would compile and check each one, the model runs as it is
+    fast = classifier.inference(dataset.size(split)) if tta != "multiscale" else None
     metrics = evaluate_batches(
-        classifier.model, loader.eval_batches(tta=tta), len(classifier.classes), tta=tta, forward=fast
+        classifier.model, loader.eval_batches(tta=tta, scales=scales), len(classifier.classes), tta=tta, forward=fast
     )
     metrics.update(
         {
-            "engine": fast.engine,
-            "precision": fast.precision,
+            "engine": fast.engine if fast else "torch",
+            "precision": fast.precision if fast else "fp32",
+            "size": None if scales else loader.eval_size,
+            "scales": scales,
             "checkpoint": str(path),
             "model": classifier.model_name,
             "data": dataset.source,

@@ -8,10 +8,13 @@ from datasets import class_image
 from resnet import UsageError
 from resnet.config import DataConfig
 from resnet.data.augment import (
+    MULTISCALE,
     Normalize,
     apply_policy,
     auto_augment_policy,
     cutmix_box,
+    lighting,
+    multiscale_sizes,
     pad_crop_flip,
     policy_per_image,
     random_erase,
@@ -163,3 +166,31 @@ def test_a_missing_torchvision_is_one_error_naming_the_extra(monkeypatch):
     with pytest.raises(UsageError, match=r"resnet\[augment\]"):
         auto_augment_policy(DataConfig(auto_augment="randaugment"))
     assert auto_augment_policy(DataConfig()) is None
+
+
+# fb.resnet.torch's PCA of ImageNet's RGB pixels in [0, 1] (AlexNet's color augmentation), as published
+EIGVAL = [0.2175, 0.0188, 0.0045]
+EIGVEC = [[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]]
+
+
+def test_lighting_adds_alexnets_pca_noise_to_0_255_pixels():
+    images = torch.randint(0, 256, (6, 3, 5, 4), dtype=torch.uint8)
+    out = lighting(images, 0.1, torch.Generator().manual_seed(4))
+    alphas = torch.randn(6, 3, generator=torch.Generator().manual_seed(4)) * 0.1  # the same draw
+    for image, lit, alpha in zip(images, out, alphas.tolist()):
+        for i in range(3):  # fb.resnet.torch: rgb = eigvec · (alpha ∘ eigval), on 0-1 pixels
+            shift = 255 * sum(EIGVEC[i][j] * alpha[j] * EIGVAL[j] for j in range(3))
+            assert torch.allclose(lit[i], image[i].float() + shift, rtol=0, atol=1e-4)
+    assert out.dtype == torch.float32 and 1 < (out - images).abs().max() < 40  # a few pixel levels
+
+
+def test_lighting_of_a_slice_draws_the_whole_batchs_noise():
+    images = torch.zeros(8, 3, 2, 2)
+    whole = lighting(images, 0.1, torch.Generator().manual_seed(1))
+    part = lighting(images[4:], 0.1, torch.Generator().manual_seed(1), part=(4, 8))
+    assert torch.equal(part, whole[4:])
+
+
+def test_multiscale_sizes_are_the_papers_for_224_crops():
+    assert multiscale_sizes(224) == list(MULTISCALE) == [224, 256, 384, 480, 640]
+    assert multiscale_sizes(112) == [112, 128, 192, 240, 320]

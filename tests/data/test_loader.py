@@ -1,16 +1,18 @@
 from itertools import islice
 
+import numpy as np
 import pytest
 import torch
 from datasets import make_image_folder
+from PIL import Image
 
 from resnet import UsageError
 from resnet.config import DataConfig
-from resnet.data.augment import Normalize
+from resnet.data.augment import Normalize, lighting
 from resnet.data.dataset import ArrayDataset, FileList
 from resnet.data.folder import scan
 from resnet.data.load import load_data
-from resnet.data.loader import Mixing, StreamLoader, TensorLoader, make_loader
+from resnet.data.loader import LIGHTING, Mixing, StreamLoader, TensorLoader, _generator, make_loader
 
 PLAIN = DataConfig(augment="none")
 PAD_CROP_FLIP = DataConfig(augment="pad-crop-flip")
@@ -40,12 +42,13 @@ def test_each_epoch_visits_every_image_once():
     assert not torch.equal(seen, second)  # reshuffled
 
 
-def test_ranks_split_the_global_batch():
+@pytest.mark.parametrize("cfg", [PAD_CROP_FLIP, DataConfig(augment="pad-crop-flip", lighting=0.1)])
+def test_ranks_split_the_global_batch(cfg):
     images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
     data = ArrayDataset(images, torch.arange(40) % 4, ["a", "b", "c", "d"])
     kw = dict(device="cpu", seed=3)
-    single = TensorLoader(data, PAD_CROP_FLIP, batch_size=8, world=1, **kw)
-    ranks = [TensorLoader(data, PAD_CROP_FLIP, batch_size=4, rank=r, world=2, **kw) for r in (0, 1)]
+    single = TensorLoader(data, cfg, batch_size=8, world=1, **kw)
+    ranks = [TensorLoader(data, cfg, batch_size=4, rank=r, world=2, **kw) for r in (0, 1)]
     for step in range(7):
         x, y = single.batch(step)
         parts = [r.batch(step) for r in ranks]
@@ -59,6 +62,46 @@ def test_eval_batches_cover_the_split_in_order():
     assert torch.equal(labels, torch.arange(40) % 4)
     x, _ = next(loader.eval_batches(tta="10crop"))
     assert x.shape == (10, 16, 3, 4, 4)
+
+
+def _stream(root, **cfg) -> StreamLoader:
+    layout = scan(root)
+    cfg = DataConfig(workers=0, **{"image_size": 16, "augment": "none", **cfg})
+    return StreamLoader(FileList(layout, layout.splits["train"]), cfg, batch_size=6, device="cpu", seed=2)
+
+
+@pytest.mark.parametrize("kind", ["tensor", "stream"])
+def test_training_batches_carry_the_lighting_noise_of_their_step(kind, tmp_path):
+    if kind == "tensor":
+        lit, plain = (
+            TensorLoader(_data(), DataConfig(augment="none", lighting=std), batch_size=8, device="cpu", seed=2)
+            for std in (0.1, 0)
+        )
+    else:
+        make_image_folder(tmp_path, {"train": 2}, size=(20, 16))
+        lit, plain = _stream(tmp_path, lighting=0.1), _stream(tmp_path)
+    for step, (x, y), (x0, y0) in zip(range(3), lit.batches(), plain.batches()):
+        assert torch.equal(y, y0)
+        noise = lighting(torch.zeros(len(y), 3, 1, 1), 0.1, _generator(2, LIGHTING, step))
+        assert torch.allclose(x - x0, noise.expand_as(x), rtol=0, atol=1e-4)  # an RGB shift per image and step
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(lit.eval_batches(), plain.eval_batches()))  # none in tests
+
+
+def test_stream_evaluation_views_have_the_eval_size(tmp_path):
+    make_image_folder(tmp_path, {"train": 2}, size=(50, 30))
+    loader = _stream(tmp_path, eval_size=24, eval_resize=1.0)
+    x, _ = next(loader.eval_batches())
+    assert loader.eval_size == 24 and x.shape == (6, 3, 24, 24)
+    image = Image.open(tmp_path / loader.dataset.data.files[0][0]).convert("RGB")
+    crop = np.asarray(image.resize((40, 24), Image.BILINEAR).crop((8, 0, 32, 24)))  # shorter side 24, center
+    assert torch.equal(x[0], torch.from_numpy(crop.copy()).permute(2, 0, 1).float())
+    assert next(loader.batches())[0].shape == (6, 3, 16, 16) and loader.sample().shape[-1] == 16  # trained at 16
+
+
+def test_tensor_mode_refuses_another_eval_size():
+    with pytest.raises(UsageError, match=r"data.eval_size=8 needs data.mode=stream .* evaluated as they are, 4×4"):
+        TensorLoader(_data(), DataConfig(augment="none", eval_size=8), batch_size=8, device="cpu")
+    TensorLoader(_data(), DataConfig(augment="none", eval_size=4), batch_size=8, device="cpu")  # their size: fine
 
 
 def test_batch_larger_than_the_data():

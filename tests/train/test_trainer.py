@@ -41,8 +41,23 @@ def test_same_seed_same_weights_bit_for_bit(image_folder, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_resume_continues_exactly(image_folder, tmp_path, monkeypatch):
-    settings = {**QUICK, "log.evals": 4}
+# the moving average (updated every 4 steps: the checkpoint at 6 falls between two), LAMB and the lighting
+# noise keep state or draw at random: each must be checkpointed or be a function of the step
+NEW_STATE = {
+    "ema.decay": 0.9,
+    "ema.every": 4,
+    "optimizer.name": "lamb",
+    "optimizer.lr": 0.01,
+    "data.lighting": 0.1,
+    "log.every": 6,  # evaluating twice (the average and the trained weights) would stretch the interval past 6
+}
+
+
+@pytest.mark.parametrize("options", [{}, NEW_STATE], ids=["sgd", "ema-lamb-lighting"])
+def test_resume_continues_exactly(image_folder, tmp_path, monkeypatch, options):
+    if "optimizer.name" in options:
+        pytest.importorskip("pytorch_optimizer", reason="LAMB's package, of the lamb and test extras")
+    settings = {**QUICK, "log.evals": 4, **options}
     train("resnet20", str(image_folder), "cifar-paper", tmp_path / "straight", settings, iters=12, progress=False)
 
     batch = TensorLoader.batch
@@ -59,8 +74,9 @@ def test_resume_continues_exactly(image_folder, tmp_path, monkeypatch):
     monkeypatch.undo()
     train(out=tmp_path / "resumed", resume=True, progress=False)
 
-    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
-    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    straight, resumed = (checkpoint.load(tmp_path / name / "last.pt") for name in ("straight", "resumed"))
+    for key in ("model", "trained_model") if options else ("model",):
+        assert all(torch.equal(straight[key][k], resumed[key][k]) for k in straight[key])
 
     def rows(name):
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()

@@ -81,6 +81,26 @@ def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator) ->
     return top, bottom, left, right
 
 
+# Krizhevsky et al. 2012 (§4.1), "the standard color augmentation" of §3.4: the principal components of
+# ImageNet's RGB pixel values, for pixels in [0, 1] (fb.resnet.torch's values)
+IMAGENET_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
+IMAGENET_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
+
+
+def lighting(
+    images: torch.Tensor, std: float, generator: torch.Generator, part: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """AlexNet's PCA lighting noise: to every pixel of each image (N, 3, H, W) of 0-255 values the same
+    RGB shift, 255 · eigvec @ (alpha · eigval) with alpha ~ N(0, std²) drawn per image and component.
+    Returns float images (the noise is not clipped, as in AlexNet and fb.resnet.torch). `part` as in
+    `pad_crop_flip`."""
+    n = len(images)
+    offset, total = part or (0, n)
+    alpha = torch.randn(total, 3, generator=generator)[offset : offset + n] * std
+    shift = 255 * (alpha * IMAGENET_EIGVAL) @ IMAGENET_EIGVEC.T  # row k: Σ_j eigvec[:, j] · alpha[k, j] · eigval[j]
+    return images.float() + to_device(shift, images)[:, :, None, None]
+
+
 def to_device(draws: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Random draws made on the CPU (the same on every device), copied to `like`'s device. To a GPU the
     copy goes through pinned memory and does not wait: a plain copy from pageable memory would
@@ -96,6 +116,15 @@ def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
     crops = [images[:, :, top : top + size, left : left + size] for top, left in corners]
     return torch.stack(crops + [c.flip(3) for c in crops])
+
+
+# §3.4's multi-scale testing: the shorter sides for 224×224 training crops (scaled for other crops)
+MULTISCALE = (224, 256, 384, 480, 640)
+
+
+def multiscale_sizes(image_size: int) -> list[int]:
+    """The shorter sides of §3.4's multi-scale testing for a network trained on `image_size` crops."""
+    return [round(side * image_size / 224) for side in MULTISCALE]
 
 
 class Normalize:

@@ -3,11 +3,11 @@
 One interface, two implementations. `TensorLoader` serves a decoded split (`ArrayDataset`) resident
 on the training device: shuffling, cropping and flipping run batched there. `StreamLoader` decodes
 a `FileList` in worker processes. Either has `steps_per_epoch`, `batches(start)` (training batches
-from a step on), `eval_batches(batch_size, tta)`, `sample()` (raw pixels for the normalization's
-statistics), `normalize` and `eval_resize`. Both are deterministic functions of (seed, step): a
-resumed run sees exactly the batches it would have seen, and rank r of a distributed run takes its
-own slice of every global batch. `Mixing` (mixup, cutmix) turns a training batch's labels into
-class probabilities; the training loop applies it to either loader's batches.
+from a step on), `eval_batches(batch_size, tta, scales)`, `sample()` (raw pixels for the
+normalization's statistics), `normalize`, `eval_size` and `eval_resize`. Both are deterministic
+functions of (seed, step): a resumed run sees exactly the batches it would have seen, and rank r of a
+distributed run takes its own slice of every global batch. `Mixing` (mixup, cutmix) turns a training
+batch's labels into class probabilities; the training loop applies it to either loader's batches.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from itertools import count
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import DataConfig
@@ -29,6 +30,7 @@ from .augment import (
     center_crop,
     cutmix_box,
     image_transform,
+    lighting,
     pad_crop_flip,
     policy_per_image,
     random_erase,
@@ -50,7 +52,7 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(mix(*keys))
 
 
-SHUFFLE, AUGMENT, ERASE, MIX, POLICY = range(5)  # what a generator is for
+SHUFFLE, AUGMENT, ERASE, MIX, POLICY, LIGHTING = range(6)  # what a generator is for
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -59,6 +61,11 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 NORMALIZE_SAMPLE = 512  # streamed images whose statistics give the normalization
 IMAGES_ONLY = {"augment": "none", "auto_augment": "none", "random_erase": 0.0, "cutmix": 0.0}  # keys and their "off"
+
+
+def _lighting(x: torch.Tensor, std: float, seed: int, step: int, part: tuple[int, int]) -> torch.Tensor:
+    """The training batch of `step` with its lighting noise (data.lighting; none when 0)."""
+    return lighting(x, std, _generator(seed, LIGHTING, step), part) if std else x
 
 
 def make_loader(
@@ -102,7 +109,7 @@ class TensorLoader:
     Args:
         data: the split (uint8 images, or feature vectors).
         cfg: the data config; `augment` ("pad-crop-flip", "flip" or "none": tensors are cropped, not
-            resized) and `pad` are used when `train`.
+            resized), `pad` and `lighting` are used when `train`.
         batch_size: images per process and step (the global batch is batch_size × world).
         train: False for a split only evaluated (it may be smaller than a batch).
     """
@@ -134,6 +141,15 @@ class TensorLoader:
             raise UsageError(
                 f"data.augment={augment} needs data.mode=stream (decoded tensors are cropped, not resized)"
             )
+        if cfg.eval_size and data.images.ndim == 4 and cfg.eval_size != data.images.shape[-1]:
+            raise UsageError(
+                f"data.eval_size={cfg.eval_size} needs data.mode=stream (decoded tensors are evaluated as "
+                f"they are, {'×'.join(map(str, data.images.shape[2:]))}, not resized)"
+            )
+        self.lighting = cfg.lighting if train else 0
+        if self.lighting and (data.images.ndim != 4 or data.images.shape[1] != 3):
+            raise UsageError("data.lighting shifts RGB colors: it needs RGB images (data.lighting=0)")
+        self.eval_size = cfg.image_size
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size, self.device = batch_size, torch.device(device)
@@ -166,14 +182,20 @@ class TensorLoader:
             x = pad_crop_flip(x, pad, _generator(self.seed, AUGMENT, step), part=part)
         if self.policy is not None:
             x = policy_per_image(x, self.policy, _generator(self.seed, POLICY, step), part)
+        x = _lighting(x, self.lighting, self.seed, step, part)
         return erase(self._finish(x), self.cfg, self.seed, step, part), self.labels[index]
 
     def batches(self, start: int = 0) -> Iterator[Batch]:
         for step in count(start):
             yield self.batch(step)
 
-    def eval_batches(self, batch_size: int | None = None, tta: str = "none") -> Iterator[Batch]:
+    def eval_batches(self, batch_size: int | None = None, tta: str = "none", scales=None) -> Iterator[Batch]:
         """The whole split in order, unaugmented; `tta="10crop"` yields (10, N, ...) views of the padded images."""
+        if tta == "multiscale":
+            raise UsageError(
+                "multi-scale testing resizes whole images: it needs image files streamed (data.mode=stream); "
+                "these images are decoded into tensors of one size"
+            )
         batch_size = batch_size or self.batch_size
         for start in range(self.rank * batch_size, len(self.labels), batch_size * self.world):
             x, y = self.images[start : start + batch_size], self.labels[start : start + batch_size]
@@ -263,11 +285,22 @@ class _EpochSampler(Sampler):
 
 
 class _FileDataset(Dataset):
-    """Decoded, transformed images of a file list; `train=False` gives the evaluation view, whose
-    center crop is `eval_crop` (default: the image size)."""
+    """Decoded, transformed images of a file list; `train=False` gives the evaluation view of `size`
+    (default: the image size): the shorter side resized to `size × eval_resize`, a center crop of
+    `eval_crop` (default: `size`); or with `scales` the whole image at each of these shorter sides."""
 
-    def __init__(self, data: FileList, cfg: DataConfig, seed: int, train: bool, eval_crop: int | None = None):
-        self.data, self.cfg, self.seed, self.train, self.eval_crop = data, cfg, seed, train, eval_crop
+    def __init__(
+        self,
+        data: FileList,
+        cfg: DataConfig,
+        seed: int,
+        train: bool,
+        size: int | None = None,
+        eval_crop: int | None = None,
+        scales: list[int] | None = None,
+    ):
+        self.data, self.cfg, self.seed, self.train = data, cfg, seed, train
+        self.size, self.eval_crop, self.scales = size or cfg.image_size, eval_crop, scales
         self.policy = auto_augment_policy(cfg) if train else None
 
     def __len__(self) -> int:
@@ -276,23 +309,31 @@ class _FileDataset(Dataset):
     def __getitem__(self, key):
         epoch, index = key if self.train else (0, key)
         name, label = self.data.files[index]
-        size = self.cfg.image_size
         rng = random.Random(mix(self.seed, AUGMENT, epoch, index)) if self.train else None
         try:
             image = decode_image(self.data.layout.read(name), name)
         except OSError as e:
             raise UsageError(f"{name}: unreadable ({e.strerror or e})") from None
         if self.train:
-            image = image_transform(image, self.cfg.augment, size, rng, self.cfg, self.policy)
+            image = image_transform(image, self.cfg.augment, self.cfg.image_size, rng, self.cfg, self.policy)
+        elif self.scales:
+            return [_tensor(resize_shorter(image, side)) for side in self.scales], label
         else:
-            image = center_crop(resize_shorter(image, round(size * self.cfg.eval_resize)), self.eval_crop or size)
-        return torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy()), label
+            shorter = round(self.size * self.cfg.eval_resize)
+            image = center_crop(resize_shorter(image, shorter), self.eval_crop or self.size)
+        return _tensor(image), label
+
+
+def _tensor(image: Image.Image) -> torch.Tensor:
+    """A PIL image as a (3, H, W) uint8 tensor."""
+    return torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())
 
 
 class StreamLoader:
     """Batches of a split of image files decoded and augmented (`cfg.augment`, when `train`) by
-    `cfg.workers` processes, normalized on `device`. Evaluation views are resized to `image_size ×
-    cfg.eval_resize` on the shorter side and center-cropped."""
+    `cfg.workers` processes, lit (`cfg.lighting`) and normalized on `device`. Evaluation views of
+    `eval_size` (`cfg.eval_size`, default `image_size`) are resized to `eval_size × cfg.eval_resize`
+    on the shorter side and center-cropped."""
 
     def __init__(
         self,
@@ -312,7 +353,8 @@ class StreamLoader:
         self.batch_size, self.device = batch_size, torch.device(device)
         self.normalize = (normalize or Normalize.identity()).to(device)
         self.seed, self.rank, self.world, self.workers = seed, rank, world, cfg.workers
-        self.eval_resize = cfg.eval_resize
+        self.eval_size, self.eval_resize = cfg.eval_size or cfg.image_size, cfg.eval_resize
+        self.lighting = cfg.lighting if train else 0
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.steps_per_epoch = len(data) // (batch_size * world)
         if train and self.steps_per_epoch == 0:
@@ -344,14 +386,22 @@ class StreamLoader:
         while True:
             sampler = _EpochSampler(len(self.dataset), self.batch_size, self.world, self.rank, self.seed, epoch, offset)
             for (x, y), step in zip(self._loader(sampler), steps):
+                x = _lighting(x.to(self.device, non_blocking=True), self.lighting, self.seed, step, part)
                 x = erase(self._finish(x), self.dataset.cfg, self.seed, step, part)
                 yield x, y.to(self.device, non_blocking=True)
             epoch, offset = epoch + 1, 0
 
-    def eval_batches(self, batch_size: int | None = None, tta: str = "none") -> Iterator[Batch]:
-        d, size = self.dataset, self.dataset.cfg.image_size
+    def eval_batches(
+        self, batch_size: int | None = None, tta: str = "none", scales: list[int] | None = None
+    ) -> Iterator[Batch]:
+        """The whole split in order, as evaluation views; `tta="10crop"` yields (10, N, ...) views, and
+        `tta="multiscale"` one image at a time, as a list of (1, 3, H, W) views: the whole image at
+        each shorter side of `scales` (§3.4's: `augment.multiscale_sizes`)."""
+        d, size = self.dataset, self.eval_size
         crop = round(size * d.cfg.eval_resize) if tta == "10crop" else None
-        dataset = _FileDataset(d.data, d.cfg, d.seed, train=False, eval_crop=crop)
+        if tta == "multiscale":  # images of their own shapes: one at a time
+            batch_size = 1
+        dataset = _FileDataset(d.data, d.cfg, d.seed, False, size, crop, scales if tta == "multiscale" else None)
         indices = list(range(self.rank, len(dataset), self.world))
         loader = DataLoader(
             dataset,
@@ -364,6 +414,8 @@ class StreamLoader:
             y = y.to(self.device, non_blocking=True)
             if tta == "10crop":
                 yield torch.stack([self._finish(v) for v in ten_crop(x.to(self.device), size)]), y
+            elif tta == "multiscale":
+                yield [self._finish(v) for v in x], y
             else:
                 yield self._finish(x), y
 

@@ -3,6 +3,8 @@ the forward pass (distributed, compiled), and the random state a checkpoint carr
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -32,7 +34,7 @@ def build_model(cfg: TrainConfig, classes: int, features, source: Weights | None
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module, parts: list[Part], device: torch.device):
-    """SGD or AdamW over `model`'s parameters: one group per fine-tuning part (its `lr_scale`) or one
+    """SGD, AdamW or LAMB over `model`'s parameters: one group per fine-tuning part (its `lr_scale`) or one
     for the whole network, each split into decayed and (with decay_norm_and_bias=false) undecayed."""
     opt = cfg.optimizer
     scaled = [(part.parameters(), part.lr_scale) for part in parts] or [(list(model.parameters()), 1.0)]
@@ -50,10 +52,30 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, parts: list[Part], devic
     fused = device.type == "cuda"
     if opt.name == "adamw":
         optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(opt.betas), fused=fused)
+    elif opt.name == "lamb":
+        optimizer = lamb(groups, lr, tuple(opt.betas))
     else:
         optimizer = torch.optim.SGD(groups, lr=lr, momentum=opt.momentum, nesterov=opt.nesterov, fused=fused)
     for group in optimizer.param_groups:
         group["initial_lr"] = lr
+    return optimizer
+
+
+def lamb(groups: list[dict], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    """LAMB (You et al. 2019): pytorch_optimizer's, set to the semantics of timm's (RSB's) where it can
+    be: the global gradient norm clipped to 1, weight decay inside the trust ratio ||w|| / ||update||,
+    no trust ratio (an Adam step) for parameters without weight decay. Unlike timm's, the second moment
+    is not bias-corrected (the first moment's correction cancels in the trust ratio, and is left out)."""
+    try:
+        from pytorch_optimizer import Lamb
+    except ImportError:
+        raise UsageError("optimizer.name=lamb needs pytorch_optimizer: pip install 'resnet[lamb]'") from None
+    for group in groups:
+        group["adam"] = group["weight_decay"] == 0  # timm's always_adapt=False, LAMB's exclusion from adaptation
+    optimizer = Lamb(
+        groups, lr=lr, betas=betas, weight_decouple=False, pre_norm=True, max_grad_norm=1.0, adam_debias=True
+    )
+    optimizer.clamp = math.inf  # ||w|| unclamped in the trust ratio, as timm's and the paper's (pytorch_optimizer: 10)
     return optimizer
 
 

@@ -1,5 +1,5 @@
 """Evaluation of a classifier over batches: loss, top-1 and top-5 error, per-class accuracy and the
-confusion matrix, with optional test-time augmentation (flip, 10-crop)."""
+confusion matrix, with optional test-time augmentation (flip, 10-crop, multi-scale)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 
 from .modes import mode
 
-TTA = ("none", "flip", "10crop")
+TTA = ("none", "flip", "10crop", "multiscale")
 
 
 @torch.no_grad()
@@ -28,7 +28,9 @@ def evaluate_batches(
     """Run `model` in eval mode over `batches` and return the metrics.
 
     With tta="flip" the probabilities of each image and its mirror image are averaged; with "10crop"
-    the batches are (10, N, C, H, W) views whose probabilities are averaged. `reduce` (distributed
+    the batches are (10, N, C, H, W) views whose probabilities are averaged; with "multiscale" the
+    batches are lists of (N, C, H, W) views of any sizes (§3.4's fully convolutional testing: the
+    whole image at several scales), whose probabilities and their mirror images' are averaged. `reduce` (distributed
     runs) sums a tensor over processes. `forward` computes the logits instead of `model` (e.g. an
     `resnet.optimize.for_inference` engine of it). Returns loss, top1_error, top5_error, count, per_class
     accuracy and the confusion matrix (rows: true class, columns: predicted).
@@ -65,7 +67,10 @@ def _evaluate(model, forward, batches, num_classes, tta, autocast, reduce) -> di
     }
 
 
-def _probabilities(forward, x: torch.Tensor, tta: str) -> torch.Tensor:
+def _probabilities(forward, x: torch.Tensor | list[torch.Tensor], tta: str) -> torch.Tensor:
+    if tta == "multiscale":  # views of different sizes: a forward pass each; flips as in VGG's dense testing
+        views = [v for scale in x for v in (scale, scale.flip(3))]
+        return torch.stack([forward(v).float().softmax(1) for v in views]).mean(0)
     if tta == "10crop":
         views = x  # (10, N, C, H, W)
     elif tta == "flip":

@@ -28,6 +28,7 @@ from ..models.weights import read_weights
 from ..plots import error_curves
 from .build import build_model, build_optimizer, forward_pass, rng_state, set_rng_state, tensorboard_writer
 from .diagnostics import gradient_norms, layer_responses
+from .ema import EMA
 from .evaluate import evaluate_batches
 from .finetune import apply_freezing, parts, read_source, source_normalize
 from .loss import training_loss
@@ -182,6 +183,8 @@ class Trainer:
         )
         self.parts = parts(self.model, tuning) if tuning.source else []  # fine-tuning's parts, frozen in turn
         self.optimizer = build_optimizer(config, self.model, self.parts, self.runtime.device)
+        self.ema = EMA(self.model, config.ema) if config.ema.decay else None
+        self.evaluated = self.ema.module if self.ema else self.model  # the network evaluated, selected and saved
         self.total = config.iters or max(1, round(config.epochs * self.train_loader.steps_per_epoch))
         self.schedule = LRSchedule(
             config.schedule, self.optimizer.param_groups[0]["initial_lr"], self.total, get_spec(config.model).depth
@@ -229,9 +232,9 @@ class Trainer:
             "model_options": self.model_options,
             "classes": self.data.classes,
             "normalize": self.normalize.state_dict(),
-            "image_size": self.config.data.image_size,
+            "image_size": self.train_loader.eval_size,
             "eval_resize": self.train_loader.eval_resize,
-            "model": self.model.state_dict(),
+            "model": self.evaluated.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -240,10 +243,14 @@ class Trainer:
             "skipped_steps": self.guard.skipped,
             "rng": rng_state(),
             "config": to_dict(self.config),
+            # with an average, "model" (what every reader of a checkpoint uses) holds it; training goes on from these
+            **({"trained_model": self.model.state_dict(), "ema_updates": self.ema.updates} if self.ema else {}),
         }
 
     def _restore(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state.get("trained_model", state["model"]))
+        if self.ema:
+            self.ema.load(state["model"], state["ema_updates"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
@@ -359,6 +366,8 @@ class Trainer:
         for x, y in islice(self.train_loader.batches(self.step), max(0, end - self.step)):
             self.train_step(x, y, self.schedule(self.step))
             self.step += 1
+            if self.ema:
+                self.ema.update(self.model, self.step)
             if self.step in self._unfreeze_steps:
                 self._freeze()
                 log(f"step {self.step}: unfreezing the next part of the backbone")
@@ -371,7 +380,7 @@ class Trainer:
         log = self.config.log
         if log.every:
             return log.every
-        images = sum(self.data.size(split) for split in self.eval_loaders)
+        images = sum(self.data.size(split) for split in self.eval_loaders) * (2 if self.config.ema.decay else 1)
         least = EVAL_COST * images * (1 - log.eval_share) / (log.eval_share * self.config.batch_size)
         return max(1, self.total // log.evals, math.ceil(least))
 
@@ -421,13 +430,7 @@ class Trainer:
             "train_error": self.meter.error,
         }
         for split, loader in self.eval_loaders.items():
-            metrics = evaluate_batches(
-                self.model,
-                loader.eval_batches(),
-                len(self.data.classes),
-                autocast=self.autocast,
-                reduce=self.runtime.all_reduce,
-            )
+            metrics = self._metrics(self.evaluated, loader)
             row.update(
                 {
                     f"{split}_loss": metrics["loss"],
@@ -435,6 +438,8 @@ class Trainer:
                     f"{split}_top5_error": metrics["top5_error"],
                 }
             )
+            if self.ema:  # the trained weights' error beside their average's: what the average gains
+                row[f"{split}_raw_error"] = self._metrics(self.model, loader)["top1_error"]
         row["images_per_s"], row["elapsed_s"] = bar.rate(), bar.elapsed()
         if self.guard.skipped:
             row["skipped_steps"] = self.guard.skipped
@@ -461,6 +466,11 @@ class Trainer:
             f"step {self.step}/{self.total} · epoch {row['epoch']:.1f} · lr {self.lr:.4g} · "
             f"train error {100 * row['train_error']:.2f}% · {evals}"
             + (f" · ETA {format_duration(bar.remaining(self.step))}" if self.step < self.total else "")
+        )
+
+    def _metrics(self, model, loader) -> dict:
+        return evaluate_batches(
+            model, loader.eval_batches(), len(self.data.classes), autocast=self.autocast, reduce=self.runtime.all_reduce
         )
 
     def _diagnose(self) -> None:
