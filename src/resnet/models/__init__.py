@@ -2,7 +2,7 @@
 
 from . import resnet  # noqa: F401  (registers the paper's networks)
 
-from . import preact, resnext, wide, densenet  # noqa: F401  # isort: skip  (the families around ResNet, in this order)
+from . import preact, resnext, wide, tricks, senet, densenet  # noqa: F401  # isort: skip  (the families around ResNet, in this order)
 from . import mlp  # noqa: F401  # isort: skip  (residual MLPs for feature vectors)
 from . import resnet9  # noqa: F401  # isort: skip  (ResNet-9 of the CIFAR-10 speed records)
 from . import superres  # noqa: F401  # isort: skip  (vdsr and edsr_baseline; their training is resnet.superres)

@@ -10,7 +10,7 @@ from torch import nn
 
 from .blocks import conv3x3
 
-STEMS = ("imagenet", "cifar")
+STEMS = ("imagenet", "deep", "cifar")
 # The registry's metadata of ImageNet and CIFAR classifiers.
 IMAGENET, CIFAR = dict(input_size=224, num_classes=1000), dict(input_size=32, num_classes=10)
 
@@ -21,13 +21,28 @@ def check_choice(option: str, value, choices: Sequence) -> None:
         raise ValueError(f"invalid {option} {value!r}; choose one of {', '.join(map(str, choices))}")
 
 
-def make_stem(kind: str, in_channels: int, width: int) -> tuple[nn.Conv2d, nn.Module]:
+def make_stem(kind: str, in_channels: int, width: int) -> tuple[nn.Module, nn.Module]:
     """The first convolution and the pooling after it: "imagenet", a 7×7/2 conv and a 3×3/2 max-pool
-    (He et al. 2015, Table 1); "cifar", a 3×3 conv and no pooling (§4.2)."""
+    (He et al. 2015, Table 1); "deep", the 7×7/2 conv replaced by three 3×3 convs of width/2 (the
+    first strided), width/2 and width, with BN-ReLU between them, and the same max-pool (ResNet-C of
+    He et al. 2019; timm's `conv1.0` … `conv1.6`); "cifar", a 3×3 conv and no pooling (§4.2)."""
     check_choice("stem", kind, STEMS)
+    if kind == "cifar":
+        return conv3x3(in_channels, width), nn.Identity()
     if kind == "imagenet":
-        return nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False), nn.MaxPool2d(3, stride=2, padding=1)
-    return conv3x3(in_channels, width), nn.Identity()
+        conv = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
+    else:  # the 7×7 receptive field from three 3×3 convolutions, the first two half as wide
+        mid = width // 2
+        conv = nn.Sequential(
+            conv3x3(in_channels, mid, stride=2),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            conv3x3(mid, mid),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            conv3x3(mid, width),
+        )
+    return conv, nn.MaxPool2d(3, stride=2, padding=1)
 
 
 def blocks_per_stage(depth: int, layers_per_block: int, extra: int, networks: str) -> int:

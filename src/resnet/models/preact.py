@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .base import CIFAR, IMAGENET, ClassifierHead, blocks_per_stage, check_choice, he_init, make_stem
-from .blocks import BasicBlock, conv1x1, conv3x3
+from .blocks import BasicBlock, DropPath, conv1x1, conv3x3, drop_path_rates
 from .registry import register
 from .resnet import CIFAR_WIDTHS, IMAGENET_DEPTHS, IMAGENET_WIDTHS, VARIANTS
 
@@ -31,13 +31,21 @@ class PreActBasicBlock(nn.Module):
     """BN-ReLU-conv3×3, BN-ReLU-conv3×3 (Fig. 4e); with `dropout`, Wide ResNet's block (dropout
     between the two convolutions, Zagoruyko & Komodakis 2016 Fig. 1d).
 
-    `downsample` is the shortcut's 1×1 projection of the pre-activated input, None for the identity.
+    `downsample` is the shortcut's 1×1 projection of the pre-activated input, None for the identity;
+    `drop_path` the branch's stochastic-depth rate.
     """
 
     expansion = 1
 
     def __init__(
-        self, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, *, dropout: float = 0.0
+        self,
+        in_planes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.norm1 = nn.BatchNorm2d(in_planes)
@@ -46,6 +54,7 @@ class PreActBasicBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.conv2 = conv3x3(planes, planes)
         self.relu = nn.ReLU(inplace=True)
+        self.drop_path = DropPath(drop_path)
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,14 +62,14 @@ class PreActBasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(preact)
         out = self.conv1(preact)
         out = self.conv2(self.dropout(self.relu(self.norm2(out))))
-        return out + shortcut
+        return self.drop_path(out) + shortcut
 
 
 class PreActBottleneck(nn.Module):
     """BN-ReLU-conv1×1 (reduce), BN-ReLU-conv3×3, BN-ReLU-conv1×1 (restore ×4), Fig. 4e with the
     bottleneck of ResNet-164/1001. `stride_in_1x1` strides the first 1×1 as the authors' CIFAR code
-    does; False strides the 3×3 (fb.resnet.torch, torchvision's v1.5). `downsample` as in
-    PreActBasicBlock."""
+    does; False strides the 3×3 (fb.resnet.torch, torchvision's v1.5). `downsample` and `drop_path`
+    as in PreActBasicBlock."""
 
     expansion = 4
 
@@ -72,6 +81,7 @@ class PreActBottleneck(nn.Module):
         downsample: nn.Module | None = None,
         *,
         stride_in_1x1: bool = False,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
@@ -82,6 +92,7 @@ class PreActBottleneck(nn.Module):
         self.norm3 = nn.BatchNorm2d(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
+        self.drop_path = DropPath(drop_path)
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,7 +101,7 @@ class PreActBottleneck(nn.Module):
         out = self.conv1(preact)
         out = self.conv2(self.relu(self.norm2(out)))
         out = self.conv3(self.relu(self.norm3(out)))
-        return out + shortcut
+        return self.drop_path(out) + shortcut
 
 
 class PreActResNet(ClassifierHead):
@@ -107,6 +118,7 @@ class PreActResNet(ClassifierHead):
         shortcut: "B", a 1×1 projection (without BN) where the shape changes, else the identity;
             "C", a projection on every block.
         num_classes: outputs of the classifier `fc`.
+        drop_path_rate: stochastic depth, the drop rate of the last block (`drop_path_rates`).
         in_channels: channels of the input images.
         block_options: further keyword arguments of every block.
     """
@@ -121,6 +133,7 @@ class PreActResNet(ClassifierHead):
         stem_width: int,
         shortcut: str = "B",
         num_classes: int,
+        drop_path_rate: float = 0.0,
         in_channels: int = 3,
         block_options: dict | None = None,
     ) -> None:
@@ -128,13 +141,14 @@ class PreActResNet(ClassifierHead):
         check_choice("shortcut", shortcut, SHORTCUTS)
         self.conv1, self.maxpool = make_stem(stem, in_channels, stem_width)
         in_planes = stem_width
+        rates, block_options = iter(drop_path_rates(drop_path_rate, sum(layers))), block_options or {}
         for i, (blocks, planes) in enumerate(zip(layers, widths)):
             stage = []
             for j in range(blocks):
                 stride, out_planes = 2 if i > 0 and j == 0 else 1, planes * block.expansion
                 project = shortcut == "C" or stride != 1 or in_planes != out_planes
                 downsample = conv1x1(in_planes, out_planes, stride) if project else None
-                stage.append(block(in_planes, planes, stride, downsample, **(block_options or {})))
+                stage.append(block(in_planes, planes, stride, downsample, drop_path=next(rates), **block_options))
                 in_planes = out_planes
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
         self.num_stages = len(layers)
@@ -154,11 +168,18 @@ class PreActResNet(ClassifierHead):
 
 
 def imagenet_preact_resnet(
-    depth: int, *, num_classes: int = 1000, shortcut: str = "B", variant: str = "v1.5", in_channels: int = 3
+    depth: int,
+    *,
+    num_classes: int = 1000,
+    shortcut: str = "B",
+    variant: str = "v1.5",
+    in_channels: int = 3,
+    drop_path_rate: float = 0.0,
 ) -> PreActResNet:
     """Pre-activation ResNet-18/34/50/101/152: the stages of Table 1 of He et al. 2015.
 
     `variant` (bottleneck nets): "v1.5" strides the 3×3 (fb.resnet.torch), "v1" the first 1×1.
+    `drop_path_rate`: stochastic depth (`drop_path_rates`).
     """
     check_choice("variant", variant, VARIANTS)
     plain_block, layers = IMAGENET_DEPTHS[depth]
@@ -174,16 +195,24 @@ def imagenet_preact_resnet(
         stem_width=IMAGENET_WIDTHS[0],
         shortcut=shortcut,
         num_classes=num_classes,
+        drop_path_rate=drop_path_rate,
         in_channels=in_channels,
         block_options=options,
     )
 
 
 def cifar_preact_resnet(
-    block: str, depth: int, *, num_classes: int = 10, shortcut: str = "B", in_channels: int = 3
+    block: str,
+    depth: int,
+    *,
+    num_classes: int = 10,
+    shortcut: str = "B",
+    in_channels: int = 3,
+    drop_path_rate: float = 0.0,
 ) -> PreActResNet:
     """The CIFAR pre-activation ResNets: `block` "basic" (6n+2 layers) or "bottleneck" (9n+2 layers,
-    stages of 16/32/64 planes ×4 outputs, the first 1×1 strided as in the authors' code)."""
+    stages of 16/32/64 planes ×4 outputs, the first 1×1 strided as in the authors' code).
+    `drop_path_rate`: stochastic depth (`drop_path_rates`)."""
     check_choice("block", block, ("basic", "bottleneck"))
     n = blocks_per_stage(depth, 2 if block == "basic" else 3, 2, f"CIFAR pre-activation {block} ResNets")
     cls, options = (PreActBasicBlock, {}) if block == "basic" else (PreActBottleneck, {"stride_in_1x1": True})
@@ -195,6 +224,7 @@ def cifar_preact_resnet(
         stem_width=CIFAR_WIDTHS[0],
         shortcut=shortcut,
         num_classes=num_classes,
+        drop_path_rate=drop_path_rate,
         in_channels=in_channels,
         block_options=options,
     )

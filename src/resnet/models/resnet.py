@@ -1,5 +1,6 @@
 """The networks of He et al. 2015: the ImageNet family (Table 1), the CIFAR family (§4.2) and
-their plain counterparts, all built by one `ResNet` class."""
+their plain counterparts, all built by one `ResNet` class, which also builds the later variants of
+the same design: ResNeXt, Wide ResNet, ResNet-C/-D (`tricks`) and SE-ResNet (`senet`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from .base import ClassifierHead, blocks_per_stage, check_choice, he_init, make_stem
-from .blocks import BasicBlock, Bottleneck, make_shortcut
+from .blocks import BasicBlock, Bottleneck, drop_path_rates, make_shortcut
 from .registry import register
 
 VARIANTS = ("v1", "v1.5")
@@ -22,6 +23,15 @@ IMAGENET_DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {
     50: (Bottleneck, (3, 4, 6, 3)),
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
+}
+# Depths beyond Table 1 that named variants use: timm's 26-layer bottleneck net (resnet26d).
+OTHER_DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {26: (Bottleneck, (2, 2, 2, 2))}
+IMAGENET_STEMS = ("imagenet", "deep")
+# The options a plain network cannot take, and why.
+NEEDS_SHORTCUTS = {
+    "zero_init_residual": "a plain network would start at zero",
+    "avg_down": "it pools in projection shortcuts",
+    "drop_path_rate": "a plain block is all residual branch, and dropped it passes nothing",
 }
 IMAGENET_WIDTHS = (64, 128, 256, 512)
 # §4.2: 6n+2 layers, n basic blocks in each of three stages of 16/32/64 filters.
@@ -37,15 +47,18 @@ class ResNet(ClassifierHead):
             **block_options)`; its attribute `expansion` gives output channels per `planes`.
         layers: blocks per stage.
         widths: `planes` of each stage; every stage after the first starts with stride 2.
-        stem: "imagenet" (7×7/2 conv, 3×3/2 max-pool) or "cifar" (3×3 conv).
+        stem: "imagenet" (7×7/2 conv, 3×3/2 max-pool), "deep" (three 3×3 convs, the max-pool) or
+            "cifar" (3×3 conv); see `make_stem`.
         shortcut: "A", "B" or "C" (see `make_shortcut`); None builds the plain network (every block
             `plain=True`).
         num_classes: outputs of the classifier `fc`.
         zero_init_residual: start the last BN of every residual branch at zero, so each block
             begins as the identity.
+        avg_down: projection shortcuts that stride average-pool, then project (ResNet-D).
+        drop_path_rate: stochastic depth, the drop rate of the last block (`drop_path_rates`).
         in_channels: channels of the input images.
         block_options: further keyword arguments of every block (e.g. Bottleneck's
-            `stride_in_1x1`, `groups`, `base_width`).
+            `stride_in_1x1`, `groups`, `base_width`; `se`).
     """
 
     def __init__(
@@ -58,20 +71,26 @@ class ResNet(ClassifierHead):
         shortcut: str | None,
         num_classes: int,
         zero_init_residual: bool = False,
+        avg_down: bool = False,
+        drop_path_rate: float = 0.0,
         in_channels: int = 3,
         block_options: dict | None = None,
     ) -> None:
         super().__init__()
-        if shortcut is None and zero_init_residual:
-            raise ValueError("zero_init_residual needs shortcuts: a plain network would start at zero")
+        if shortcut is None:
+            _refuse_without_shortcuts(
+                zero_init_residual=zero_init_residual, avg_down=avg_down, drop_path_rate=drop_path_rate
+            )
         self.expansion = block.expansion
         self.in_planes = widths[0]
         self.conv1, self.maxpool = make_stem(stem, in_channels, widths[0])
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         block_options = {**(block_options or {}), **({"plain": True} if shortcut is None else {})}
+        shortcuts = None if shortcut is None else partial(make_shortcut, shortcut, avg_down=avg_down)
+        rates = iter(drop_path_rates(drop_path_rate, sum(layers)))
         for i, (blocks, planes) in enumerate(zip(layers, widths)):
-            stage = self._make_layer(block, planes, blocks, 1 if i == 0 else 2, shortcut, block_options)
+            stage = self._make_layer(block, planes, blocks, 1 if i == 0 else 2, shortcuts, rates, block_options)
             self.add_module(f"layer{i + 1}", stage)
         self.num_stages = len(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -79,12 +98,14 @@ class ResNet(ClassifierHead):
         self.fc = nn.Linear(self.num_features, num_classes)
         self._init_weights(zero_init_residual)
 
-    def _make_layer(self, block, planes: int, blocks: int, stride: int, shortcut, options: dict) -> nn.Sequential:
+    def _make_layer(self, block, planes: int, blocks: int, stride: int, shortcuts, rates, options) -> nn.Sequential:
+        """A stage: `shortcuts(in, out, stride)` makes each block's shortcut (None: plain blocks);
+        `rates` yields each block's drop path rate."""
         layers = []
         for i in range(blocks):
             out_planes, block_stride = planes * self.expansion, stride if i == 0 else 1
-            downsample = None if shortcut is None else make_shortcut(shortcut, self.in_planes, out_planes, block_stride)
-            layers.append(block(self.in_planes, planes, block_stride, downsample, **options))
+            downsample = None if shortcuts is None else shortcuts(self.in_planes, out_planes, block_stride)
+            layers.append(block(self.in_planes, planes, block_stride, downsample, drop_path=next(rates), **options))
             self.in_planes = out_planes
         return nn.Sequential(*layers)
 
@@ -113,23 +134,35 @@ def imagenet_resnet(
     in_channels: int = 3,
     groups: int = 1,
     base_width: int = 64,
+    stem: str = "imagenet",
+    avg_down: bool = False,
+    se: bool = False,
+    drop_path_rate: float = 0.0,
 ) -> ResNet:
-    """ResNet-18/34/50/101/152 of Table 1 (shortcut=None: the plain network)."""
+    """ResNet-18/34/50/101/152 of Table 1 (and timm's 26; shortcut=None: the plain network).
+
+    `stem` "deep" and `avg_down` are He et al. 2019's ResNet-C and ResNet-D (`make_stem`,
+    `make_shortcut`); `se` adds squeeze-and-excitation to every block (Hu et al. 2018);
+    `drop_path_rate` is stochastic depth (Huang et al. 2016; `drop_path_rates`).
+    """
     check_choice("variant", variant, VARIANTS)
-    block, layers = IMAGENET_DEPTHS[depth]
-    options = {}
+    check_choice("stem", stem, IMAGENET_STEMS)
+    block, layers = {**IMAGENET_DEPTHS, **OTHER_DEPTHS}[depth]
+    options = {"se": se}
     if block is Bottleneck:
-        options = {"stride_in_1x1": variant == "v1", "groups": groups, "base_width": base_width}
+        options |= {"stride_in_1x1": variant == "v1", "groups": groups, "base_width": base_width}
     elif (groups, base_width) != (1, 64):
-        raise ValueError("groups and base_width apply to bottleneck networks (50 layers and more)")
+        raise ValueError("groups and base_width apply to bottleneck networks (26, 50 layers and more)")
     return ResNet(
         block,
         layers,
         IMAGENET_WIDTHS,
-        stem="imagenet",
+        stem=stem,
         shortcut=shortcut,
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        avg_down=avg_down,
+        drop_path_rate=drop_path_rate,
         in_channels=in_channels,
         block_options=options,
     )
@@ -142,8 +175,17 @@ def cifar_resnet(
     shortcut: str | None = "A",
     zero_init_residual: bool = False,
     in_channels: int = 3,
+    avg_down: bool = False,
+    se: bool = False,
+    drop_path_rate: float = 0.0,
 ) -> ResNet:
-    """The 6n+2-layer CIFAR networks of §4.2 (shortcut=None: the plain network)."""
+    """The 6n+2-layer CIFAR networks of §4.2 (shortcut=None: the plain network).
+
+    `avg_down` (shortcut B or C): ResNet-D's average-pool projections; `se`: squeeze-and-excitation
+    (Hu et al. 2018 train SE-ResNet-110 on CIFAR); `drop_path_rate`: stochastic depth (Huang et al.
+    2016 train ResNet-110 with it). No deep stem: it replaces the 7×7/2 conv of the ImageNet stem,
+    and the CIFAR stem is one 3×3 conv at full resolution, with no 7×7 to replace.
+    """
     n = blocks_per_stage(depth, 2, 2, "CIFAR ResNets")
     return ResNet(
         BasicBlock,
@@ -153,8 +195,18 @@ def cifar_resnet(
         shortcut=shortcut,
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        avg_down=avg_down,
+        drop_path_rate=drop_path_rate,
         in_channels=in_channels,
+        block_options={"se": se},
     )
+
+
+def _refuse_without_shortcuts(**options) -> None:
+    """ValueError naming the first option given that a plain network, without shortcuts, cannot take."""
+    for option, value in options.items():
+        if value:
+            raise ValueError(f"{option} needs shortcuts: {NEEDS_SHORTCUTS[option]}")
 
 
 def _register_all() -> None:

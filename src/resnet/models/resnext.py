@@ -34,10 +34,14 @@ def cifar_resnext(
     shortcut: str = "B",
     zero_init_residual: bool = False,
     in_channels: int = 3,
+    avg_down: bool = False,
+    se: bool = False,
+    drop_path_rate: float = 0.0,
 ) -> ResNet:
     """ResNeXt-`depth` for CIFAR: a 3×3 stem of 64 filters and three stages of (depth - 2) / 9
     bottleneck blocks of 64, 128, 256 planes, whose 3×3 has `cardinality` groups of
-    `bottleneck_width` channels in the first stage (doubling per stage), strided in the 3×3."""
+    `bottleneck_width` channels in the first stage (doubling per stage), strided in the 3×3.
+    `avg_down`, `se`, `drop_path_rate` as for `cifar_resnet`."""
     n = blocks_per_stage(depth, 3, 2, "CIFAR ResNeXts")
     return ResNet(
         Bottleneck,
@@ -47,9 +51,11 @@ def cifar_resnext(
         shortcut=shortcut,
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        avg_down=avg_down,
+        drop_path_rate=drop_path_rate,
         in_channels=in_channels,
         # Bottleneck's base_width is the width of a group at 64 planes: d of the first stage.
-        block_options={"groups": cardinality, "base_width": bottleneck_width},
+        block_options={"groups": cardinality, "base_width": bottleneck_width, "se": se},
     )
 
 

@@ -40,11 +40,11 @@ STATE_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 LEGACY_NAMES = (
     (re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_mean|running_var))$"), r"\1\2"),
 )
-# timm ResNet variants whose layers have no counterpart here: a key pattern and what it reveals.
+# timm ResNet layers that the model lacks: a key pattern, what it reveals and where it is here.
 UNMAPPABLE = (
-    (r"^conv1\.\d+\.", "a deep 3-layer 3×3 stem (timm resnet*c/d/e/s/t)"),
-    (r"\.downsample\.2\.", "average-pool shortcuts (timm resnet*d/e/t)"),
-    (r"\.se\.", "squeeze-and-excitation blocks (timm seresnet*, seresnext*)"),
+    (r"^conv1\.\d+\.", "a deep 3-layer 3×3 stem (timm resnet*c/d/e/s/t; here resnet50c, resnet*d, or stem='deep')"),
+    (r"\.downsample\.2\.", "average-pool shortcuts (timm resnet*d/e/t; here resnet*d, or avg_down=True)"),
+    (r"\.se\.", "squeeze-and-excitation blocks (timm seresnet*, seresnext*; here the same names, or se=True)"),
     (r"^maxpool\.\d+\.", "a convolution in place of the stem max-pool"),
     (r"^stem\.|^stages\.", "the pre-activation layout of timm resnetv2*"),
 )

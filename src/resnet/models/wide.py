@@ -28,11 +28,13 @@ def cifar_wide_resnet(
     dropout: float = 0.0,
     shortcut: str = "B",
     in_channels: int = 3,
+    drop_path_rate: float = 0.0,
 ) -> PreActResNet:
     """WRN-`depth`-`widen_factor`: a 3×3 stem of 16 filters and three stages of (depth - 4) / 6
     pre-activation basic blocks of 16k, 32k, 64k filters; `dropout` between the two 3×3 of each
-    block (the paper's 0.3 for its dropout results). Depth counts the 3×3 convolutions and the three
-    1×1 projections of shortcut "B"."""
+    block (the paper's 0.3 for its dropout results); `drop_path_rate`, stochastic depth
+    (`drop_path_rates`). Depth counts the 3×3 convolutions and the three 1×1 projections of
+    shortcut "B"."""
     n = blocks_per_stage(depth, 2, 4, "Wide ResNets")
     return PreActResNet(
         PreActBasicBlock,
@@ -42,6 +44,7 @@ def cifar_wide_resnet(
         stem_width=CIFAR_WIDTHS[0],
         shortcut=shortcut,
         num_classes=num_classes,
+        drop_path_rate=drop_path_rate,
         in_channels=in_channels,
         block_options={"dropout": dropout},
     )
