@@ -176,7 +176,7 @@ def environment() -> dict:
         import torchvision
 
         tv = torchvision.__version__
-    except ImportError:
+    except (ImportError, RuntimeError, OSError):  # RuntimeError: a build for another torch fails to load
         tv = None
     return {
         "date": datetime.date.today().isoformat(),
@@ -228,7 +228,7 @@ def reference(name: str, device: torch.device) -> torch.nn.Module:
         import torchvision
 
         return getattr(torchvision.models, name)().to(device)
-    except (ImportError, AttributeError):
+    except (ImportError, RuntimeError, OSError, AttributeError):
         return create_model(name).to(device)
 
 
@@ -237,8 +237,8 @@ def peer_label(name: str) -> str:
         import torchvision
 
         return f"torchvision {torchvision.__version__} {name}"
-    except ImportError:
-        return f"resnet {name} (torchvision not installed)"
+    except (ImportError, RuntimeError, OSError):
+        return f"resnet {name} (torchvision not installed or not loading)"
 
 
 def eager_cifar_loop(

@@ -196,6 +196,8 @@ INTERVALS = {  # key: (low, high, whether each end is allowed)
 RANGES = {  # key: (bottom, top, whether bottom itself is allowed) of a pair [low, high], low ≤ high
     "data.erase_area": (0, 1, True),
     "data.erase_ratio": (0, math.inf, False),
+    "data.area": (0, 1, False),
+    "data.scale": (0, math.inf, False),
 }
 DEVICES = "auto, cpu, cuda, cuda:N"
 
