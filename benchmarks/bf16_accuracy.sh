@@ -7,15 +7,7 @@ set -e
 runs=${1:?the folder for the runs}
 data=${2:?the cifar10-jpeg tarball}
 resnet="$(dirname "$0")/../.venv/bin/resnet"
-one() {  # name, then train's arguments
-    name=$1; shift
-    if [ -f "$runs/$name/summary.json" ]; then return; fi
-    if [ -f "$runs/$name/last.pt" ]; then
-        "$resnet" train --out "$runs/$name" --resume
-    else
-        "$resnet" train --out "$runs/$name" --force "$@"
-    fi
-}
+. "$(dirname "$0")/resumable.sh"
 for seed in 0 1 2; do
     for p in fp32 bf16; do
         one "fast-$p-seed$seed" --recipe fast --set precision=$p --set seed=$seed

@@ -8,15 +8,7 @@ runs=${1:?the folder for the runs}
 data=${2:?the cifar10-jpeg tarball}
 iters=${ITERS:-3000}
 resnet="$(dirname "$0")/../.venv/bin/resnet"
-one() {  # name, then train's arguments
-    name=$1; shift
-    if [ -f "$runs/$name/summary.json" ]; then return; fi
-    if [ -f "$runs/$name/last.pt" ]; then
-        "$resnet" train --out "$runs/$name" --resume
-    else
-        "$resnet" train --out "$runs/$name" --force "$@"
-    fi
-}
+. "$(dirname "$0")/resumable.sh"
 for seed in 0 1; do
     for recipe in cifar-paper cifar-modern; do
         one "$recipe-seed$seed" --recipe $recipe --data "$data" --iters "$iters" --set seed=$seed --set log.evals=12
