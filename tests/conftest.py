@@ -2,10 +2,13 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
@@ -71,3 +74,32 @@ def tmpfs(tmp_path):
     yield mount
     for disk in mounted:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+class _StandIn:
+    """A torchvision-shaped policy that draws from torch's global generator as torchvision's do: it rolls
+    the image by a random offset per operation (where torchvision does not load, our seeding and
+    batching are tested against it)."""
+
+    def __init__(self, num_ops=1, magnitude=0, interpolation=None):
+        self.num_ops, self.magnitude, self.interpolation = num_ops, magnitude, interpolation
+
+    def __call__(self, image):
+        pixels = torch.from_numpy(np.array(image)) if isinstance(image, Image.Image) else image
+        dims = (0, 1) if isinstance(image, Image.Image) else (-2, -1)
+        for _ in range(self.num_ops):
+            pixels = pixels.roll(tuple(torch.randint(0, 7, (2,)).tolist()), dims)
+        return Image.fromarray(pixels.numpy()) if isinstance(image, Image.Image) else pixels
+
+
+@pytest.fixture(params=["torchvision", "stand-in"])
+def policies(request, monkeypatch):
+    """torchvision.transforms, or (always, also where torchvision does not load) a stand-in module of
+    the same shape installed as torchvision."""
+    if request.param == "torchvision":
+        return request.getfixturevalue("transforms")
+    transforms = types.SimpleNamespace(
+        InterpolationMode=types.SimpleNamespace(BILINEAR="bilinear"), RandAugment=_StandIn, TrivialAugmentWide=_StandIn
+    )
+    monkeypatch.setitem(sys.modules, "torchvision", types.SimpleNamespace(transforms=transforms))
+    return transforms

@@ -137,8 +137,17 @@ def _theirs(transforms, name):
     return transforms.TrivialAugmentWide(interpolation=bilinear)
 
 
+def test_the_policies_get_the_configs_operations_magnitude_and_bilinear(policies):
+    bilinear = policies.InterpolationMode.BILINEAR
+    ra = auto_augment_policy(DataConfig(auto_augment="randaugment", randaugment_ops=3, randaugment_magnitude=12))
+    assert (type(ra), ra.num_ops, ra.magnitude, ra.interpolation) == (policies.RandAugment, 3, 12, bilinear)
+    ta = auto_augment_policy(DataConfig(auto_augment="trivialaugment"))
+    assert (type(ta), ta.interpolation) == (policies.TrivialAugmentWide, bilinear)
+
+
 @pytest.mark.parametrize("name", ["randaugment", "trivialaugment"])
-def test_policies_are_torchvisions_transforms_seeded_per_image(transforms, name):
+def test_policies_are_torchvisions_transforms_seeded_per_image(policies, name):
+    transforms = policies
     policy = auto_augment_policy(DataConfig(auto_augment=name, randaugment_ops=3, randaugment_magnitude=12))
     image = class_image("red", np.random.default_rng(0), (40, 36))
     state = torch.get_rng_state()

@@ -281,7 +281,7 @@ def test_mixup_cutmix_erasing_and_bce_train_and_resume_exactly(image_folder, tmp
 
 
 @pytest.mark.parametrize("mode", ["tensor", "stream"])
-def test_randaugment_trains_in_either_mode(image_folder, tmp_path, monkeypatch, transforms, mode):
+def test_randaugment_trains_in_either_mode(image_folder, tmp_path, monkeypatch, policies, mode):
     calls = Counter()
     _count_calls(monkeypatch, augment, "apply_policy", calls)
     settings = {**QUICK, "log.evals": 1, "data.mode": mode, "data.auto_augment": "randaugment"}
