@@ -126,6 +126,11 @@ def test_auto_takes_openvino_when_installed_and_bf16_where_the_cpu_has_it(traine
     monkeypatch.setattr(optimize, "_installed", lambda package: package == "openvino")
     fast = optimize.for_inference(trained20)
     assert (fast.engine, fast.precision) == ("openvino", "bf16")
+    # bf16 asked for on a CPU without it: OpenVINO refuses emulated bf16, so auto takes torch
+    monkeypatch.setattr(optimize, "native_bf16", lambda device: False)
+    with pytest.warns(UserWarning, match="no native bf16"):
+        fast = optimize.for_inference(trained20, precision="bf16", compile=False)
+    assert (fast.engine, fast.precision) == ("torch", "bf16")
 
 
 @pytest.mark.parametrize(

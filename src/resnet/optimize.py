@@ -99,8 +99,9 @@ def for_inference(
     device = torch.device(device)
     if engine not in ENGINES:
         raise UsageError(f"unknown inference engine {engine!r}; choose one of: {', '.join(ENGINES)}")
-    if engine == "auto":
-        engine = "openvino" if device.type == "cpu" and _installed("openvino") else "torch"
+    if engine == "auto":  # OpenVINO computes bf16 only natively: emulated bf16 is torch's
+        emulated_bf16 = precision == "bf16" and not native_bf16(device)
+        engine = "openvino" if device.type == "cpu" and _installed("openvino") and not emulated_bf16 else "torch"
     if engine != "torch" and device.type != "cpu":
         raise UsageError(f"the {engine} engine runs on the CPU, not on {device}")
     if engine == "onnxruntime" and precision == "auto":
