@@ -209,7 +209,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 def _reproduce(args: argparse.Namespace) -> None:
     from . import analysis
-    from .config import parse_override
+    from .config import parse_overrides
 
     common = dict(
         data=args.data,
@@ -217,7 +217,7 @@ def _reproduce(args: argparse.Namespace) -> None:
         iters=args.iters,
         device=args.device,
         command="resnet " + " ".join(sys.argv[1:]),
-        overrides=dict(map(parse_override, args.set)),
+        overrides=parse_overrides(args.set),
         time_limit=args.time_limit,
     )
     # each protocol its own default folder: a --quick or preset run never meets a full one's models

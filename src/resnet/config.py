@@ -272,6 +272,13 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
+def parse_overrides(overrides: list[str] | dict | None) -> dict:
+    """{key: value} of `overrides`: "key=value" strings (as --set gives them) or a mapping already."""
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    return dict(map(parse_override, overrides or []))
+
+
 def apply_override(raw: dict, key: str, value) -> None:
     """Set a dotted key in a nested mapping."""
     *parents, last = key.split(".")
@@ -290,7 +297,7 @@ def resolve(recipe: str = "cifar-paper", overrides: list[str] | dict | None = No
     raw = load_recipe(recipe)
     raw.pop("description", None)
     raw["recipe"] = recipe
-    given = dict(overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or []))
+    given = parse_overrides(overrides)
     for key, value in given.items():
         apply_override(raw, key, value)
     if fields.get("iters") and not fields.get("epochs"):  # one length replaces the other

@@ -25,7 +25,7 @@ from ..errors import Stopped, UsageError
 from ..models import describe
 from ..plots import error_curves
 from ..train import train
-from ..train.stop import parse_duration
+from ..train.stop import parse_time_limit
 from .report import Finding, Report, Reproduction, Table
 
 # Table 6: CIFAR-10 test error (%) of the ResNets, on the original binaries (110: best of 5 runs).
@@ -116,10 +116,8 @@ def _settings(out, data, quick, iters, device, recipe, progress, command, overri
         )
     overrides = {"log.diagnostics": True, **(QUICK["overrides"] if quick else {}), **(overrides or {})}
     iters = iters or (QUICK["iters"] if quick else None)
-    try:  # the limit is the whole reproduction's: each model gets what is left of it
-        deadline = time.monotonic() + parse_duration(time_limit) if time_limit is not None else None
-    except ValueError as e:
-        raise UsageError(f"--time-limit: {e}") from None
+    limit = parse_time_limit(time_limit)  # the whole reproduction's: each model gets what is left of it
+    deadline = time.monotonic() + limit if limit is not None else None
     return Settings(Path(out), data, recipe, iters, device, overrides, progress, command, deadline)
 
 

@@ -18,13 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checkpoint, run_folder
-from ..config import apply_override, from_dict, parse_override, to_dict
+from ..config import apply_override, from_dict, parse_overrides, to_dict
 from ..errors import RunError, Stopped, UsageError
 from ..models import count_parameters, create_model, get_spec, list_models
 from ..models.superres import SCALES
 from ..train.progress import Progress
 from ..train.runtime import setup
-from ..train.stop import StopRequest, parse_duration
+from ..train.stop import StopRequest, parse_time_limit
 from .data import HeldOutImage, PatchSampler, check_sizes, held_out_images, load_images, to_tensor
 from .metrics import CHANNELS, SSIM_WINDOW, psnr, ssim
 from .plots import psnr_curves
@@ -73,7 +73,7 @@ class SuperResResult:
 def resolve(overrides: list[str] | dict | None = None, **fields) -> SuperResConfig:
     """The config of `overrides` ("key=value" strings or a mapping) and then `fields`, every value checked."""
     raw: dict = {}
-    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
+    items = parse_overrides(overrides).items()
     for key, value in items:
         apply_override(raw, key, value)
     raw.update({k: v for k, v in fields.items() if v is not None})
@@ -134,10 +134,7 @@ def train(
     upscaling. `time_limit` and the signals SIGTERM, SIGINT, SIGUSR1 stop it with a checkpoint, as in
     `resnet.train` (raising `resnet.errors.Stopped`).
     """
-    try:
-        limit = parse_duration(time_limit) if time_limit is not None else None
-    except ValueError as e:
-        raise UsageError(f"--time-limit: {e}") from None
+    limit = parse_time_limit(time_limit)
     if resume:
         out, state = run_folder.resume(out)
         if state.get("task") != TASK:

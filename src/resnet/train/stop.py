@@ -9,6 +9,8 @@ import signal
 import threading
 import time
 
+from ..errors import UsageError
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 TIME_LIMIT_CODE = 75  # EX_TEMPFAIL: a temporary failure, run it again (requeue)
 
@@ -29,6 +31,16 @@ def parse_duration(text: str | float | int) -> float:
     if not seconds > 0:
         raise ValueError(f"a time limit must be positive, not {text!r}")
     return seconds
+
+
+def parse_time_limit(value: str | float | int | None) -> float | None:
+    """Seconds of a --time-limit (None: no limit); UsageError naming the option when it is not a duration."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise UsageError(f"--time-limit: {e}") from None
 
 
 def format_duration(seconds: float) -> str:

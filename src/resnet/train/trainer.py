@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint, run_folder
-from ..config import TrainConfig, from_dict, parse_override, resolve, set_once, to_dict
+from ..config import TrainConfig, from_dict, parse_overrides, resolve, set_once, to_dict
 from ..data.augment import Normalize
 from ..data.load import load_data
 from ..data.loader import Mixing, make_loader
@@ -37,7 +37,7 @@ from .modes import freeze_batch_norm
 from .progress import Progress
 from .runtime import resolve_precision, setup, teardown
 from .schedule import LRSchedule
-from .stop import StopRequest, format_duration, parse_duration
+from .stop import StopRequest, format_duration, parse_time_limit
 
 SYNC_EVERY = 10  # steps between reads of the running loss and error (and the non-finite check)
 DIAGNOSTIC_BATCH = 128  # images of the fixed batches that diagnostics are measured on
@@ -92,10 +92,7 @@ def train(
     run with a checkpoint before that much time has passed, as SIGTERM, SIGINT or SIGUSR1 do after the
     current step: both raise `resnet.errors.Stopped`, whose `code` is the exit code for a scheduler.
     """
-    try:
-        limit = parse_duration(time_limit) if time_limit is not None else None
-    except ValueError as e:
-        raise UsageError(f"--time-limit: {e}") from None
+    limit = parse_time_limit(time_limit)
     if resume:
         out, state = run_folder.resume(out)
         config = from_dict(TrainConfig, state["config"])
@@ -133,7 +130,7 @@ def finetune(
     `mode`: "linear" (probe), "full" or "gradual" (default: the recipe's finetune.mode, "full").
     Other arguments as `resnet.train`; returns its RunResult.
     """
-    fields = dict(map(parse_override, overrides)) if isinstance(overrides, list) else dict(overrides or {})
+    fields = parse_overrides(overrides)
     meta = read_weights(source).meta if Path(source).is_file() else {}
     model = model or meta.get("model_name")
     if model is None:
