@@ -17,8 +17,8 @@ from . import checkpoint
 from .config import DataConfig, TrainConfig, from_dict, resolve
 from .data.augment import Normalize, center_crop, multiscale_sizes, resize_shorter
 from .data.images import decode_image
-from .data.load import Data, load_data
 from .data.loader import make_loader
+from .data.sources import Data, load_data
 from .errors import UsageError
 from .files import write_together
 from .models import create_model, get_spec

@@ -8,7 +8,7 @@ import torch
 from datasets import QUICK
 
 from resnet import RunError, UsageError, checkpoint, train
-from resnet.data import augment, loader
+from resnet.data import augment, loader, mixing
 from resnet.data.loader import TensorLoader
 from resnet.train import loss
 
@@ -250,7 +250,7 @@ def _count_calls(monkeypatch, module, name: str, calls: Counter) -> None:
 
 def test_mixup_cutmix_erasing_and_bce_train_and_resume_exactly(image_folder, tmp_path, monkeypatch):
     calls = Counter()
-    for module, name in ((loader, "random_erase"), (loader, "cutmix_box"), (loss, "binary_cross_entropy")):
+    for module, name in ((loader, "random_erase"), (mixing, "cutmix_box"), (loss, "binary_cross_entropy")):
         _count_calls(monkeypatch, module, name, calls)
     settings = {
         **QUICK,

@@ -17,8 +17,9 @@ import torch
 from .. import checkpoint, run_folder
 from ..config import TrainConfig, to_dict
 from ..data.augment import Normalize
-from ..data.load import load_data
-from ..data.loader import Mixing, make_loader
+from ..data.loader import fit_normalize, make_loader
+from ..data.mixing import Mixing
+from ..data.sources import load_data
 from ..errors import Stopped, UsageError
 from ..models import get_spec
 from .build import build_model, build_optimizer, forward_pass, peak_lr, rng_state, set_rng_state
@@ -66,9 +67,9 @@ class Trainer:
         elif self.source and tuning.normalize == "source":
             normalize = source_normalize(self.source)
         else:
-            normalize = None  # fitted to the training split
-        self.train_loader = self._loader("train", normalize)
-        self.normalize = self.train_loader.normalize
+            normalize = fit_normalize(self.data, "train", config.data)
+        self.normalize = normalize.to(self.runtime.device)
+        self.train_loader = self._loader("train", self.normalize)
         self.eval_loaders = {s: self._loader(s, self.normalize) for s in self.data.split_names if s != "train"}
         self.mixing = Mixing(config.data, len(self.data.classes), config.seed)
         self.loss = training_loss(config)
@@ -94,7 +95,7 @@ class Trainer:
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def _loader(self, split: str, normalize: Normalize | None):
+    def _loader(self, split: str, normalize: Normalize):
         cfg, runtime = self.config, self.runtime
         # batch_size is the global batch: each of the `world` processes takes its slice of it, so a run
         # sees the same batches (and resumes) whatever the number of processes.
