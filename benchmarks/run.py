@@ -32,7 +32,7 @@ from PIL import Image
 from resnet import count_macs, create_model
 from resnet.analysis.report import machine
 from resnet.config import TrainConfig, resolve
-from resnet.data.load import load_data
+from resnet.data.sources import load_data
 from resnet.optimize import for_inference
 from resnet.train.trainer import Trainer
 

@@ -189,6 +189,14 @@ def test_bad_image_named_and_skipped(tmp_path, image_folder):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["skipped_images"] == 1
 
 
+def test_an_option_and_a_contradicting_set_are_refused(tmp_path, capsys):
+    """--download is the recipe key data.download: given two values (by --set too), it is refused as --model is."""
+    argv = ["train", "--download", "--set", "data.download=false", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert "data.download is given twice" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_with_another_model(trained_run):
     _one_line_error(
         _run("train", "--resume", "--out", trained_run, "--model", "resnet56"), "checkpoint of resnet20, not resnet56"

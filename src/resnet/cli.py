@@ -1,4 +1,12 @@
-"""The command line: a thin shell over the Python API. `resnet --help` lists the commands."""
+"""The command line: a thin shell over the Python API. `resnet --help` lists the commands.
+
+Each command is two functions: `add_<command>` declares its options, `_<command>` calls the Python API
+with them. Options reach the library in one way: as keyword arguments of the API function, under its
+parameter names; --set goes to its `overrides` as given (config.parse_overrides reads it). The one
+exception is an option that is a recipe key the API takes no argument for (train's --download and
+--skip-bad-images, RECIPE_FLAGS): it joins the overrides, refused like the keyword arguments when
+--set gives the key another value (config.set_once).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import recipe_names
+from .config import CHOICES, parse_overrides, recipe_names, set_once
 from .errors import RunError, Stopped, UsageError
 from .optimize import ENGINES
 
@@ -43,6 +51,111 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# -- option types and the options several commands share ---------------------------------------------
+
+SET_HELP = "override a recipe key, e.g. --set optimizer.lr=0.05 (repeatable; `resnet recipes` lists the keys)"
+DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N"
+# train's options that are recipe keys resnet.train takes no argument for: they join the overrides
+RECIPE_FLAGS = {"download": "data.download", "skip_bad_images": "data.skip_bad_images"}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def _depth(text: str) -> int:
+    """A CIFAR network's depth, checked by the rule the models use (6n+2)."""
+    from .models.base import blocks_per_stage
+
+    value = int(text)
+    try:
+        blocks_per_stage(value, layers_per_block=2, extra=2, networks="CIFAR networks")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
+def _set_option(p: argparse.ArgumentParser, help: str = SET_HELP) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def _device_option(p: argparse.ArgumentParser, recipe: bool = False) -> None:
+    """--device, whose default is auto for every command (for training ones: the recipe's `device`, auto)."""
+    if recipe:
+        p.add_argument("--device", help=f"{DEVICE_HELP} (default: the recipe's device key, auto)")
+    else:
+        p.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def _time_limit_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--time-limit",
+        metavar="DURATION",
+        help="stop with a checkpoint before this much time has passed (e.g. 90m, 2h30m), exit code 75; "
+        "SIGTERM, SIGINT and SIGUSR1 stop after the current step, exit code 128 + the signal",
+    )
+
+
+def _json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _recipe_option(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--recipe", default=default, help=f"{', '.join(recipe_names())}, or a YAML file (`resnet recipes` shows them)"
+    )
+
+
+def _length_options(p: argparse.ArgumentParser) -> None:
+    """--epochs or --iters: the length of a training run (default: the recipe's)."""
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive_float, help="length of the run in epochs (default: the recipe's)")
+    length.add_argument("--iters", type=_positive_int, help="length of the run in iterations (default: the recipe's)")
+
+
+def _run_options(p: argparse.ArgumentParser, out: str, set_help: str = SET_HELP, resume: bool = True) -> None:
+    """The options every training command (train, finetune, superres train) gives its run folder."""
+    p.add_argument("--out", type=Path, help=f"run folder (default: {out})")
+    _set_option(p, set_help)
+    _device_option(p, recipe=True)
+    if resume:
+        p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out")
+
+
+def _engine_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=ENGINES,
+        help="what computes the outputs (default auto: OpenVINO on a CPU when installed, else torch; every "
+        "engine is checked against the float32 model)",
+    )
+
+
+# -- the commands ------------------------------------------------------------------------------------
+
+
+def add_models(commands: argparse._SubParsersAction) -> None:
+    """`resnet models`: every model with its size and cost."""
+    from .models import families
+
+    p = commands.add_parser("models", help="list every model with its size and cost")
+    p.add_argument("--family", choices=families(), help="only this family")
+    _json_option(p)
+    p.set_defaults(run=_models)
+
+
 def _models(args: argparse.Namespace) -> None:
     from rich import box
     from rich.console import Console
@@ -61,6 +174,23 @@ def _models(args: argparse.Namespace) -> None:
         size = "×".join(map(str, r["input_shape"][1:] if len(r["input_shape"]) == 3 else r["input_shape"]))
         table.add_row(r["name"], r["family"], str(r["layers"]), r["shortcut"], f"{r['params']:,}", _si(r["macs"]), size)
     Console(width=200).print(table)
+
+
+def _si(n: float) -> str:
+    """1.81G, 40.55M: multiply-adds as the paper writes them."""
+    return f"{n / 1e9:.2f}G" if n >= 1e9 else f"{n / 1e6:.2f}M"
+
+
+def add_recipes(commands: argparse._SubParsersAction) -> None:
+    """`resnet recipes [RECIPE]`: the recipes and every key."""
+    p = commands.add_parser(
+        "recipes", help="the recipes, and every key with its type, default, allowed values, meaning"
+    )
+    p.add_argument(
+        "recipe", nargs="?", help=f"show this recipe's values too: {', '.join(recipe_names())}, or a YAML file"
+    )
+    _json_option(p)
+    p.set_defaults(run=_recipes)
 
 
 def _recipes(args: argparse.Namespace) -> None:
@@ -95,25 +225,43 @@ def _yaml_text(value) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _si(n: float) -> str:
-    """1.81G, 40.55M: multiply-adds as the paper writes them."""
-    return f"{n / 1e9:.2f}G" if n >= 1e9 else f"{n / 1e6:.2f}M"
+def add_train(commands: argparse._SubParsersAction) -> None:
+    """`resnet train`: resnet.train."""
+    p = commands.add_parser("train", help="train a network (default: resnet20 on the embedded CIFAR-10 subset)")
+    p.add_argument("--model", help="a name from `resnet models` (default: the recipe's)")
+    p.add_argument(
+        "--data",
+        help="a class-folder folder or .tar(.gz), a CIFAR python archive, cifar10, cifar100 "
+        "(default: the embedded CIFAR-10 subset)",
+    )
+    _recipe_option(p, "cifar-paper")
+    _run_options(p, "runs/MODEL-RECIPE-TIME")
+    _length_options(p)
+    p.add_argument(
+        "--stop-after",
+        type=_positive_int,
+        metavar="N",
+        help="pause after N iterations of this session, with a checkpoint (--resume continues)",
+    )
+    _time_limit_option(p)
+    p.add_argument("--download", action="store_true", help="download cifar10/cifar100 if missing")
+    p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
+    p.set_defaults(run=_train)
 
 
 def _train(args: argparse.Namespace) -> None:
     from .train import train
 
-    overrides = list(args.set)
-    if args.skip_bad_images:
-        overrides.append("data.skip_bad_images=true")
-    if args.download:
-        overrides.append("data.download=true")
+    overrides = parse_overrides(args.set)
+    for dest, key in RECIPE_FLAGS.items():
+        if getattr(args, dest):
+            set_once(overrides, key, True)
     result = train(
-        args.model,
-        args.data,
-        args.recipe,
-        args.out,
-        overrides,
+        model=args.model,
+        data=args.data,
+        recipe=args.recipe,
+        out=args.out,
+        overrides=overrides,
         iters=args.iters,
         epochs=args.epochs,
         device=args.device,
@@ -138,287 +286,8 @@ def _report(result) -> None:
     )
 
 
-def _finetune(args: argparse.Namespace) -> None:
-    from .train import finetune
-
-    result = finetune(
-        args.source,
-        args.data,
-        args.model,
-        args.mode,
-        args.recipe,
-        args.out,
-        args.set,
-        iters=args.iters,
-        epochs=args.epochs,
-        device=args.device,
-        force=args.force,
-        time_limit=args.time_limit,
-    )
-    if result.rank == 0:
-        _report(result)
-
-
-def _eval(args: argparse.Namespace) -> None:
-    from .inference import evaluate
-
-    out = args.out or Path(args.checkpoint).parent / f"eval-{args.split}-{args.tta}"
-    m = evaluate(
-        args.checkpoint,
-        args.data,
-        args.split,
-        args.tta,
-        out,
-        args.batch_size,
-        args.device,
-        args.engine,
-        args.model,
-        args.size,
-        args.scales,
-    )
-    if args.json:
-        print(json.dumps(m, indent=2))
-        return
-    width = max(len(c) for c in m["classes"])
-    for name, accuracy in zip(m["classes"], m["per_class_accuracy"]):
-        print(f"  {name:<{width}}  {100 * accuracy:6.2f}%")
-    print(f"report in {out} (metrics.json, confusion.csv, confusion.png)")
-    print(
-        f"{m['model']} on {m['count']} {m['split']} images (tta {m['tta']}): top-1 error {100 * m['top1_error']:.2f}%, "
-        f"top-5 error {100 * m['top5_error']:.2f}%, accuracy {100 * (1 - m['top1_error']):.2f}%"
-    )
-
-
-def _predict(args: argparse.Namespace) -> None:
-    from .inference import load
-
-    if args.topk < 1:
-        raise UsageError(f"--topk must be positive, not {args.topk}")
-    classifier = load(args.checkpoint, args.device, args.engine)
-    results = classifier.predict(args.images, args.topk)
-    if args.json:
-        rows = [
-            {"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]}
-            for path, top in zip(args.images, results)
-        ]
-        print(json.dumps(rows, indent=2))
-        return
-    for path, top in zip(args.images, results):
-        print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))
-
-
-def _reproduce(args: argparse.Namespace) -> None:
-    from . import analysis
-    from .config import parse_overrides
-
-    common = dict(
-        data=args.data,
-        quick=args.quick,
-        iters=args.iters,
-        device=args.device,
-        command="resnet " + " ".join(sys.argv[1:]),
-        overrides=parse_overrides(args.set),
-        time_limit=args.time_limit,
-    )
-    # each protocol its own default folder: a --quick or preset run never meets a full one's models
-    variant = "-quick" if args.quick else f"-{args.preset}" if args.preset else ""
-    out = args.out or Path(f"reproductions/{args.experiment}{variant}")
-    if args.experiment == "degradation":
-        r = analysis.degradation(
-            args.depths,
-            out=out,
-            add=args.add,
-            seeds=args.seeds,
-            preset=args.preset,
-            **common,
-        )
-    elif args.experiment == "mlp":
-        if args.preset:
-            raise UsageError("reproduce mlp has no presets (degradation and shortcuts have: --preset cpu)")
-        common["data"] = args.data or "digits"
-        r = analysis.mlp_depth(args.blocks, out=out, **common)
-    else:
-        r = analysis.shortcuts(args.depth, out=out, preset=args.preset, **common)
-    print(f"report {r.html} · summary {r.summary}")
-    for finding in r.findings:
-        print(finding.line())
-
-
-def _superres_train(args: argparse.Namespace) -> None:
-    from .superres import train
-
-    r = train(
-        args.model,
-        args.data,
-        args.scale,
-        args.out,
-        args.set,
-        iters=args.iters,
-        device=args.device,
-        resume=args.resume,
-        force=args.force,
-        time_limit=args.time_limit,
-    )
-    print(f"run folder {r.out} · plot {r.plot}")
-    print(
-        f"held-out PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f} (bicubic {r.bicubic_psnr:.2f} dB, {r.bicubic_ssim:.4f}) "
-        f"after {r.steps} iterations"
-    )
-
-
-def _superres_apply(args: argparse.Namespace) -> None:
-    from .superres import apply
-
-    for row in apply(args.checkpoint, args.images, args.out, args.reference, args.device):
-        metrics = ""
-        if "psnr" in row:
-            metrics = (
-                f": PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f} "
-                f"(bicubic {row['bicubic_psnr']:.2f} dB, {row['bicubic_ssim']:.4f})"
-            )
-        print(f"{row['image']} -> {row['output']}{metrics}")
-
-
-def _export(args: argparse.Namespace) -> None:
-    from .export import export_model
-
-    r = export_model(args.checkpoint, args.format, args.out, args.batch_size)
-    print(
-        f"wrote {r.path} ({r.format}): largest |difference| from the PyTorch model's logits {r.max_abs_diff:.1e} "
-        f"on random batches of {r.batch_size} and {r.batch_size + 1}"
-    )
-
-
-def _features(args: argparse.Namespace) -> None:
-    from .features import extract_features, output_paths
-
-    output_paths(args.out)  # a wrong name is reported before the work, not after
-    f = extract_features(args.checkpoint, args.data, args.batch_size, args.device, args.skip_bad_images)
-    array, sidecar = f.save(args.out)
-    labels = f" with the labels of {len(set(f.labels))} class folders" if f.labels else ""
-    print(f"wrote {array} ({f.features.shape[0]}×{f.features.shape[1]} float32) and {sidecar}{labels}")
-    if f.skipped:
-        print(f"skipped {len(f.skipped)} unreadable images, e.g. {f.skipped[0]}")
-
-
-def _depth(text: str) -> int:
-    value = int(text)
-    if value < 8 or (value - 2) % 6:
-        raise argparse.ArgumentTypeError(f"CIFAR networks have 6n+2 layers (20, 32, 44, 56, 110, 1202), not {value}")
-    return value
-
-
-SET_HELP = "override a recipe key, e.g. --set optimizer.lr=0.05 (repeatable; `resnet recipes` lists the keys)"
-DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N"
-
-
-def _device_option(p: argparse.ArgumentParser, recipe: bool = False) -> None:
-    """--device, whose default is auto for every command (for training ones: the recipe's `device`, auto)."""
-    if recipe:
-        p.add_argument("--device", help=f"{DEVICE_HELP} (default: the recipe's device key, auto)")
-    else:
-        p.add_argument("--device", default="auto", help=DEVICE_HELP)
-
-
-def _recipe_option(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument(
-        "--recipe", default=default, help=f"{', '.join(recipe_names())}, or a YAML file (`resnet recipes` shows them)"
-    )
-
-
-def _length_options(p: argparse.ArgumentParser) -> None:
-    """--epochs or --iters: the length of a training run (default: the recipe's)."""
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive_float, help="length of the run in epochs (default: the recipe's)")
-    length.add_argument("--iters", type=_positive_int, help="length of the run in iterations (default: the recipe's)")
-
-
-def _run_options(p: argparse.ArgumentParser, out: str, set_help: str, resume: bool = True) -> None:
-    """The options every training command (train, finetune, superres train) gives its run folder."""
-    p.add_argument("--out", type=Path, help=f"run folder (default: {out})")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
-    _device_option(p, recipe=True)
-    if resume:
-        p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="replace a run already in --out")
-
-
-def _time_limit_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--time-limit",
-        metavar="DURATION",
-        help="stop with a checkpoint before this much time has passed (e.g. 90m, 2h30m), exit code 75; "
-        "SIGTERM, SIGINT and SIGUSR1 stop after the current step, exit code 128 + the signal",
-    )
-
-
-def _engine_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--engine",
-        default="auto",
-        choices=ENGINES,
-        help="what computes the outputs (default auto: OpenVINO on a CPU when installed, else torch; every "
-        "engine is checked against the float32 model)",
-    )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .models import families
-
-    parser = _Parser(prog="resnet", description="Residual networks (He et al. 2015): models, training, evidence.")
-    parser.add_argument("--version", action="version", version=f"resnet {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-
-    p = commands.add_parser("models", help="list every model with its size and cost")
-    p.add_argument("--family", choices=families(), help="only this family")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(run=_models)
-
-    p = commands.add_parser(
-        "recipes", help="the recipes, and every key with its type, default, allowed values, meaning"
-    )
-    p.add_argument(
-        "recipe", nargs="?", help=f"show this recipe's values too: {', '.join(recipe_names())}, or a YAML file"
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(run=_recipes)
-
-    p = commands.add_parser("train", help="train a network (default: resnet20 on the embedded CIFAR-10 subset)")
-    p.add_argument("--model", help="a name from `resnet models` (default: the recipe's)")
-    p.add_argument(
-        "--data",
-        help="a class-folder folder or .tar(.gz), a CIFAR python archive, cifar10, cifar100 "
-        "(default: the embedded CIFAR-10 subset)",
-    )
-    _recipe_option(p, "cifar-paper")
-    _run_options(p, "runs/MODEL-RECIPE-TIME", SET_HELP)
-    _length_options(p)
-    p.add_argument(
-        "--stop-after",
-        type=_positive_int,
-        metavar="N",
-        help="pause after N iterations of this session, with a checkpoint (--resume continues)",
-    )
-    _time_limit_option(p)
-    p.add_argument("--download", action="store_true", help="download cifar10/cifar100 if missing")
-    p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
-    p.set_defaults(run=_train)
-
+def add_finetune(commands: argparse._SubParsersAction) -> None:
+    """`resnet finetune`: resnet.finetune."""
     p = commands.add_parser("finetune", help="fine-tune pre-trained weights on a data set, with a new classifier")
     p.add_argument(
         "--from",
@@ -431,15 +300,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the network (default: the checkpoint's)")
     p.add_argument(
         "--mode",
-        choices=["linear", "full", "gradual"],
+        choices=CHOICES["finetune.mode"],
         help="linear probe (frozen backbone and BN), full (backbone at a lower lr), gradual unfreezing "
         "(default: the recipe's finetune.mode, full)",
     )
     _recipe_option(p, "finetune")
-    _run_options(p, "runs/MODEL-finetune-TIME", SET_HELP, resume=False)
+    _run_options(p, "runs/MODEL-finetune-TIME", resume=False)
     _length_options(p)
     _time_limit_option(p)
     p.set_defaults(run=_finetune)
+
+
+def _finetune(args: argparse.Namespace) -> None:
+    from .train import finetune
+
+    result = finetune(
+        source=args.source,
+        data=args.data,
+        model=args.model,
+        mode=args.mode,
+        recipe=args.recipe,
+        out=args.out,
+        overrides=args.set,
+        iters=args.iters,
+        epochs=args.epochs,
+        device=args.device,
+        force=args.force,
+        time_limit=args.time_limit,
+    )
+    if result.rank == 0:
+        _report(result)
+
+
+def add_eval(commands: argparse._SubParsersAction) -> None:
+    """`resnet eval`: resnet.inference.evaluate."""
+    from .train.evaluate import TTA
 
     p = commands.add_parser("eval", help="top-1/top-5 error, per-class accuracy, confusion matrix of a checkpoint")
     p.add_argument(
@@ -451,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tta",
         default="none",
-        choices=["none", "flip", "10crop", "multiscale"],
+        choices=TTA,
         help="test-time augmentation; multiscale: §3.4's fully convolutional testing, the whole image and its "
         "mirror image at several scales (--scales), one image at a time",
     )
@@ -472,18 +367,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=256, help="images per batch")
     _device_option(p)
     _engine_option(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_option(p)
     p.set_defaults(run=_eval)
 
+
+def _eval(args: argparse.Namespace) -> None:
+    from .inference import evaluate
+
+    out = args.out or Path(args.checkpoint).parent / f"eval-{args.split}-{args.tta}"
+    m = evaluate(
+        path=args.checkpoint,
+        data=args.data,
+        split=args.split,
+        tta=args.tta,
+        out=out,
+        batch_size=args.batch_size,
+        device=args.device,
+        engine=args.engine,
+        model=args.model,
+        size=args.size,
+        scales=args.scales,
+    )
+    if args.json:
+        print(json.dumps(m, indent=2))
+        return
+    width = max(len(c) for c in m["classes"])
+    for name, accuracy in zip(m["classes"], m["per_class_accuracy"]):
+        print(f"  {name:<{width}}  {100 * accuracy:6.2f}%")
+    print(f"report in {out} (metrics.json, confusion.csv, confusion.png)")
+    print(
+        f"{m['model']} on {m['count']} {m['split']} images (tta {m['tta']}): top-1 error {100 * m['top1_error']:.2f}%, "
+        f"top-5 error {100 * m['top5_error']:.2f}%, accuracy {100 * (1 - m['top1_error']):.2f}%"
+    )
+
+
+def add_predict(commands: argparse._SubParsersAction) -> None:
+    """`resnet predict`: resnet.inference.load, then Classifier.predict."""
     p = commands.add_parser("predict", help="the most probable classes of images")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--topk", type=int, default=5, help="how many classes to print for each image")
     _device_option(p)
     _engine_option(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_option(p)
     p.set_defaults(run=_predict)
 
+
+def _predict(args: argparse.Namespace) -> None:
+    from .inference import load
+
+    if args.topk < 1:
+        raise UsageError(f"--topk must be positive, not {args.topk}")
+    classifier = load(path=args.checkpoint, device=args.device, engine=args.engine)
+    results = classifier.predict(images=args.images, topk=args.topk)
+    if args.json:
+        rows = [
+            {"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]}
+            for path, top in zip(args.images, results)
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    for path, top in zip(args.images, results):
+        print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))
+
+
+def add_reproduce(commands: argparse._SubParsersAction) -> None:
+    """`resnet reproduce EXPERIMENT`: resnet.analysis.degradation, shortcuts and mlp_depth."""
     from .analysis.reproduce import PRESETS
 
     p = commands.add_parser("reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts")
@@ -513,11 +462,43 @@ def build_parser() -> argparse.ArgumentParser:
         default=[1, 4, 8, 16],
         help="mlp: dense blocks of each depth (default: 1 4 8 16)",
     )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    _set_option(p)
     _device_option(p, recipe=True)
     _time_limit_option(p)
     p.set_defaults(run=_reproduce)
 
+
+def _reproduce(args: argparse.Namespace) -> None:
+    from . import analysis
+
+    if args.experiment == "mlp" and args.preset:
+        raise UsageError("reproduce mlp has no presets (degradation and shortcuts have: --preset cpu)")
+    # each protocol its own default folder: a --quick or preset run never meets a full one's models
+    variant = "-quick" if args.quick else f"-{args.preset}" if args.preset else ""
+    common = dict(
+        out=args.out or Path(f"reproductions/{args.experiment}{variant}"),
+        quick=args.quick,
+        iters=args.iters,
+        device=args.device,
+        command="resnet " + " ".join(sys.argv[1:]),
+        overrides=args.set,
+        time_limit=args.time_limit,
+    )
+    if args.experiment == "degradation":
+        r = analysis.degradation(
+            depths=args.depths, data=args.data, add=args.add, seeds=args.seeds, preset=args.preset, **common
+        )
+    elif args.experiment == "mlp":
+        r = analysis.mlp_depth(blocks=args.blocks, data=args.data or "digits", **common)
+    else:
+        r = analysis.shortcuts(depth=args.depth, data=args.data, preset=args.preset, **common)
+    print(f"report {r.html} · summary {r.summary}")
+    for finding in r.findings:
+        print(finding.line())
+
+
+def add_superres(commands: argparse._SubParsersAction) -> None:
+    """`resnet superres train|apply`: resnet.superres.train and apply."""
     p = commands.add_parser("superres", help="super-resolution by residual learning (VDSR, EDSR): train, apply")
     superres = p.add_subparsers(dest="superres_command", required=True, metavar="COMMAND", parser_class=_Parser)
     p = superres.add_parser("train", help="train vdsr or edsr_baseline on a folder or .tar(.gz) of images")
@@ -538,6 +519,47 @@ def build_parser() -> argparse.ArgumentParser:
     _device_option(p)
     p.set_defaults(run=_superres_apply)
 
+
+def _superres_train(args: argparse.Namespace) -> None:
+    from .superres import train
+
+    r = train(
+        model=args.model,
+        data=args.data,
+        scale=args.scale,
+        out=args.out,
+        overrides=args.set,
+        iters=args.iters,
+        device=args.device,
+        resume=args.resume,
+        force=args.force,
+        time_limit=args.time_limit,
+    )
+    print(f"run folder {r.out} · plot {r.plot}")
+    print(
+        f"held-out PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f} (bicubic {r.bicubic_psnr:.2f} dB, {r.bicubic_ssim:.4f}) "
+        f"after {r.steps} iterations"
+    )
+
+
+def _superres_apply(args: argparse.Namespace) -> None:
+    from .superres import apply
+
+    rows = apply(path=args.checkpoint, images=args.images, out=args.out, references=args.reference, device=args.device)
+    for row in rows:
+        metrics = ""
+        if "psnr" in row:
+            metrics = (
+                f": PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f} "
+                f"(bicubic {row['bicubic_psnr']:.2f} dB, {row['bicubic_ssim']:.4f})"
+            )
+        print(f"{row['image']} -> {row['output']}{metrics}")
+
+
+def add_export(commands: argparse._SubParsersAction) -> None:
+    """`resnet export`: resnet.export.export_model."""
+    from .export import FORMATS
+
     p = commands.add_parser(
         "export", help="ONNX, TorchScript, safetensors or OpenVINO IR of a checkpoint, verified against it"
     )
@@ -545,13 +567,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format",
         default="onnx",
-        choices=["onnx", "torchscript", "safetensors", "openvino"],
+        choices=list(FORMATS),
         help="the file format; openvino writes FILE.xml and FILE.bin",
     )
     p.add_argument("--out", type=Path, help="the file (default: beside the checkpoint, e.g. best.onnx)")
     p.add_argument("--batch-size", type=_positive_int, default=2, help="images of the verification batch (≥ 2)")
     p.set_defaults(run=_export)
 
+
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_model
+
+    r = export_model(checkpoint=args.checkpoint, format=args.format, out=args.out, batch_size=args.batch_size)
+    print(
+        f"wrote {r.path} ({r.format}): largest |difference| from the PyTorch model's logits {r.max_abs_diff:.1e} "
+        f"on random batches of {r.batch_size} and {r.batch_size + 1}"
+    )
+
+
+def add_features(commands: argparse._SubParsersAction) -> None:
+    """`resnet features`: resnet.features.extract_features."""
     p = commands.add_parser("features", help="penultimate-layer embeddings of every image of a folder (.npy, .csv)")
     p.add_argument("checkpoint")
     p.add_argument("--data", required=True, help="a folder of images (searched recursively; class folders give labels)")
@@ -560,6 +595,49 @@ def build_parser() -> argparse.ArgumentParser:
     _device_option(p)
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.set_defaults(run=_features)
+
+
+def _features(args: argparse.Namespace) -> None:
+    from .features import extract_features, output_paths
+
+    output_paths(args.out)  # a wrong name is reported before the work, not after
+    f = extract_features(
+        checkpoint=args.checkpoint,
+        data=args.data,
+        batch_size=args.batch_size,
+        device=args.device,
+        skip_bad_images=args.skip_bad_images,
+    )
+    array, sidecar = f.save(args.out)
+    labels = f" with the labels of {len(set(f.labels))} class folders" if f.labels else ""
+    print(f"wrote {array} ({f.features.shape[0]}×{f.features.shape[1]} float32) and {sidecar}{labels}")
+    if f.skipped:
+        print(f"skipped {len(f.skipped)} unreadable images, e.g. {f.skipped[0]}")
+
+
+COMMANDS = (
+    add_models,
+    add_recipes,
+    add_train,
+    add_finetune,
+    add_eval,
+    add_predict,
+    add_reproduce,
+    add_superres,
+    add_export,
+    add_features,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `resnet` parser: each command added by its add_<command> function, in COMMANDS' order."""
+    from . import __version__
+
+    parser = _Parser(prog="resnet", description="Residual networks (He et al. 2015): models, training, evidence.")
+    parser.add_argument("--version", action="version", version=f"resnet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for add in COMMANDS:
+        add(commands)
     return parser
 
 

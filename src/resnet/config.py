@@ -399,6 +399,14 @@ def check(config: TrainConfig) -> None:
         raise UsageError(f"device={config.device!r} is not one of: {DEVICES}")
 
 
+def check_supported(data: DataConfig, supported: dict[str, tuple[tuple, str]]) -> None:
+    """Refuse the data settings that the loader of the data does not take: `supported` (the loader's
+    `supports`) maps a key of `data` to (the values the loader takes, the refusal, with {value})."""
+    for key, (values, refusal) in supported.items():
+        if (value := getattr(data, key)) not in values:
+            raise UsageError(refusal.format(value=value))
+
+
 def to_dict(config) -> dict:
     """The nested plain mapping of a config (what config.yaml of a run holds)."""
     return dataclasses.asdict(config)

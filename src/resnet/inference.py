@@ -14,11 +14,11 @@ from PIL import Image
 from torch import nn
 
 from . import checkpoint
-from .config import TrainConfig, from_dict, resolve
+from .config import DataConfig, TrainConfig, from_dict, resolve
 from .data.augment import Normalize, center_crop, multiscale_sizes, resize_shorter
 from .data.images import decode_image
-from .data.load import load_data
 from .data.loader import make_loader
+from .data.sources import Data, load_data
 from .errors import UsageError
 from .files import write_together
 from .models import create_model, get_spec
@@ -103,15 +103,15 @@ def load(path: str | Path, device: str | torch.device = "auto", engine: str = "a
     config = from_dict(TrainConfig, state["config"])
     normalize = Normalize(**state["normalize"])
     return Classifier(
-        model.to(device).eval(),
-        state["model_name"],
-        dict(state["model_options"]),
-        classes,
-        normalize,
-        state["image_size"],
-        state["eval_resize"],
-        config,
-        engine,
+        model=model.to(device).eval(),
+        model_name=state["model_name"],
+        model_options=dict(state["model_options"]),
+        classes=classes,
+        normalize=normalize,
+        image_size=state["image_size"],
+        eval_resize=state["eval_resize"],
+        config=config,
+        engine=engine,
     )
 
 
@@ -141,15 +141,15 @@ def from_weights(
         raise UsageError(f"{path}: its classifier has {outputs} outputs; the data has {len(classes)} classes")
     load_weights(network, weights)
     return Classifier(
-        network.to(device).eval(),
-        model,
-        dict(options),
-        list(classes),
-        source_normalize(weights),
-        meta.get("image_size", config.data.image_size),
-        meta.get("eval_resize", config.data.eval_resize),
-        config,
-        engine,
+        model=network.to(device).eval(),
+        model_name=model,
+        model_options=dict(options),
+        classes=list(classes),
+        normalize=source_normalize(weights),
+        image_size=meta.get("image_size", config.data.image_size),
+        eval_resize=meta.get("eval_resize", config.data.eval_resize),
+        config=config,
+        engine=engine,
     )
 
 
@@ -175,52 +175,19 @@ def evaluate(
     whole image (and its mirror image) averaged over the shorter sides `scales` (default: the paper's
     224, 256, 384, 480, 640, scaled by the training crop / 224), one image at a time. `size`: the
     side of the evaluation crop (default: the checkpoint's data.eval_size, else its image size)."""
-    if tta not in TTA:
-        raise UsageError(f"unknown test-time augmentation {tta!r}; choose one of: {', '.join(TTA)}")
-    if scales and tta != "multiscale":
-        raise UsageError(f"scales are the shorter sides of multi-scale testing (tta=multiscale), not of tta={tta}")
-    if size and tta == "multiscale":
-        raise UsageError("multi-scale testing evaluates whole images at its scales, not crops of one size")
+    _check_tta(tta, size, scales)
     runtime = setup(device)
-    if model is None:  # a checkpoint of resnet train: it knows its network, data and classes
-        classifier = load(path, runtime.device, engine)
-        data_cfg = classifier.config.data if data is None else replace(classifier.config.data, source=data)
-        dataset = load_data(data_cfg)
-    else:
-        if data is None:
-            raise UsageError(f"{path}: with --model, name the data set too (e.g. --data cifar10-jpeg.tar.gz)")
-        dataset = load_data(replace(family_config(model).data, source=data))
-        classifier = from_weights(path, model, dataset.classes, runtime.device, engine)
-        data_cfg = replace(classifier.config.data, source=data)
+    classifier, dataset, data_cfg = _classifier_and_data(path, data, model, device=runtime.device, engine=engine)
     if size:
         data_cfg = replace(data_cfg, eval_size=size)
     if tta == "multiscale":
         scales = list(scales or multiscale_sizes(data_cfg.image_size))
-    if split not in dataset.split_names:
-        raise UsageError(f"the data has no {split!r} split; it has: {', '.join(dataset.split_names)}")
-    if dataset.classes != classifier.classes:
-        raise UsageError(
-            f"the data's classes {dataset.classes[:5]}... are not the checkpoint's {classifier.classes[:5]}..."
-        )
-    loader = make_loader(
-        dataset,
-        split,
-        data_cfg,
-        train=False,
-        batch_size=batch_size,
-        device=runtime.device,
-        normalize=classifier.normalize,
-    )
-    # whole images have shapes of their own: an engine would compile and check each one, the model runs as it is
-    fast = classifier.inference(dataset.size(split)) if tta != "multiscale" else None
-    metrics = evaluate_batches(
-        classifier.model, loader.eval_batches(tta=tta, scales=scales), len(classifier.classes), tta=tta, forward=fast
+    _check_split(dataset, split, classifier)
+    metrics = _measure(
+        classifier, dataset, split, data_cfg, tta=tta, scales=scales, batch_size=batch_size, device=runtime.device
     )
     metrics.update(
         {
-            "engine": fast.engine if fast else "torch",
-            "precision": fast.precision if fast else "fp32",
-            "size": None if scales else loader.eval_size,
             "scales": scales,
             "checkpoint": str(path),
             "model": classifier.model_name,
@@ -232,6 +199,73 @@ def evaluate(
     )
     if out is not None:
         _write_report(metrics, Path(out))
+    return metrics
+
+
+def _check_tta(tta: str, size: int | None, scales: list[int] | None) -> None:
+    """UsageError for an unknown `tta`, and for `size` or `scales` where `tta` has no use for them."""
+    if tta not in TTA:
+        raise UsageError(f"unknown test-time augmentation {tta!r}; choose one of: {', '.join(TTA)}")
+    if scales and tta != "multiscale":
+        raise UsageError(f"scales are the shorter sides of multi-scale testing (tta=multiscale), not of tta={tta}")
+    if size and tta == "multiscale":
+        raise UsageError("multi-scale testing evaluates whole images at its scales, not crops of one size")
+
+
+def _classifier_and_data(
+    path: str | Path, data: str | None, model: str | None, device: torch.device, engine: str
+) -> tuple[Classifier, Data, DataConfig]:
+    """The network at `path`, the data set to evaluate it on and that data's config: a checkpoint of
+    resnet train knows its network, data and classes; another library's file (`model`) needs `data`."""
+    if model is None:
+        classifier = load(path, device=device, engine=engine)
+        data_cfg = classifier.config.data if data is None else replace(classifier.config.data, source=data)
+        return classifier, load_data(data_cfg), data_cfg
+    if data is None:
+        raise UsageError(f"{path}: with --model, name the data set too (e.g. --data cifar10-jpeg.tar.gz)")
+    dataset = load_data(replace(family_config(model).data, source=data))
+    classifier = from_weights(path, model, dataset.classes, device=device, engine=engine)
+    return classifier, dataset, replace(classifier.config.data, source=data)
+
+
+def _check_split(dataset: Data, split: str, classifier: Classifier) -> None:
+    """UsageError unless `dataset` has `split` and the classes `classifier` was trained on."""
+    if split not in dataset.split_names:
+        raise UsageError(f"the data has no {split!r} split; it has: {', '.join(dataset.split_names)}")
+    if dataset.classes != classifier.classes:
+        raise UsageError(
+            f"the data's classes {dataset.classes[:5]}... are not the checkpoint's {classifier.classes[:5]}..."
+        )
+
+
+def _measure(
+    classifier: Classifier,
+    dataset: Data,
+    split: str,
+    data_cfg: DataConfig,
+    *,
+    tta: str,
+    scales: list[int] | None,
+    batch_size: int,
+    device: torch.device,
+) -> dict:
+    """The metrics of `classifier` on `split` of `dataset` (see `evaluate_batches`), then what computed
+    them (engine, precision) and the side of the crop evaluated (None for whole images at `scales`)."""
+    loader = make_loader(
+        dataset, split, data_cfg, train=False, batch_size=batch_size, device=device, normalize=classifier.normalize
+    )
+    # whole images have shapes of their own: an engine would compile and check each one, the model runs as it is
+    fast = classifier.inference(dataset.size(split)) if tta != "multiscale" else None
+    metrics = evaluate_batches(
+        classifier.model, loader.eval_batches(tta=tta, scales=scales), len(classifier.classes), tta=tta, forward=fast
+    )
+    metrics.update(
+        {
+            "engine": fast.engine if fast else "torch",
+            "precision": fast.precision if fast else "fp32",
+            "size": None if scales else loader.eval_size,
+        }
+    )
     return metrics
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from resnet import UsageError, checkpoint
-from resnet.analysis import degradation, reproduce, shortcuts
+from resnet.analysis import degradation, driver, shortcuts
+from resnet.analysis.report import Finding, Table
 from resnet.data.loader import TensorLoader
 from resnet.errors import Stopped
 
@@ -98,11 +99,16 @@ def test_a_killed_reproduction_resumes(tmp_path, monkeypatch):
     assert checkpoint.load(tmp_path / "runs" / "resnet20" / "last.pt")["step"] == 2  # evaluated every 2 steps
     monkeypatch.setattr(TensorLoader, "batch", batch)
 
-    trained = []
-    real_train = reproduce.train
-    monkeypatch.setattr(reproduce, "train", lambda *a, **k: trained.append(k.get("resume")) or real_train(*a, **k))
+    resumed = []
+
+    class Recorded(driver.Trainer):
+        def __init__(self, config, out, state=None, progress=True):
+            resumed.append(state is not None)
+            super().__init__(config, out, state, progress)
+
+    monkeypatch.setattr(driver, "Trainer", Recorded)
     degradation([20], out=tmp_path, **FAST)
-    assert trained == [True]  # plain20 kept, resnet20 resumed
+    assert resumed == [True]  # plain20 kept, resnet20 resumed
     assert checkpoint.load(tmp_path / "runs" / "resnet20" / "last.pt")["step"] == 4
 
 
@@ -202,3 +208,41 @@ def test_a_preset_sets_what_the_user_leaves_out(tmp_path):
     assert "schedule.name=cosine" in r.summary.read_text()  # the commands that reproduce each model
     with pytest.raises(UsageError, match="has no preset 'laptop' .presets: cpu"):
         degradation([20], out=tmp_path, preset="laptop", **FAST)
+
+
+def test_overrides_may_be_set_strings_as_the_command_line_gives_them(tmp_path):
+    for label in ("plain20", "resnet20-A", "resnet20-B", "resnet20-C"):
+        _finished_run(tmp_path / "runs" / label, 0.3, 0.3)
+    r = shortcuts(20, out=tmp_path, **{**FAST, "overrides": ["log.evals=2", "seed=3"]})
+    assert "--set log.evals=2 --set seed=3" in r.summary.read_text()
+
+
+def test_a_protocol_without_jobs_still_gets_its_report(tmp_path):
+    class Count(driver.Experiment):  # what an evaluation-only experiment on given weights amounts to
+        name = "count"
+
+        def jobs(self):
+            return []
+
+        def title(self):
+            return "Counting"
+
+        def intro(self):
+            return "Nothing trained."
+
+        def command(self):
+            return "resnet reproduce count"
+
+        def figures(self, runs, folder):
+            return []
+
+        def tables(self, runs):
+            return [Table("Counts", ["n"], [[1]])]
+
+        def findings(self, runs):
+            return [Finding(True, "one is one")]
+
+    r = driver.run_experiment(Count, driver.Settings(out=tmp_path, quick=True, progress=False))
+    assert r.findings == [Finding(True, "one is one")] and not (tmp_path / "runs").exists()
+    text = r.summary.read_text()
+    assert "| 1 |" in text and "resnet reproduce count\n```" in text

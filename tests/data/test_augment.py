@@ -6,7 +6,6 @@ import torch
 from datasets import class_image
 
 from resnet import UsageError
-from resnet.config import DataConfig
 from resnet.data.augment import (
     MULTISCALE,
     Normalize,
@@ -139,16 +138,16 @@ def _theirs(transforms, name):
 
 def test_the_policies_get_the_configs_operations_magnitude_and_bilinear(policies):
     bilinear = policies.InterpolationMode.BILINEAR
-    ra = auto_augment_policy(DataConfig(auto_augment="randaugment", randaugment_ops=3, randaugment_magnitude=12))
+    ra = auto_augment_policy("randaugment", ops=3, magnitude=12)
     assert (type(ra), ra.num_ops, ra.magnitude, ra.interpolation) == (policies.RandAugment, 3, 12, bilinear)
-    ta = auto_augment_policy(DataConfig(auto_augment="trivialaugment"))
+    ta = auto_augment_policy("trivialaugment")
     assert (type(ta), ta.interpolation) == (policies.TrivialAugmentWide, bilinear)
 
 
 @pytest.mark.parametrize("name", ["randaugment", "trivialaugment"])
 def test_policies_are_torchvisions_transforms_seeded_per_image(policies, name):
     transforms = policies
-    policy = auto_augment_policy(DataConfig(auto_augment=name, randaugment_ops=3, randaugment_magnitude=12))
+    policy = auto_augment_policy(name, ops=3, magnitude=12)
     image = class_image("red", np.random.default_rng(0), (40, 36))
     state = torch.get_rng_state()
     ours = apply_policy(policy, [image] * 6, list(range(6)))
@@ -171,10 +170,10 @@ def test_policies_are_torchvisions_transforms_seeded_per_image(policies, name):
 def test_a_missing_torchvision_is_one_error_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision raises ImportError
     with pytest.raises(UsageError, match=r"data.auto_augment=trivialaugment needs torchvision: pip install torchvi"):
-        auto_augment_policy(DataConfig(auto_augment="trivialaugment"))
+        auto_augment_policy("trivialaugment")
     with pytest.raises(UsageError, match=r"resnet\[augment\]"):
-        auto_augment_policy(DataConfig(auto_augment="randaugment"))
-    assert auto_augment_policy(DataConfig()) is None
+        auto_augment_policy("randaugment")
+    assert auto_augment_policy("none") is None
 
 
 # fb.resnet.torch's PCA of ImageNet's RGB pixels in [0, 1] (AlexNet's color augmentation), as published

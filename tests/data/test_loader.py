@@ -11,8 +11,10 @@ from resnet.config import DataConfig
 from resnet.data.augment import Normalize, lighting
 from resnet.data.dataset import ArrayDataset, FileList
 from resnet.data.folder import scan
-from resnet.data.load import load_data
-from resnet.data.loader import LIGHTING, Mixing, StreamLoader, TensorLoader, _generator, make_loader
+from resnet.data.loader import FeatureLoader, StreamLoader, TensorLoader, fit_normalize, make_loader
+from resnet.data.mixing import Mixing
+from resnet.data.seeds import LIGHTING, epoch_permutation, generator
+from resnet.data.sources import load_data
 
 PLAIN = DataConfig(augment="none")
 PAD_CROP_FLIP = DataConfig(augment="pad-crop-flip")
@@ -82,7 +84,7 @@ def test_training_batches_carry_the_lighting_noise_of_their_step(kind, tmp_path)
         lit, plain = _stream(tmp_path, lighting=0.1), _stream(tmp_path)
     for step, (x, y), (x0, y0) in zip(range(3), lit.batches(), plain.batches()):
         assert torch.equal(y, y0)
-        noise = lighting(torch.zeros(len(y), 3, 1, 1), 0.1, _generator(2, LIGHTING, step))
+        noise = lighting(torch.zeros(len(y), 3, 1, 1), 0.1, generator(2, LIGHTING, step))
         assert torch.allclose(x - x0, noise.expand_as(x), rtol=0, atol=1e-4)  # an RGB shift per image and step
     assert all(torch.equal(a[0], b[0]) for a, b in zip(lit.eval_batches(), plain.eval_batches()))  # none in tests
 
@@ -92,10 +94,11 @@ def test_stream_evaluation_views_have_the_eval_size(tmp_path):
     loader = _stream(tmp_path, eval_size=24, eval_resize=1.0)
     x, _ = next(loader.eval_batches())
     assert loader.eval_size == 24 and x.shape == (6, 3, 24, 24)
-    image = Image.open(tmp_path / loader.dataset.data.files[0][0]).convert("RGB")
+    image = Image.open(tmp_path / loader.files.files[0][0]).convert("RGB")
     crop = np.asarray(image.resize((40, 24), Image.BILINEAR).crop((8, 0, 32, 24)))  # shorter side 24, center
     assert torch.equal(x[0], torch.from_numpy(crop.copy()).permute(2, 0, 1).float())
-    assert next(loader.batches())[0].shape == (6, 3, 16, 16) and loader.sample().shape[-1] == 16  # trained at 16
+    assert next(loader.batches())[0].shape == (6, 3, 16, 16)  # trained at 16, and normalized at 16
+    assert StreamLoader.sample(loader.files, loader.cfg).shape[-1] == 16
 
 
 def test_tensor_mode_refuses_another_eval_size():
@@ -141,17 +144,18 @@ def test_stream_augmentations(tmp_path, augment):
     assert x.shape == (6, 3, 16, 16) and sorted(y.tolist()) == [0, 0, 1, 1, 2, 2]
 
 
-# -- one factory: the split's kind picks the loader, the normalization is fitted to the split ------
+# -- one factory: the data's kind picks the loader; the normalization is fitted before, to the split ---
 
 
-def test_make_loader_fits_the_normalization_to_decoded_training_images(image_folder):
+def test_make_loader_takes_the_normalization_fitted_to_decoded_training_images(image_folder):
     cfg = DataConfig(source=str(image_folder), normalize="pixel-mean")
     data = load_data(cfg)
-    loader = make_loader(data, "train", cfg, train=True, batch_size=8, device="cpu")
-    assert isinstance(loader, TensorLoader)
+    normalize = fit_normalize(data, "train", cfg)
     expected = Normalize.fit(data.splits["train"].images, per_pixel=True)
-    assert loader.normalize.mean.shape == (3, 32, 32) and torch.equal(loader.normalize.mean, expected.mean)
-    assert torch.equal(loader.normalize.std, expected.std)
+    assert normalize.mean.shape == (3, 32, 32) and torch.equal(normalize.mean, expected.mean)
+    assert torch.equal(normalize.std, expected.std)
+    loader = make_loader(data, "train", cfg, train=True, batch_size=8, device="cpu", normalize=normalize)
+    assert isinstance(loader, TensorLoader) and torch.equal(loader.normalize.mean, expected.mean)
     given = Normalize(torch.full((3, 1, 1), 100.0), torch.full((3, 1, 1), 50.0))
     test = make_loader(data, "test", cfg, train=False, batch_size=64, device="cpu", normalize=given)
     x, _ = next(test.eval_batches())
@@ -159,19 +163,33 @@ def test_make_loader_fits_the_normalization_to_decoded_training_images(image_fol
     assert torch.allclose(x, (raw - 100) / 50) and test.eval_resize == 1.0
 
 
-def test_make_loader_streams_file_lists_and_fits_on_a_sample(tmp_path):
+def test_make_loader_streams_file_lists_fitted_on_a_sample(tmp_path):
     make_image_folder(tmp_path, {"train": 6, "test": 2}, size=(70, 70), suffix=".png")
     cfg = DataConfig(source=str(tmp_path), image_size=24, workers=0, eval_resize=1.25)
     data = load_data(cfg)
-    assert isinstance(data.splits["train"], FileList)
-    loader = make_loader(data, "train", cfg, train=True, batch_size=4, device="cpu")
-    assert isinstance(loader, StreamLoader) and loader.eval_resize == 1.25
-    sample = loader.sample()
+    assert isinstance(data.splits["train"], FileList) and data.kind == "files"
+    sample = StreamLoader.sample(data.splits["train"], cfg)
     assert sample.shape == (18, 3, 24, 24) and sample.dtype == torch.uint8  # every file: fewer than the sample
-    expected = Normalize.fit(sample, per_pixel=False)
-    assert torch.equal(loader.normalize.mean, expected.mean) and torch.equal(loader.normalize.std, expected.std)
+    normalize, expected = fit_normalize(data, "train", cfg), Normalize.fit(sample, per_pixel=False)
+    assert torch.equal(normalize.mean, expected.mean) and torch.equal(normalize.std, expected.std)
+    loader = make_loader(data, "train", cfg, train=True, batch_size=4, device="cpu", normalize=normalize)
+    assert isinstance(loader, StreamLoader) and loader.eval_resize == 1.25
     x, _ = next(loader.batches())
     assert x.shape == (4, 3, 24, 24) and abs(x.mean().item()) < 1.5  # normalized
+
+
+def test_feature_vectors_get_their_loader_and_a_normalization_per_feature(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "t.npy", np.column_stack([rng.normal(5, 3, size=(60, 4)), np.arange(60) % 3]))
+    cfg = DataConfig(source=str(tmp_path / "t.npy"), augment="none")
+    data = load_data(cfg)
+    normalize = fit_normalize(data, "train", cfg)
+    assert data.kind == "features" and normalize.mean.shape == (4,) and normalize.std.shape == (4,)
+    loader = make_loader(data, "train", cfg, train=True, batch_size=8, device="cpu", normalize=normalize)
+    x, _ = loader.batch(0)
+    assert isinstance(loader, FeatureLoader) and x.shape == (8, 4)
+    first = data.splits["train"].images[epoch_permutation(data.size("train"), seed=0, epoch=0)[:8]]
+    assert torch.allclose(x, (first - normalize.mean) / normalize.std)
 
 
 # -- random erasing in both loaders, after the normalization ----------------------------------------
@@ -210,8 +228,17 @@ def test_feature_vectors_refuse_image_augmentations_but_not_mixup():
     for key, value in (("augment", "flip"), ("random_erase", 0.5), ("cutmix", 1.0), ("auto_augment", "randaugment")):
         overrides = {"augment": "none", key: value}
         with pytest.raises(UsageError, match=f"data.{key}={value} needs images; these data are feature vectors"):
-            TensorLoader(data, DataConfig(**overrides), batch_size=8, device="cpu")
-    TensorLoader(data, DataConfig(augment="none", mixup=0.2), batch_size=8, device="cpu")
+            FeatureLoader(data, DataConfig(**overrides), batch_size=8, device="cpu")
+        FeatureLoader(data, DataConfig(**overrides), batch_size=8, device="cpu", train=False)  # evaluated: no matter
+    with pytest.raises(UsageError, match=r"data.lighting shifts RGB colors: it needs RGB images \(data.lighting=0\)"):
+        FeatureLoader(data, DataConfig(augment="none", lighting=0.1), batch_size=8, device="cpu")
+    FeatureLoader(data, DataConfig(augment="none", mixup=0.2), batch_size=8, device="cpu")
+
+
+def test_an_evaluation_loader_refuses_only_what_evaluation_uses():
+    TensorLoader(_data(), DataConfig(augment="scale", lighting=0.1), batch_size=64, device="cpu", train=False)
+    with pytest.raises(UsageError, match="data.eval_size=8 needs data.mode=stream"):
+        TensorLoader(_data(), DataConfig(eval_size=8), batch_size=64, device="cpu", train=False)
 
 
 # -- mixup and cutmix ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 from resnet import UsageError
 from resnet.config import DataConfig
 from resnet.data import tabular
-from resnet.data.load import load_data
+from resnet.data.sources import load_data
 
 
 def test_csv_with_a_header_and_a_label_column(tmp_path):

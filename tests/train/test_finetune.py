@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from datasets import QUICK
@@ -5,6 +7,7 @@ from reference_weights import reference_state_dict
 
 from resnet import UsageError, checkpoint, finetune
 from resnet.config import resolve
+from resnet.train.finetune import unfreeze_steps
 from resnet.train.trainer import Trainer
 
 SOURCE_CLASSES = 10  # the shared trained_run fixture has 3 classes; the sources below are made here
@@ -67,12 +70,18 @@ def test_gradual_unfreezing_from_the_top(source, image_folder, tmp_path):
     trainable = [name for name, m in trainer.model.named_children() if any(p.requires_grad for p in m.parameters())]
     assert trainable == ["fc"]
     order = sorted(
-        (p.unfreeze_at, [n for n, m in trainer.model.named_children() if m is p.modules[0]][0])
-        for p in trainer.parts[1:]
+        (p.unfreeze_at, [n for n, m in trainer.model.named_children() if m is p.modules[0]][0]) for p in trainer.parts
     )
-    assert [name for _, name in order] == ["layer3", "layer2", "layer1", "bn1", "conv1"]
+    assert order == [(2, "layer3"), (4, "layer2"), (6, "layer1"), (8, "bn1"), (10, "conv1")]
     trainer.run()
     assert all(p.requires_grad for p in trainer.model.parameters())
+
+
+def test_parts_unfreeze_at_the_first_of_their_steps_that_reaches_their_fraction():
+    fractions = [5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6, 0.0, math.inf]  # gradual's five blocks; always; never
+    assert unfreeze_steps(fractions, 12) == [10, 8, 6, 4, 2, 0, math.inf]
+    # 3 of 20 steps falls short of 1/6, and 13 of 4/6: those parts wait for the next step, 7 and 17
+    assert unfreeze_steps(fractions, 20) == [17, 17, 10, 7, 7, 0, math.inf]
 
 
 def test_from_a_torchvision_file(image_folder, tmp_path):
@@ -80,6 +89,10 @@ def test_from_a_torchvision_file(image_folder, tmp_path):
     torch.save({k: torch.from_numpy(v) for k, v in reference_state_dict("resnet18").items()}, path)
     result = _run(path, image_folder, tmp_path / "run", "linear", iters=2, model="resnet18")
     assert result.steps == 2
+    trained, file = checkpoint.load(tmp_path / "run" / "last.pt")["model"], torch.load(path)
+    backbone = [k for k in file if not k.startswith("fc.")]
+    assert backbone == [k for k in trained if not k.startswith("fc.")]
+    assert all(torch.equal(trained[k], file[k]) for k in backbone)  # loaded, and kept by the linear probe
     mean = checkpoint.load(tmp_path / "run" / "last.pt")["normalize"]["mean"].flatten()
     assert torch.allclose(mean, torch.tensor([123.675, 116.28, 103.53]))  # ImageNet's, as the weights expect
     with pytest.raises(UsageError, match="say which network"):

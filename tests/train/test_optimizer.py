@@ -12,8 +12,12 @@ BETAS, EPS, LR, WD = (0.9, 0.999), 1e-6, 0.05, 0.02
 
 
 def _lamb(model: nn.Module, **overrides):
-    settings = {"optimizer.name": "lamb", "optimizer.lr": LR, "optimizer.weight_decay": WD, **overrides}
-    return build_optimizer(resolve("cifar-paper", settings), model, [], torch.device("cpu"))
+    settings = {"optimizer.name": "lamb", "optimizer.weight_decay": WD, **overrides}
+    groups = [{"params": list(model.parameters()), "lr_scale": 1.0}]
+    optimizer = build_optimizer(resolve("cifar-paper", settings), groups, torch.device("cpu"))
+    for group in optimizer.param_groups:
+        group["lr"] = LR  # as the loop sets it at each step
+    return optimizer
 
 
 def test_lambs_first_step_is_the_trust_ratio_computed_by_hand():

@@ -16,6 +16,7 @@ def test_deep_networks_warm_up_until_the_error_falls_below_80_percent():
     assert not s.observe(300, 0.85)
     assert s.observe(400, 0.79)
     assert s(401) == 0.1
+    assert s(399) == 0.01  # the steps done keep the learning rate they had: a metrics row reports it
     assert LRSchedule(cfg, 0.1, 64000, depth=56)(0) == 0.1  # shallower nets do not warm up
 
 
@@ -43,7 +44,14 @@ def test_decays_with_linear_warmup(name):
 
 def test_plateau_divides_when_the_error_stops_improving():
     s = LRSchedule(ScheduleConfig(name="plateau", patience=2, gamma=0.1), 0.1, 1000)
-    assert [s.observe_eval(e) for e in (0.5, 0.4, 0.45, 0.41)] == [False, False, False, True]
+    # (a new best, a plateau) after each evaluation
+    assert [s.observe_eval(e) for e in (0.5, 0.4, 0.45, 0.41)] == [
+        (True, False),
+        (True, False),
+        (False, False),
+        (False, True),
+    ]
+    assert s.best_eval == 0.4
     assert s(500) == pytest.approx(0.01)
     t = LRSchedule(ScheduleConfig(name="plateau", patience=2), 0.1, 1000)
     t.load_state_dict(s.state_dict())

@@ -8,7 +8,7 @@ import torch
 from datasets import QUICK
 
 from resnet import RunError, UsageError, checkpoint, train
-from resnet.data import augment, loader
+from resnet.data import augment, loader, mixing
 from resnet.data.loader import TensorLoader
 from resnet.train import loss
 
@@ -198,29 +198,22 @@ def test_evaluation_stays_a_bounded_share_of_a_short_run(image_folder, tmp_path)
 
 
 def test_the_full_paper_schedule_keeps_its_evaluation_every_1000_iterations():
-    from types import SimpleNamespace
-
     from resnet.config import resolve
-    from resnet.train.trainer import Trainer
+    from resnet.train.schedule import eval_interval
 
     # CIFAR-10's 10,000 test images: the least interval is ceil(10000 / 3 * 0.9 / (0.1 * 128)) = 235
-    cifar = SimpleNamespace(size=lambda split: 10000)
-    run = SimpleNamespace(config=resolve("cifar-paper"), data=cifar, eval_loaders={"test": None}, total=64000)
-    assert Trainer.eval_interval(run) == 1000
-    run.total = 200
-    assert Trainer.eval_interval(run) == 235  # beyond 200: --iters 200 evaluates once, at the end
-    run.eval_loaders = {"val": None, "test": None}  # two splits evaluated: twice the cost
-    run.total = 64000
-    assert Trainer.eval_interval(run) == 1000
-    run.total = 4000
-    assert Trainer.eval_interval(run) == 469
+    log = resolve("cifar-paper").log
+    assert eval_interval(log, 64000, 128, 10000) == 1000
+    assert eval_interval(log, 200, 128, 10000) == 235  # beyond 200: --iters 200 evaluates once, at the end
+    assert eval_interval(log, 64000, 128, 20000) == 1000  # two splits evaluated: twice the cost
+    assert eval_interval(log, 4000, 128, 20000) == 469
 
 
 def test_a_run_says_what_it_will_do_and_how_long_it_will_take(image_folder, tmp_path, monkeypatch, capsys):
-    from resnet.train import trainer
+    from resnet.train import progress, trainer
 
     monkeypatch.setattr(trainer, "FORECAST_STEPS", 4)
-    monkeypatch.setattr(trainer, "LONG_RUN", 0)  # every run counts as long: the advice is shown
+    monkeypatch.setattr(progress, "LONG_RUN", 0)  # every run counts as long: the advice is shown
     train(
         "resnet20",
         str(image_folder),
@@ -257,7 +250,7 @@ def _count_calls(monkeypatch, module, name: str, calls: Counter) -> None:
 
 def test_mixup_cutmix_erasing_and_bce_train_and_resume_exactly(image_folder, tmp_path, monkeypatch):
     calls = Counter()
-    for module, name in ((loader, "random_erase"), (loader, "cutmix_box"), (loss, "binary_cross_entropy")):
+    for module, name in ((loader, "random_erase"), (mixing, "cutmix_box"), (loss, "binary_cross_entropy")):
         _count_calls(monkeypatch, module, name, calls)
     settings = {
         **QUICK,

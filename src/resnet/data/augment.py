@@ -1,7 +1,8 @@
-"""Augmentation. Batched on the training device for decoded tensors (the paper's CIFAR
-augmentation), and per image with Pillow for streamed files (scale augmentation of §3.4,
-random-resized-crop). Random erasing and the mixing of mixup and cutmix are batched on the device
-in both; RandAugment and TrivialAugment are torchvision's, per image."""
+"""Augmentation and normalization. Batched on the training device for decoded tensors (the paper's
+CIFAR augmentation), and per image with Pillow for streamed files (scale augmentation of §3.4,
+random-resized-crop). Random erasing and lighting are batched on the device in both, as is the mixing
+of mixup and cutmix (`mixing.Mixing`, with `cutmix_box` from here); RandAugment and TrivialAugment
+are torchvision's, per image."""
 
 from __future__ import annotations
 
@@ -140,16 +141,21 @@ class Normalize:
 
     @classmethod
     def fit(cls, images: torch.Tensor, per_pixel: bool) -> Normalize:
-        """Statistics of a training set: for images (N, C, H, W) the mean image (per_pixel) or the
-        channel means, and the channel standard deviations; for feature vectors (N, D) each feature's
-        mean and standard deviation. A constant channel or feature keeps a standard deviation of 1."""
+        """Statistics of training images (N, C, H, W): the mean image (per_pixel) or the channel means,
+        and the channel standard deviations. A constant channel keeps a standard deviation of 1."""
         x = images.double()
-        if x.ndim == 2:
-            std = x.std(dim=0)
-            mean = x.mean(dim=0)
-        else:
-            std = x.std(dim=(0, 2, 3)).view(-1, 1, 1)
-            mean = x.mean(dim=0) if per_pixel else x.mean(dim=(0, 2, 3)).view(-1, 1, 1)
+        mean = x.mean(dim=0) if per_pixel else x.mean(dim=(0, 2, 3)).view(-1, 1, 1)
+        return cls._of(mean, x.std(dim=(0, 2, 3)).view(-1, 1, 1))
+
+    @classmethod
+    def fit_features(cls, features: torch.Tensor) -> Normalize:
+        """Statistics of training feature vectors (N, D): each feature's mean and standard deviation.
+        A constant feature keeps a standard deviation of 1."""
+        x = features.double()
+        return cls._of(x.mean(dim=0), x.std(dim=0))
+
+    @classmethod
+    def _of(cls, mean: torch.Tensor, std: torch.Tensor) -> Normalize:
         return cls(mean, torch.where(std > 1e-6, std, torch.ones_like(std)))
 
     def to(self, device) -> Normalize:
@@ -202,15 +208,26 @@ def random_resized_crop(image: Image.Image, size: int, area: tuple[float, float]
     return center_crop(resize_shorter(image, size), size)  # fallback, as torchvision does
 
 
-def image_transform(image: Image.Image, augment: str, size: int, rng: random.Random, cfg, policy=None) -> Image.Image:
-    """The training view of one streamed image (`cfg`: the DataConfig), then `policy` (auto_augment_policy's)."""
+def image_transform(
+    image: Image.Image,
+    rng: random.Random,
+    *,
+    augment: str,
+    size: int,
+    pad: int,
+    scale: tuple[float, float],
+    area: tuple[float, float],
+    policy=None,
+) -> Image.Image:
+    """The training view of one streamed image by `augment` (data.augment, with its `pad`, `scale` or
+    `area`), size×size, then `policy` (auto_augment_policy's)."""
     if augment == "scale":
-        image = scale_augment(image, size, tuple(cfg.scale), rng)
+        image = scale_augment(image, size, scale, rng)
     elif augment == "random-resized-crop":
-        image = random_resized_crop(image, size, tuple(cfg.area), rng)
+        image = random_resized_crop(image, size, area, rng)
     elif augment == "pad-crop-flip":
-        padded = Image.new("RGB", (size + 2 * cfg.pad, size + 2 * cfg.pad))
-        padded.paste(center_crop(resize_shorter(image, size), size), (cfg.pad, cfg.pad))
+        padded = Image.new("RGB", (size + 2 * pad, size + 2 * pad))
+        padded.paste(center_crop(resize_shorter(image, size), size), (pad, pad))
         image = random_crop(padded, size, rng)
     else:
         image = center_crop(resize_shorter(image, size), size)
@@ -224,17 +241,17 @@ def image_transform(image: Image.Image, augment: str, size: int, rng: random.Ran
 # RandAugment and TrivialAugment: torchvision's own (an optional dependency: it pins torch exactly).
 
 
-def auto_augment_policy(cfg):
-    """torchvision's transform of `cfg.auto_augment` (`cfg`: the DataConfig), bilinear as in torchvision's
-    ImageNet recipe: RandAugment (Cubuk et al. 2020) with N = randaugment_ops and M = randaugment_magnitude
-    (of 31 levels), or TrivialAugmentWide (Müller & Hutter 2021); None for "none". UsageError when
-    torchvision is missing or does not load."""
-    if cfg.auto_augment == "none":
+def auto_augment_policy(name: str, ops: int = 2, magnitude: int = 9):
+    """torchvision's transform of data.auto_augment `name`, bilinear as in torchvision's ImageNet recipe:
+    RandAugment (Cubuk et al. 2020) with N = `ops` and M = `magnitude` (of 31 levels), or
+    TrivialAugmentWide (Müller & Hutter 2021); None for "none". UsageError when torchvision is missing
+    or does not load."""
+    if name == "none":
         return None
-    transforms = _torchvision_transforms(f"data.auto_augment={cfg.auto_augment}")
+    transforms = _torchvision_transforms(f"data.auto_augment={name}")
     bilinear = transforms.InterpolationMode.BILINEAR
-    if cfg.auto_augment == "randaugment":
-        return transforms.RandAugment(cfg.randaugment_ops, cfg.randaugment_magnitude, interpolation=bilinear)
+    if name == "randaugment":
+        return transforms.RandAugment(ops, magnitude, interpolation=bilinear)
     return transforms.TrivialAugmentWide(interpolation=bilinear)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -46,7 +46,6 @@ class FolderLayout:
     root: Path
     splits: dict[str, list[tuple[str, int]]]
     classes: list[str]
-    empty_classes: list[str] = field(default_factory=list)
 
     def read(self, name: str) -> bytes:
         """The bytes of one file of a folder (archives are read whole by `iter_archive`)."""

@@ -1,34 +1,35 @@
-"""Batches for training and evaluation: `make_loader(data, split, cfg, ...)`.
+"""Batches for training and evaluation: `make_loader(data, split, cfg, normalize=..., ...)`.
 
-One interface, two implementations. `TensorLoader` serves a decoded split (`ArrayDataset`) resident
-on the training device: shuffling, cropping and flipping run batched there. `StreamLoader` decodes
-a `FileList` in worker processes. Either has `steps_per_epoch`, `batches(start)` (training batches
-from a step on), `eval_batches(batch_size, tta, scales)`, `sample()` (raw pixels for the
-normalization's statistics), `normalize`, `eval_size` and `eval_resize`. Both are deterministic
-functions of (seed, step): a resumed run sees exactly the batches it would have seen, and rank r of a
-distributed run takes its own slice of every global batch. `Mixing` (mixup, cutmix) turns a training
-batch's labels into class probabilities; the training loop applies it to either loader's batches.
+One interface, one base class (`Loader`), a loader for each kind of data (`LOADERS`): `TensorLoader`
+serves decoded images resident on the training device, where shuffling, cropping and flipping run
+batched; `FeatureLoader` serves feature vectors likewise; `StreamLoader` decodes image files in worker
+processes. Each has `steps_per_epoch`, `batches(start)` (training batches from a step on),
+`eval_batches(batch_size, tta, scales)`, `normalize`, `eval_size` and `eval_resize`, and states the
+data settings it `supports`. The normalization is fitted before a loader is built
+(`fit_normalize`). Batches are deterministic functions of (seed, step): a resumed run sees exactly
+the batches it would have seen, and rank r of a distributed run takes its own slice of every global
+batch.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
 from itertools import count
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..config import DataConfig
+from ..config import DataConfig, check_supported
 from ..errors import UsageError
 from .augment import (
     Normalize,
     auto_augment_policy,
     center_crop,
-    cutmix_box,
     image_transform,
     lighting,
     pad_crop_flip,
@@ -37,35 +38,16 @@ from .augment import (
     resize_shorter,
     ten_crop,
 )
-from .dataset import ArrayDataset, FileList
+from .dataset import FEATURES, FILES, IMAGES, ArrayDataset, FileList, Split
 from .images import decode_image
+from .seeds import AUGMENT, ERASE, LIGHTING, POLICY, derive_seed, epoch_permutation, generator
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
-
-def mix(*keys: int) -> int:
-    """A 63-bit seed from non-negative integers (seed, purpose, epoch, step, ...), stable everywhere."""
-    return int(np.random.SeedSequence(list(keys)).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
-
-
-def _generator(*keys: int) -> torch.Generator:
-    return torch.Generator().manual_seed(mix(*keys))
-
-
-SHUFFLE, AUGMENT, ERASE, MIX, POLICY, LIGHTING = range(6)  # what a generator is for
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(n, generator=_generator(seed, SHUFFLE, epoch))
-
-
 NORMALIZE_SAMPLE = 512  # streamed images whose statistics give the normalization
 IMAGES_ONLY = {"augment": "none", "auto_augment": "none", "random_erase": 0.0, "cutmix": 0.0}  # keys and their "off"
-
-
-def _lighting(x: torch.Tensor, std: float, seed: int, step: int, part: tuple[int, int]) -> torch.Tensor:
-    """The training batch of `step` with its lighting noise (data.lighting; none when 0)."""
-    return lighting(x, std, _generator(seed, LIGHTING, step), part) if std else x
+TRAINING_ONLY = {**IMAGES_ONLY, "lighting": 0.0}  # augmentations that an evaluation loader leaves off
+RGB_ONLY = "data.lighting shifts RGB colors: it needs RGB images (data.lighting=0)"
 
 
 def make_loader(
@@ -76,17 +58,16 @@ def make_loader(
     train: bool,
     batch_size: int,
     device,
-    normalize: Normalize | None = None,
+    normalize: Normalize,
     seed: int = 0,
     rank: int = 0,
     world: int = 1,
     channels_last: bool = False,
-):
-    """The loader of `split` of `data` (a `load.Data`): training batches when `train` (augmented by
-    `cfg.augment`), else only evaluation batches. `normalize=None` fits the normalization
-    (`cfg.normalize`) to this split's pixels."""
-    kind = TensorLoader if isinstance(data.splits[split], ArrayDataset) else StreamLoader
-    loader = kind(
+) -> Loader:
+    """The loader of `split` of `data` (a `sources.Data`), of the data's kind: training batches when
+    `train` (augmented as `cfg` says), else only evaluation batches; `normalize` from `fit_normalize`
+    (or a checkpoint's, or pre-trained weights')."""
+    return LOADERS[data.kind](
         data.splits[split],
         cfg,
         train=train,
@@ -98,27 +79,48 @@ def make_loader(
         world=world,
         channels_last=channels_last,
     )
-    if normalize is None:
-        loader.normalize = Normalize.fit(loader.sample(), cfg.normalize == "pixel-mean").to(device)
-    return loader
 
 
-class TensorLoader:
-    """Batches of a decoded split resident on `device`.
+def fit_normalize(data, split: str, cfg: DataConfig) -> Normalize:
+    """The normalization (`cfg.normalize`) fitted to `split` of `data` by the loader of its kind."""
+    return LOADERS[data.kind].fit_normalize(data.splits[split], cfg)
+
+
+class Loader:
+    """What every loader shares: its settings, its slice of each global batch, the steps of an epoch,
+    and the last steps of a batch on the device (lighting, normalization, random erasing).
 
     Args:
-        data: the split (uint8 images, or feature vectors).
-        cfg: the data config; `augment` ("pad-crop-flip", "flip" or "none": tensors are cropped, not
-            resized), `pad` and `lighting` are used when `train`.
-        batch_size: images per process and step (the global batch is batch_size × world).
+        split: the items (a split of `sources.Data`, of this loader's kind).
+        cfg: the data settings; refused (`config.check_supported`) where the loader does not `support`
+            them. An evaluation loader (`train=False`) leaves the training augmentations off.
+        batch_size: items per process and step (the global batch is batch_size × world).
+        normalize: the normalization, fitted before (`fit_normalize`); default none.
         train: False for a split only evaluated (it may be smaller than a batch).
+        channels_last: image batches in NHWC memory format.
     """
 
-    eval_resize = 1.0  # decoded images are evaluated as they are
+    eval_resize = 1.0  # an evaluation view's shorter side, as a multiple of its crop: as they are
+    channels = True  # the items are images, whose channels channels_last puts last
+
+    @classmethod
+    def supports(cls, split: Split) -> dict[str, tuple[tuple, str]]:
+        """The data settings this loader takes only some values of: {key: (values, refusal of others)}."""
+        return {}
+
+    @classmethod
+    def fit_normalize(cls, split: Split, cfg: DataConfig) -> Normalize:
+        """The normalization (`cfg.normalize`) fitted to the pixels of `split`."""
+        return Normalize.fit(cls.sample(split, cfg), per_pixel=cfg.normalize == "pixel-mean")
+
+    @classmethod
+    def sample(cls, split: Split, cfg: DataConfig) -> torch.Tensor:
+        """The uint8 pixels that the normalization is fitted to."""
+        raise NotImplementedError
 
     def __init__(
         self,
-        data: ArrayDataset,
+        split: Split,
         cfg: DataConfig,
         *,
         batch_size: int,
@@ -130,43 +132,74 @@ class TensorLoader:
         world: int = 1,
         channels_last: bool = False,
     ) -> None:
-        augment = cfg.augment if train else "none"
-        if data.images.ndim != 4 and train:
-            for key, off in IMAGES_ONLY.items():
-                if (value := getattr(cfg, key)) != off:
-                    raise UsageError(
-                        f"data.{key}={value} needs images; these data are feature vectors (data.{key}={off})"
-                    )
-        if augment not in ("pad-crop-flip", "flip", "none"):
-            raise UsageError(
-                f"data.augment={augment} needs data.mode=stream (decoded tensors are cropped, not resized)"
-            )
-        if cfg.eval_size and data.images.ndim == 4 and cfg.eval_size != data.images.shape[-1]:
-            raise UsageError(
-                f"data.eval_size={cfg.eval_size} needs data.mode=stream (decoded tensors are evaluated as "
-                f"they are, {'×'.join(map(str, data.images.shape[2:]))}, not resized)"
-            )
-        self.lighting = cfg.lighting if train else 0
-        if self.lighting and (data.images.ndim != 4 or data.images.shape[1] != 3):
-            raise UsageError("data.lighting shifts RGB colors: it needs RGB images (data.lighting=0)")
-        self.eval_size = cfg.image_size
-        self.images = data.images.to(device)
-        self.labels = data.labels.to(device)
-        self.batch_size, self.device = batch_size, torch.device(device)
+        cfg = cfg if train else replace(cfg, **TRAINING_ONLY)
+        check_supported(cfg, self.supports(split))
+        self.cfg, self.batch_size, self.device = cfg, batch_size, torch.device(device)
         self.normalize = (normalize or Normalize.identity()).to(device)
-        self.augment, self.pad, self.seed, self.rank, self.world = augment, cfg.pad, seed, rank, world
-        self.cfg, self.policy = cfg, auto_augment_policy(cfg) if train else None
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.steps_per_epoch = len(data) // (batch_size * world)
+        self.seed, self.rank, self.world = seed, rank, world
+        self.part = (rank * batch_size, world * batch_size)  # this process's slice of a global batch
+        self.memory_format = torch.channels_last if channels_last and self.channels else torch.contiguous_format
+        self._take(split)
+        self.steps_per_epoch = len(split) // (batch_size * world)
         if train and self.steps_per_epoch == 0:
             raise UsageError(
-                f"batch_size={batch_size} (× {world} processes) is larger than the {len(data)} training images"
+                f"batch_size={batch_size} (× {world} processes) is larger than the {len(split)} training images"
             )
-        self._epoch, self._perm = -1, None
 
-    def sample(self) -> torch.Tensor:
-        """Every item of the split, as stored (uint8 pixels or features), on the CPU."""
-        return self.images.cpu()
+    def _take(self, split: Split) -> None:
+        """Keep what this kind of loader needs of `split` and `self.cfg`."""
+        raise NotImplementedError
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch on the device, normalized, in the memory format."""
+        x = self.normalize(x.to(self.device, non_blocking=True))
+        return x.contiguous(memory_format=self.memory_format)
+
+    def _finish_training(self, x: torch.Tensor, step: int) -> torch.Tensor:
+        """The training batch of `step` lit (data.lighting), finished, then erased (data.random_erase)."""
+        cfg = self.cfg
+        if cfg.lighting:
+            x = lighting(x, cfg.lighting, generator(self.seed, LIGHTING, step), self.part)
+        x = self._finish(x)
+        if cfg.random_erase:
+            erase = generator(self.seed, ERASE, step)
+            x = random_erase(x, cfg.random_erase, cfg.erase_area, cfg.erase_ratio, erase, self.part)
+        return x
+
+
+class TensorLoader(Loader):
+    """Batches of decoded images resident on `device`: shuffled, cropped and flipped (data.augment:
+    "pad-crop-flip", "flip" or "none"; tensors are cropped, not resized) there, and RandAugment or
+    TrivialAugment per image."""
+
+    AUGMENTS = ("pad-crop-flip", "flip", "none")
+
+    @classmethod
+    def supports(cls, split: ArrayDataset) -> dict[str, tuple[tuple, str]]:
+        shape = "×".join(map(str, split.images.shape[2:]))
+        return {
+            "augment": (
+                cls.AUGMENTS,
+                "data.augment={value} needs data.mode=stream (decoded tensors are cropped, not resized)",
+            ),
+            "eval_size": (
+                (0, split.images.shape[-1]),
+                "data.eval_size={value} needs data.mode=stream "
+                f"(decoded tensors are evaluated as they are, {shape}, not resized)",
+            ),
+        }
+
+    @classmethod
+    def sample(cls, split: ArrayDataset, cfg: DataConfig) -> torch.Tensor:
+        """Every image of the split."""
+        return split.images
+
+    def _take(self, split: ArrayDataset) -> None:
+        cfg = self.cfg
+        self.images, self.labels = split.images.to(self.device), split.labels.to(self.device)
+        self.policy = auto_augment_policy(cfg.auto_augment, cfg.randaugment_ops, cfg.randaugment_magnitude)
+        self.eval_size = cfg.image_size
+        self._epoch, self._perm = -1, None
 
     def batch(self, step: int) -> Batch:
         """The training batch of `step`: shuffled each epoch, augmented, normalized."""
@@ -175,15 +208,13 @@ class TensorLoader:
             self._epoch, self._perm = epoch, epoch_permutation(len(self.labels), self.seed, epoch).to(self.device)
         start = (i * self.world + self.rank) * self.batch_size
         index = self._perm[start : start + self.batch_size]
-        x = self.images[index]
-        part = (self.rank * self.batch_size, self.world * self.batch_size)
-        if self.augment != "none":
-            pad = self.pad if self.augment == "pad-crop-flip" else 0
-            x = pad_crop_flip(x, pad, _generator(self.seed, AUGMENT, step), part=part)
+        x, augment = self.images[index], self.cfg.augment
+        if augment != "none":
+            pad = self.cfg.pad if augment == "pad-crop-flip" else 0
+            x = pad_crop_flip(x, pad, generator(self.seed, AUGMENT, step), part=self.part)
         if self.policy is not None:
-            x = policy_per_image(x, self.policy, _generator(self.seed, POLICY, step), part)
-        x = _lighting(x, self.lighting, self.seed, step, part)
-        return erase(self._finish(x), self.cfg, self.seed, step, part), self.labels[index]
+            x = policy_per_image(x, self.policy, generator(self.seed, POLICY, step), self.part)
+        return self._finish_training(x, step), self.labels[index]
 
     def batches(self, start: int = 0) -> Iterator[Batch]:
         for step in count(start):
@@ -200,68 +231,98 @@ class TensorLoader:
         for start in range(self.rank * batch_size, len(self.labels), batch_size * self.world):
             x, y = self.images[start : start + batch_size], self.labels[start : start + batch_size]
             if tta == "10crop":
-                pad = self.pad
+                pad = self.cfg.pad
                 padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
                 yield torch.stack([self._finish(v) for v in ten_crop(padded, x.shape[-1])]), y
             else:
                 yield self._finish(x), y
 
-    def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalize(x)
-        return x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x
+
+class FeatureLoader(TensorLoader):
+    """Batches of feature vectors (N, D) resident on `device`, shuffled as TensorLoader's; vectors take
+    no image augmentation, and each feature is normalized on its own."""
+
+    channels = False
+
+    @classmethod
+    def supports(cls, split: ArrayDataset) -> dict[str, tuple[tuple, str]]:
+        images_only = {
+            key: ((off,), f"data.{key}={{value}} needs images; these data are feature vectors (data.{key}={off})")
+            for key, off in IMAGES_ONLY.items()
+        }
+        return {**images_only, "lighting": ((0,), RGB_ONLY)}
+
+    @classmethod
+    def fit_normalize(cls, split: ArrayDataset, cfg: DataConfig) -> Normalize:
+        return Normalize.fit_features(split.images)
 
 
-def erase(x: torch.Tensor, cfg: DataConfig, seed: int, step: int, part: tuple[int, int]) -> torch.Tensor:
-    """Random erasing (data.random_erase) of the normalized training batch of `step`."""
-    if not cfg.random_erase:
-        return x
-    return random_erase(x, cfg.random_erase, cfg.erase_area, cfg.erase_ratio, _generator(seed, ERASE, step), part)
+class StreamLoader(Loader):
+    """Batches of a split of image files decoded and augmented (data.augment, any of them) by
+    `cfg.workers` processes, then lit, normalized and erased on `device`. Evaluation views of
+    `eval_size` (data.eval_size, default image_size) are resized to `eval_size × eval_resize` on the
+    shorter side and center-cropped."""
 
+    @classmethod
+    def sample(cls, split: FileList, cfg: DataConfig) -> torch.Tensor:
+        """The evaluation views of about NORMALIZE_SAMPLE images spread over the split."""
+        every = FileList(split.layout, split.files[:: max(1, len(split) // NORMALIZE_SAMPLE)])
+        view = partial(_evaluation_view, shorter=round(cfg.image_size * cfg.eval_resize), crop=cfg.image_size)
+        loader = DataLoader(_FileDataset(every, view), batch_size=64, num_workers=cfg.workers)
+        return torch.cat([x for x, _ in loader])
 
-class Mixing:
-    """Mixup (Zhang et al. 2018) and cutmix (Yun et al. 2019) of training batches, as timm's Mixup with
-    mode "batch": a share `mix_prob` of the batches is mixed, each by one of them (cutmix with
-    probability `switch_prob` when both are on), with one λ ~ Beta(α, α) for the batch. Each image is
-    mixed with its neighbour in the shuffled batch (0↔1, 2↔3, …), so that a process's slice of even
-    size mixes as the whole batch would. Cutmix pastes the neighbour's box (`cutmix_box`) and takes
-    λ = the share of the image left uncovered (timm's correct_lam). The draws are a function of (seed,
-    step): a resumed run mixes as it would have, and every process of a distributed run alike."""
+    def _take(self, split: FileList) -> None:
+        cfg = self.cfg
+        policy = auto_augment_policy(cfg.auto_augment, cfg.randaugment_ops, cfg.randaugment_magnitude)
+        transform = dict(augment=cfg.augment, size=cfg.image_size, pad=cfg.pad, scale=tuple(cfg.scale))
+        view = partial(_training_view, **transform, area=tuple(cfg.area), policy=policy)
+        self.files, self.dataset = split, _FileDataset(split, view, self.seed, train=True)
+        self.workers, self.eval_size, self.eval_resize = cfg.workers, cfg.eval_size or cfg.image_size, cfg.eval_resize
 
-    def __init__(self, cfg: DataConfig, classes: int, seed: int) -> None:
-        self.mixup, self.cutmix, self.prob, self.switch = cfg.mixup, cfg.cutmix, cfg.mix_prob, cfg.switch_prob
-        self.classes, self.seed = classes, seed
+    def _loader(self, dataset: Dataset, **kwargs) -> DataLoader:
+        return DataLoader(dataset, num_workers=self.workers, pin_memory=self.device.type == "cuda", **kwargs)
 
-    def draw(self, step: int, height: int, width: int) -> tuple[str, float, tuple[int, int, int, int] | None]:
-        """(kind, λ, box) of `step`'s batch: kind "none", "mixup" or "cutmix"; cutmix's box (top,
-        bottom, left, right) in images of height × width."""
-        if not (self.mixup or self.cutmix):
-            return "none", 1.0, None
-        rng = np.random.default_rng(mix(self.seed, MIX, step))  # NumPy's: torch has no seeded Beta sampler
-        if rng.random() >= self.prob:
-            return "none", 1.0, None
-        cut = self.cutmix > 0 and (self.mixup == 0 or rng.random() < self.switch)
-        lam = float(rng.beta(*[self.cutmix if cut else self.mixup] * 2))
-        if not cut:
-            return "mixup", lam, None
-        top, bottom, left, right = box = cutmix_box(height, width, lam, rng)
-        return "cutmix", 1 - (bottom - top) * (right - left) / (height * width), box
+    def batches(self, start: int = 0) -> Iterator[Batch]:
+        epoch, offset = divmod(start, self.steps_per_epoch)
+        steps = count(start)
+        while True:
+            sampler = _EpochSampler(len(self.files), self.batch_size, self.world, self.rank, self.seed, epoch, offset)
+            loader = self._loader(
+                self.dataset,
+                batch_size=self.batch_size,
+                sampler=sampler,
+                persistent_workers=False,
+                prefetch_factor=4 if self.workers else None,
+            )
+            for (x, y), step in zip(loader, steps):
+                x = self._finish_training(x.to(self.device, non_blocking=True), step)
+                yield x, y.to(self.device, non_blocking=True)
+            epoch, offset = epoch + 1, 0
 
-    def __call__(self, x: torch.Tensor, labels: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch (x, labels) of `step` mixed: images and class probabilities (N, classes); an
-        unmixed batch keeps its labels."""
-        kind, lam, box = self.draw(step, *x.shape[-2:])
-        if kind == "none":
-            return x, labels
-        n = len(x)
-        partner = (torch.arange(n, device=x.device) ^ 1).clamp_(max=n - 1)  # an odd batch's last: itself
-        if kind == "mixup":
-            x = torch.lerp(x[partner], x, lam)  # λ x + (1 - λ) x[partner]
+    def eval_batches(
+        self, batch_size: int | None = None, tta: str = "none", scales: list[int] | None = None
+    ) -> Iterator[Batch]:
+        """The whole split in order, as evaluation views; `tta="10crop"` yields (10, N, ...) views, and
+        `tta="multiscale"` one image at a time, as a list of (1, 3, H, W) views: the whole image at
+        each shorter side of `scales` (§3.4's: `augment.multiscale_sizes`)."""
+        size, shorter = self.eval_size, round(self.eval_size * self.eval_resize)
+        if tta == "multiscale":  # images of their own shapes: one at a time
+            view, batch_size = partial(_whole_views, sides=scales), 1
         else:
-            top, bottom, left, right = box
-            x = x.clone()
-            x[:, :, top:bottom, left:right] = x[partner, :, top:bottom, left:right]
-        targets = F.one_hot(labels, self.classes).float()
-        return x, torch.lerp(targets[partner], targets, lam)
+            view = partial(_evaluation_view, shorter=shorter, crop=shorter if tta == "10crop" else size)
+        indices = list(range(self.rank, len(self.files), self.world))
+        loader = self._loader(_FileDataset(self.files, view), batch_size=batch_size or self.batch_size, sampler=indices)
+        for x, y in loader:
+            y = y.to(self.device, non_blocking=True)
+            if tta == "10crop":
+                yield torch.stack([self._finish(v) for v in ten_crop(x.to(self.device), size)]), y
+            elif tta == "multiscale":
+                yield [self._finish(v) for v in x], y
+            else:
+                yield self._finish(x), y
+
+
+LOADERS = {IMAGES: TensorLoader, FEATURES: FeatureLoader, FILES: StreamLoader}  # the loader of each kind of data
 
 
 class _EpochSampler(Sampler):
@@ -285,140 +346,41 @@ class _EpochSampler(Sampler):
 
 
 class _FileDataset(Dataset):
-    """Decoded, transformed images of a file list; `train=False` gives the evaluation view of `size`
-    (default: the image size): the shorter side resized to `size × eval_resize`, a center crop of
-    `eval_crop` (default: `size`); or with `scales` the whole image at each of these shorter sides."""
+    """The images of a file list, decoded and made tensors by `view(image, rng)`. Training items are
+    keyed (epoch, index), and their augmentation seeded by the key; evaluation items by index."""
 
-    def __init__(
-        self,
-        data: FileList,
-        cfg: DataConfig,
-        seed: int,
-        train: bool,
-        size: int | None = None,
-        eval_crop: int | None = None,
-        scales: list[int] | None = None,
-    ):
-        self.data, self.cfg, self.seed, self.train = data, cfg, seed, train
-        self.size, self.eval_crop, self.scales = size or cfg.image_size, eval_crop, scales
-        self.policy = auto_augment_policy(cfg) if train else None
+    def __init__(self, files: FileList, view, seed: int = 0, train: bool = False) -> None:
+        self.files, self.view, self.seed, self.train = files, view, seed, train
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self.files)
 
     def __getitem__(self, key):
         epoch, index = key if self.train else (0, key)
-        name, label = self.data.files[index]
-        rng = random.Random(mix(self.seed, AUGMENT, epoch, index)) if self.train else None
+        name, label = self.files.files[index]
+        rng = random.Random(derive_seed(self.seed, AUGMENT, epoch, index)) if self.train else None
         try:
-            image = decode_image(self.data.layout.read(name), name)
+            image = decode_image(self.files.layout.read(name), name)
         except OSError as e:
             raise UsageError(f"{name}: unreadable ({e.strerror or e})") from None
-        if self.train:
-            image = image_transform(image, self.cfg.augment, self.cfg.image_size, rng, self.cfg, self.policy)
-        elif self.scales:
-            return [_tensor(resize_shorter(image, side)) for side in self.scales], label
-        else:
-            shorter = round(self.size * self.cfg.eval_resize)
-            image = center_crop(resize_shorter(image, shorter), self.eval_crop or self.size)
-        return _tensor(image), label
+        return self.view(image, rng), label
+
+
+def _training_view(image: Image.Image, rng: random.Random, **transform) -> torch.Tensor:
+    """The augmented training view (`augment.image_transform`)."""
+    return _tensor(image_transform(image, rng, **transform))
+
+
+def _evaluation_view(image: Image.Image, rng: None, shorter: int, crop: int) -> torch.Tensor:
+    """The shorter side resized to `shorter`, then the center crop of `crop`."""
+    return _tensor(center_crop(resize_shorter(image, shorter), crop))
+
+
+def _whole_views(image: Image.Image, rng: None, sides: list[int]) -> list[torch.Tensor]:
+    """The whole image at each shorter side of `sides` (multi-scale testing)."""
+    return [_tensor(resize_shorter(image, side)) for side in sides]
 
 
 def _tensor(image: Image.Image) -> torch.Tensor:
     """A PIL image as a (3, H, W) uint8 tensor."""
     return torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())
-
-
-class StreamLoader:
-    """Batches of a split of image files decoded and augmented (`cfg.augment`, when `train`) by
-    `cfg.workers` processes, lit (`cfg.lighting`) and normalized on `device`. Evaluation views of
-    `eval_size` (`cfg.eval_size`, default `image_size`) are resized to `eval_size × cfg.eval_resize`
-    on the shorter side and center-cropped."""
-
-    def __init__(
-        self,
-        data: FileList,
-        cfg: DataConfig,
-        *,
-        batch_size: int,
-        device,
-        normalize: Normalize | None = None,
-        train: bool = True,
-        seed: int = 0,
-        rank: int = 0,
-        world: int = 1,
-        channels_last: bool = False,
-    ) -> None:
-        self.dataset = _FileDataset(data, cfg, seed, train)
-        self.batch_size, self.device = batch_size, torch.device(device)
-        self.normalize = (normalize or Normalize.identity()).to(device)
-        self.seed, self.rank, self.world, self.workers = seed, rank, world, cfg.workers
-        self.eval_size, self.eval_resize = cfg.eval_size or cfg.image_size, cfg.eval_resize
-        self.lighting = cfg.lighting if train else 0
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.steps_per_epoch = len(data) // (batch_size * world)
-        if train and self.steps_per_epoch == 0:
-            raise UsageError(
-                f"batch_size={batch_size} (× {world} processes) is larger than the {len(data)} training images"
-            )
-
-    def sample(self) -> torch.Tensor:
-        """The evaluation views (uint8) of about NORMALIZE_SAMPLE images spread over the split."""
-        d = self.dataset
-        every = FileList(d.data.layout, d.data.files[:: max(1, len(d) // NORMALIZE_SAMPLE)])
-        loader = DataLoader(_FileDataset(every, d.cfg, d.seed, train=False), batch_size=64, num_workers=self.workers)
-        return torch.cat([x for x, _ in loader])
-
-    def _loader(self, sampler) -> DataLoader:
-        return DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
-            prefetch_factor=4 if self.workers else None,
-        )
-
-    def batches(self, start: int = 0) -> Iterator[Batch]:
-        epoch, offset = divmod(start, self.steps_per_epoch)
-        steps, part = count(start), (self.rank * self.batch_size, self.world * self.batch_size)
-        while True:
-            sampler = _EpochSampler(len(self.dataset), self.batch_size, self.world, self.rank, self.seed, epoch, offset)
-            for (x, y), step in zip(self._loader(sampler), steps):
-                x = _lighting(x.to(self.device, non_blocking=True), self.lighting, self.seed, step, part)
-                x = erase(self._finish(x), self.dataset.cfg, self.seed, step, part)
-                yield x, y.to(self.device, non_blocking=True)
-            epoch, offset = epoch + 1, 0
-
-    def eval_batches(
-        self, batch_size: int | None = None, tta: str = "none", scales: list[int] | None = None
-    ) -> Iterator[Batch]:
-        """The whole split in order, as evaluation views; `tta="10crop"` yields (10, N, ...) views, and
-        `tta="multiscale"` one image at a time, as a list of (1, 3, H, W) views: the whole image at
-        each shorter side of `scales` (§3.4's: `augment.multiscale_sizes`)."""
-        d, size = self.dataset, self.eval_size
-        crop = round(size * d.cfg.eval_resize) if tta == "10crop" else None
-        if tta == "multiscale":  # images of their own shapes: one at a time
-            batch_size = 1
-        dataset = _FileDataset(d.data, d.cfg, d.seed, False, size, crop, scales if tta == "multiscale" else None)
-        indices = list(range(self.rank, len(dataset), self.world))
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size or self.batch_size,
-            sampler=indices,
-            num_workers=self.workers,
-            pin_memory=self.device.type == "cuda",
-        )
-        for x, y in loader:
-            y = y.to(self.device, non_blocking=True)
-            if tta == "10crop":
-                yield torch.stack([self._finish(v) for v in ten_crop(x.to(self.device), size)]), y
-            elif tta == "multiscale":
-                yield [self._finish(v) for v in x], y
-            else:
-                yield self._finish(x), y
-
-    def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
-        return self.normalize(x).contiguous(memory_format=self.memory_format)

@@ -22,6 +22,7 @@ from .. import checkpoint
 from ..cache import cache_dir
 from ..download import fetch
 from ..errors import UsageError
+from .base import ClassifierHead
 
 TORCHVISION_URL = "https://download.pytorch.org/models"
 MIRROR_ENV = "RESNET_WEIGHTS_URL"  # a folder URL holding torchvision's files under their own names
@@ -247,10 +248,9 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def classifier_name(model: nn.Module) -> str | None:
-    """The module name of a classification model's final linear layer (e.g. "fc"), else None."""
-    features = getattr(model, "num_features", None)
-    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and m.in_features == features]
-    return linears[-1] if linears else None
+    """The module name of a classifier's final linear layer, as the network names it (`head`: "fc",
+    DenseNet's "classifier"); None for a network without one (super-resolution)."""
+    return model.head if isinstance(model, ClassifierHead) else None
 
 
 def head_size(weights: Weights, classifier: str | None) -> int | None:

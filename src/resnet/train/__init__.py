@@ -1,5 +1,6 @@
 """Training: the loop, recipes' schedules, checkpoints, evaluation."""
 
-from .trainer import RunResult, finetune, train
+from .api import finetune, train
+from .trainer import RunResult
 
 __all__ = ["RunResult", "finetune", "train"]

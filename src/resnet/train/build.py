@@ -13,7 +13,7 @@ from ..config import TrainConfig
 from ..errors import UsageError
 from ..models import create_model, get_spec
 from ..models.weights import Weights
-from .finetune import Part, start_from
+from .finetune import start_from
 from .runtime import Runtime
 
 
@@ -33,35 +33,37 @@ def build_model(cfg: TrainConfig, classes: int, features, source: Weights | None
     return model.to(runtime.device, memory_format=memory_format), options
 
 
-def build_optimizer(cfg: TrainConfig, model: nn.Module, parts: list[Part], device: torch.device):
-    """SGD, AdamW or LAMB over `model`'s parameters: one group per fine-tuning part (its `lr_scale`) or one
-    for the whole network, each split into decayed and (with decay_norm_and_bias=false) undecayed."""
+def peak_lr(cfg: TrainConfig) -> float:
+    """The learning rate the schedule starts from (its peak): `optimizer.lr`, grown with the global batch
+    by the linear scaling rule (Goyal et al. 2017) with `scale_lr`."""
     opt = cfg.optimizer
-    scaled = [(part.parameters(), part.lr_scale) for part in parts] or [(list(model.parameters()), 1.0)]
-    groups = []
-    for params, lr_scale in scaled:
+    return opt.lr * (cfg.batch_size / opt.reference_batch if opt.scale_lr else 1)
+
+
+def build_optimizer(cfg: TrainConfig, groups: list[dict], device: torch.device) -> torch.optim.Optimizer:
+    """SGD, AdamW or LAMB over the parameter `groups` (each with its `lr_scale`), each group split into
+    decayed and (with decay_norm_and_bias=false) undecayed parameters. The learning rate of each group
+    is set at every step: the schedule's × its `lr_scale`."""
+    opt = cfg.optimizer
+    split = []
+    for group in groups:
+        params = group["params"]
         decay = [p for p in params if p.ndim > 1 or opt.decay_norm_and_bias]
         no_decay = [p for p in params if p.ndim <= 1 and not opt.decay_norm_and_bias]
-        groups += [
-            {"params": group, "weight_decay": wd, "lr_scale": lr_scale}
-            for group, wd in ((decay, opt.weight_decay), (no_decay, 0.0))
-            if group
+        split += [
+            {"params": ps, "weight_decay": wd, "lr_scale": group["lr_scale"]}
+            for ps, wd in ((decay, opt.weight_decay), (no_decay, 0.0))
+            if ps
         ]
-    # the linear scaling rule (Goyal et al. 2017): lr grows with the global batch
-    lr = opt.lr * (cfg.batch_size / opt.reference_batch if opt.scale_lr else 1)
     fused = device.type == "cuda"
     if opt.name == "adamw":
-        optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(opt.betas), fused=fused)
-    elif opt.name == "lamb":
-        optimizer = lamb(groups, lr, tuple(opt.betas))
-    else:
-        optimizer = torch.optim.SGD(groups, lr=lr, momentum=opt.momentum, nesterov=opt.nesterov, fused=fused)
-    for group in optimizer.param_groups:
-        group["initial_lr"] = lr
-    return optimizer
+        return torch.optim.AdamW(split, betas=tuple(opt.betas), fused=fused)
+    if opt.name == "lamb":
+        return lamb(split, tuple(opt.betas))
+    return torch.optim.SGD(split, momentum=opt.momentum, nesterov=opt.nesterov, fused=fused)
 
 
-def lamb(groups: list[dict], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+def lamb(groups: list[dict], betas: tuple[float, float]) -> torch.optim.Optimizer:
     """LAMB (You et al. 2019): pytorch_optimizer's, set to the semantics of timm's (RSB's) where it can
     be: the global gradient norm clipped to 1, weight decay inside the trust ratio ||w|| / ||update||,
     no trust ratio (an Adam step) for parameters without weight decay. Unlike timm's, the second moment
@@ -72,9 +74,7 @@ def lamb(groups: list[dict], lr: float, betas: tuple[float, float]) -> torch.opt
         raise UsageError("optimizer.name=lamb needs pytorch_optimizer: pip install 'resnet[lamb]'") from None
     for group in groups:
         group["adam"] = group["weight_decay"] == 0  # timm's always_adapt=False, LAMB's exclusion from adaptation
-    optimizer = Lamb(
-        groups, lr=lr, betas=betas, weight_decouple=False, pre_norm=True, max_grad_norm=1.0, adam_debias=True
-    )
+    optimizer = Lamb(groups, betas=betas, weight_decouple=False, pre_norm=True, max_grad_norm=1.0, adam_debias=True)
     optimizer.clamp = math.inf  # ||w|| unclamped in the trust ratio, as timm's and the paper's (pytorch_optimizer: 10)
     return optimizer
 
@@ -104,12 +104,3 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     np_state = np.random.get_state()
     np.random.set_state((np_state[0], state["numpy"].numpy().astype(np.uint32), *np_state[2:]))
-
-
-def tensorboard_writer():
-    """TensorBoard's SummaryWriter class; UsageError if the tensorboard package is missing."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise UsageError("log.tensorboard=true needs the tensorboard package (pip install tensorboard)") from None
-    return SummaryWriter

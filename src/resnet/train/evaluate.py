@@ -39,6 +39,28 @@ def evaluate_batches(
         return _evaluate(model, forward or model, batches, num_classes, tta, autocast, reduce)
 
 
+def split_metrics(
+    model: nn.Module,
+    loaders: dict,
+    num_classes: int,
+    autocast: AbstractContextManager | None = None,
+    reduce=None,
+    raw: nn.Module | None = None,
+) -> dict:
+    """The columns of a metrics row for each split of `loaders` (name: loader): `{split}_loss`,
+    `{split}_error` and `{split}_top5_error` of `model`, and with `raw` (the trained weights that
+    `model` averages) `{split}_raw_error` beside them: what the average gains."""
+    row = {}
+    for split, loader in loaders.items():
+        metrics = evaluate_batches(model, loader.eval_batches(), num_classes, autocast=autocast, reduce=reduce)
+        row[f"{split}_loss"], row[f"{split}_error"] = metrics["loss"], metrics["top1_error"]
+        row[f"{split}_top5_error"] = metrics["top5_error"]
+        if raw is not None:
+            raw_metrics = evaluate_batches(raw, loader.eval_batches(), num_classes, autocast=autocast, reduce=reduce)
+            row[f"{split}_raw_error"] = raw_metrics["top1_error"]
+    return row
+
+
 def _evaluate(model, forward, batches, num_classes, tta, autocast, reduce) -> dict:
     device = next(model.parameters()).device
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)

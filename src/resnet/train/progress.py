@@ -9,6 +9,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 
+from .stop import format_duration
+
+LONG_RUN = 30 * 60  # seconds: a run this long is told how to stop or shorten it
+
 
 class Progress:
     """Tracks steps and images; `log` prints a line above the bar. Prints nothing when disabled."""
@@ -64,6 +68,19 @@ class Progress:
         """Seconds to the last step at the pace since the start (evaluations included)."""
         done = step - self.start
         return self.elapsed() / done * (self.total - step) if done > 0 else float("nan")
+
+    def forecast(self, step: int, end: int, eval_share: float, device: str) -> str:
+        """The time the rest of the run (to `end`) will take at the pace of its steps so far, with
+        evaluations taking `eval_share` more; a long run is told how to stop or shorten it."""
+        per_step = self.elapsed() / (step - self.start)
+        left = per_step * (end - step) * (1 + eval_share)
+        text = f"{per_step:.3g} s per iteration: about {format_duration(left)} to go"
+        if left > LONG_RUN:
+            text += (
+                f" on this {device}. Ctrl-C stops with a checkpoint (--resume continues); "
+                "--iters N, --time-limit or --recipe fast make it shorter"
+            )
+        return text
 
     def log(self, text: str) -> None:
         if self.enabled:

@@ -42,6 +42,12 @@ class Runtime:
             dist.all_reduce(tensor)
         return tensor
 
+    def any(self, flag: bool) -> bool:
+        """Whether `flag` is true in any of the processes (each must ask)."""
+        if self.world == 1:
+            return flag
+        return self.all_reduce(torch.tensor(float(flag), device=self.device)).item() > 0
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()

@@ -7,9 +7,9 @@ from datasets import make_cifar_archive, make_image_folder
 
 from resnet import UsageError
 from resnet.config import DataConfig
-from resnet.data import load as load_module
+from resnet.data import sources
 from resnet.data.dataset import ArrayDataset, FileList, stratified_split
-from resnet.data.load import load_data
+from resnet.data.sources import load_data
 
 
 def test_embedded_subset_is_real_cifar10():
@@ -35,7 +35,7 @@ def test_folder_is_decoded_into_tensors(image_folder):
 
 def test_decoded_data_is_cached(image_folder, monkeypatch):
     first = load_data(DataConfig(source=str(image_folder)))
-    monkeypatch.setattr(load_module, "decode_layout", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(sources, "decode_layout", lambda *a: pytest.fail("decoded again"))
     second = load_data(DataConfig(source=str(image_folder)))
     assert torch.equal(first.splits["train"].images, second.splits["train"].images)
 

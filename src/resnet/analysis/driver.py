@@ -1,0 +1,258 @@
+"""The experiment driver: every reproduction runs through `run_experiment(experiment, settings)`.
+
+An experiment is a protocol: a small subclass of `Experiment` that declares what to train and what its
+report shows. The driver trains its jobs one after the other, each in its own folder OUT/runs/LABEL (a
+finished one is kept, an interrupted one resumes from its checkpoint, a folder holding a run of other
+settings is refused), then writes OUT/report.html and OUT/summary.md from the experiment's figures,
+tables and findings, with the commands that reproduce every job.
+
+How a protocol is written (experiments/shortcuts.py is the smallest):
+
+- class attributes: `name` (the word after `resnet reproduce`), `presets` ({name: Preset}, what
+  --preset offers), `quick` (the Preset of --quick), `diagnostics` (whether every run records layer
+  responses and gradient norms);
+- `__init__(self, settings, **sizes)`: the experiment's own arguments (depths, seeds, ...) as the caller
+  or a preset gave them, None where neither did. Make the jobs here and keep them in fields that say
+  what each one is (`self.plain[depth]`): a job's run is found by the job itself, `runs[job]`;
+- `jobs()`: the jobs, in the order they train;
+- `title()`, `intro()`, `command()`: the report's heading, its first paragraph (`settings.trained()`
+  says how the networks were trained) and the `resnet reproduce` line that makes it;
+- `figures(runs, folder)`: draw PNGs into `folder`, return their (caption, path); `tables(runs)`: a
+  list of `Table`; `findings(runs)`: the paper's claims as `Finding`s, true or false by the numbers.
+
+`runs` maps each job to its `Run` (metrics rows, diagnostics, `final(key)`). An experiment that
+evaluates networks rather than trains them (a lesion study, a loss landscape) declares as jobs only the
+networks it needs trained (none when it is given weights); its measurements are its own methods, which
+write each result under `settings.out` as it is computed (so that the same command resumes them) and
+which its figures, tables and findings read.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import shlex
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from .. import run_folder
+from ..config import TrainConfig, from_dict, parse_overrides, resolve, to_dict
+from ..errors import RunError, Stopped, UsageError
+from ..train.runtime import teardown
+from ..train.stop import parse_time_limit
+from ..train.trainer import Trainer
+from .presets import QUICK, Preset
+from .report import Finding, Report, Reproduction, Table
+
+# the settings a run folder must share with the job to be kept or resumed
+SAME = ("model", "model_options", "recipe", "iters", "epochs", "batch_size", "seed", "data", "optimizer")
+
+
+@dataclass(frozen=True, eq=False)  # a job is known by itself (runs[job]), not by an equal one
+class Job:
+    """One network an experiment trains: its folder under runs/ (also its name in tables), its registry
+    name and the recipe overrides of this job alone."""
+
+    label: str
+    model: str
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """What a job left in its folder."""
+
+    folder: Path
+    rows: list[dict]  # metrics.jsonl
+
+    @cached_property
+    def diagnostics(self) -> list[dict]:
+        """The rows of diagnostics.jsonl: gradient norms and layer responses (with log.diagnostics)."""
+        return run_folder.read(self.folder, run_folder.DIAGNOSTICS)
+
+    def final(self, key: str, last: int = 3) -> float:
+        """The mean of `key` over the last evaluations, in % (the end of a run, less noisy than one point)."""
+        values = [r[key] for r in self.rows if r.get(key) is not None][-last:]
+        return 100 * float(np.mean(values)) if values else math.nan
+
+
+Runs = dict[Job, Run]  # each job's run, found by the job
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every job of an experiment shares: the caller's options, which `reproduce` completes (the
+    preset's and --quick's length and overrides; the deadline of `time_limit`)."""
+
+    out: Path
+    data: str | None = None
+    quick: bool = False
+    iters: int | None = None
+    device: str | None = None
+    recipe: str = "cifar-paper"
+    progress: bool = True
+    command: str = ""
+    overrides: list[str] | dict | None = None  # "key=value" strings or a mapping; a mapping once completed
+    time_limit: str | float | None = None
+    deadline: float | None = None  # time.monotonic() by which the reproduction stops
+
+    def trained(self) -> str:
+        """How the networks were trained, for an intro: "trained with the R recipe for N iterations on D"."""
+        length = f" for {self.iters} iterations" if self.iters else ""
+        return f"trained with the {self.recipe} recipe{length} on {self.data or 'the embedded CIFAR-10 subset'}"
+
+
+class Experiment(ABC):
+    """A protocol on the driver (see the module's docstring): what to train and what to report."""
+
+    name: ClassVar[str]
+    presets: ClassVar[dict[str, Preset]] = {}
+    quick: ClassVar[Preset] = QUICK
+    diagnostics: ClassVar[bool] = True
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def jobs(self) -> list[Job]: ...
+
+    @abstractmethod
+    def title(self) -> str: ...
+
+    @abstractmethod
+    def intro(self) -> str: ...
+
+    @abstractmethod
+    def command(self) -> str: ...
+
+    @abstractmethod
+    def figures(self, runs: Runs, folder: Path) -> list[tuple[str, Path]]: ...
+
+    @abstractmethod
+    def tables(self, runs: Runs) -> list[Table]: ...
+
+    @abstractmethod
+    def findings(self, runs: Runs) -> list[Finding]: ...
+
+
+def run_experiment(
+    experiment: type[Experiment], settings: Settings, preset: str | None = None, **sizes
+) -> Reproduction:
+    """Run `experiment` with `settings` and its `sizes` (its keyword arguments: what the caller leaves
+    None comes from the preset, then from --quick): train its jobs, then write report.html and
+    summary.md into `settings.out`. Returns their paths and the findings."""
+    layers = [p for p in (find_preset(experiment, preset), experiment.quick if settings.quick else None) if p]
+    for p in layers:
+        sizes.update({key: sizes.get(key) or value for key, value in p.sizes.items()})
+    protocol = experiment(_complete(settings, layers, experiment.diagnostics), **sizes)
+    s, jobs = protocol.settings, protocol.jobs()
+    runs = {job: _run(job, s, f"[{i}/{len(jobs)}]") for i, job in enumerate(jobs, 1)}
+    folder = s.out / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    report = Report(
+        protocol.title(),
+        protocol.intro(),
+        figures=protocol.figures(runs, folder),
+        tables=protocol.tables(runs),
+        findings=protocol.findings(runs),
+        commands=[s.command or protocol.command(), *(_train_command(job, s) for job in jobs)],
+    )
+    return report.write(s.out)
+
+
+def find_preset(experiment: type[Experiment], name: str | None) -> Preset | None:
+    """The preset `name` of `experiment` (None: none). UsageError for an unknown one."""
+    if name is None:
+        return None
+    if name not in experiment.presets:
+        offered = ", ".join(experiment.presets) or "none"
+        raise UsageError(f"reproduce {experiment.name} has no preset {name!r} (presets: {offered})")
+    return experiment.presets[name]
+
+
+def _complete(s: Settings, layers: list[Preset], diagnostics: bool) -> Settings:
+    """`s` with what `layers` (the preset, then --quick) set where the caller set nothing."""
+    if s.data is None and not s.quick:
+        raise UsageError(
+            "the full reproduction trains on CIFAR-10: pass --data (e.g. cifar10-jpeg.tar.gz, or "
+            "cifar10 --download); --quick uses the embedded subset"
+        )
+    overrides = {"log.diagnostics": True} if diagnostics else {}
+    for p in reversed(layers):  # the caller's overrides, then the preset's, then --quick's win
+        overrides.update(p.overrides)
+    overrides.update(parse_overrides(s.overrides))
+    iters = s.iters or next((p.iters for p in layers if p.iters), None)
+    limit = parse_time_limit(s.time_limit)  # the whole reproduction's: each job gets what is left of it
+    deadline = time.monotonic() + limit if limit is not None else None
+    return replace(s, out=Path(s.out), iters=iters, overrides=overrides, deadline=deadline)
+
+
+def _run(job: Job, s: Settings, position: str) -> Run:
+    """Train `job` unless its folder holds it finished (resuming it when interrupted); its Run."""
+    folder = s.out / "runs" / job.label
+    fields = {"model": job.model, "data.source": s.data, "device": s.device}
+    config = resolve(s.recipe, {**s.overrides, **job.overrides}, **fields, iters=s.iters)
+    _check_same(folder, to_dict(config))
+    finished, started = run_folder.finished(folder), run_folder.started(folder)
+    if s.progress:
+        state = "finished, kept" if finished else "resuming" if started else "training"
+        print(f"{position} {job.label}: {state} ({folder})", flush=True)
+    if not finished:
+        left = None if s.deadline is None else max(1e-3, s.deadline - time.monotonic())
+        _train(job, config, folder, s.progress, left)
+    return Run(folder, run_folder.read(folder))
+
+
+def _train(job: Job, config: TrainConfig, folder: Path, progress: bool, time_limit: float | None) -> None:
+    """Train `config` in `folder`, or continue the run there exactly as it was set up."""
+    state = run_folder.resume(folder)[1] if run_folder.started(folder) else None
+    if state is not None:
+        config = from_dict(TrainConfig, state["config"])
+    try:
+        Trainer(config, folder, state=state, progress=progress).run(time_limit=time_limit)
+    except Stopped as e:  # the reproduction, not the one run, is what the user resumes
+        what = str(e).split("; resume with:")[0]
+        raise Stopped(
+            f"{job.label} {what}; the same `resnet reproduce` command continues it (finished models are kept)",
+            e.code,
+        ) from None
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise RunError(f"disk full while writing {e.filename or folder}; the last checkpoint is intact") from None
+        raise
+    finally:
+        teardown()
+
+
+def _check_same(folder: Path, wanted: dict) -> None:
+    have = run_folder.read_config(folder)
+    if have is None:  # nothing there yet
+        return
+    for key in SAME:
+        if have.get(key) != wanted.get(key):
+            there, now = have.get(key), wanted.get(key)
+            if isinstance(there, dict) and isinstance(now, dict):  # name the setting, not the section
+                sub = next(k for k in {**there, **now} if there.get(k) != now.get(k))
+                key, there, now = f"{key}.{sub}", there.get(sub), now.get(sub)
+            raise UsageError(
+                f"{folder} holds a run with other settings ({key}: {there} there, {now} now); use another --out"
+            )
+
+
+def _train_command(job: Job, s: Settings) -> str:
+    """The `resnet train` line that trains `job` alone."""
+    parts = ["resnet", "train", "--model", job.model, "--recipe", s.recipe, "--out", str(s.out / "runs" / job.label)]
+    if s.data:
+        parts += ["--data", s.data]
+    if s.iters:
+        parts += ["--iters", str(s.iters)]
+    for key, value in {**s.overrides, **job.overrides}.items():
+        parts += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    return shlex.join(parts)
