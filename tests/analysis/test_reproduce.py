@@ -10,6 +10,7 @@ from resnet.analysis import degradation, driver, shortcuts
 from resnet.analysis.report import Finding, Table
 from resnet.data.loader import TensorLoader
 from resnet.errors import Stopped
+from resnet.train import api
 
 # log.eval_share=1: evaluations every 2 of the 4 steps, which the 10% bound on evaluation would stretch to one
 FAST = dict(quick=True, iters=4, progress=False, overrides={"log.evals": 2, "log.eval_share": 1.0})
@@ -101,12 +102,12 @@ def test_a_killed_reproduction_resumes(tmp_path, monkeypatch):
 
     resumed = []
 
-    class Recorded(driver.Trainer):
+    class Recorded(api.Trainer):
         def __init__(self, config, out, state=None, progress=True):
             resumed.append(state is not None)
             super().__init__(config, out, state, progress)
 
-    monkeypatch.setattr(driver, "Trainer", Recorded)
+    monkeypatch.setattr(api, "Trainer", Recorded)
     degradation([20], out=tmp_path, **FAST)
     assert resumed == [True]  # plain20 kept, resnet20 resumed
     assert checkpoint.load(tmp_path / "runs" / "resnet20" / "last.pt")["step"] == 4

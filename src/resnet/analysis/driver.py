@@ -29,13 +29,12 @@ which its figures, tables and findings read.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import shlex
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
@@ -44,10 +43,9 @@ import numpy as np
 
 from .. import run_folder
 from ..config import TrainConfig, from_dict, parse_overrides, resolve, to_dict
-from ..errors import RunError, Stopped, UsageError
-from ..train.runtime import teardown
+from ..errors import Stopped, UsageError
+from ..train.api import run
 from ..train.stop import parse_time_limit
-from ..train.trainer import Trainer
 from .presets import QUICK, Preset
 from .report import Finding, Report, Reproduction, Table
 
@@ -107,6 +105,11 @@ class Settings:
         """How the networks were trained, for an intro: "trained with the R recipe for N iterations on D"."""
         length = f" for {self.iters} iterations" if self.iters else ""
         return f"trained with the {self.recipe} recipe{length} on {self.data or 'the embedded CIFAR-10 subset'}"
+
+
+def settings(arguments: dict) -> Settings:
+    """The Settings among a public experiment function's `arguments` (its locals())."""
+    return Settings(**{f.name: arguments[f.name] for f in fields(Settings) if f.name in arguments})
 
 
 class Experiment(ABC):
@@ -216,19 +219,13 @@ def _train(job: Job, config: TrainConfig, folder: Path, progress: bool, time_lim
     if state is not None:
         config = from_dict(TrainConfig, state["config"])
     try:
-        Trainer(config, folder, state=state, progress=progress).run(time_limit=time_limit)
+        run(config, folder, state, progress=progress, time_limit=time_limit)
     except Stopped as e:  # the reproduction, not the one run, is what the user resumes
         what = str(e).split("; resume with:")[0]
         raise Stopped(
             f"{job.label} {what}; the same `resnet reproduce` command continues it (finished models are kept)",
             e.code,
         ) from None
-    except OSError as e:
-        if e.errno == errno.ENOSPC:
-            raise RunError(f"disk full while writing {e.filename or folder}; the last checkpoint is intact") from None
-        raise
-    finally:
-        teardown()
 
 
 def _check_same(folder: Path, wanted: dict) -> None:

@@ -8,7 +8,7 @@ finished models and resumes the interrupted one from its checkpoint.
 
 from __future__ import annotations
 
-from .driver import Settings, run_experiment
+from .driver import run_experiment, settings
 from .experiments import EXPERIMENTS, Degradation, MLPDepth, Shortcuts
 from .report import Reproduction
 
@@ -38,19 +38,7 @@ def degradation(
     train once per seed (the plain nets, whose finding has a wide margin, with the first), and the
     deeper ResNet counts as better only when all its seeds beat all the shallower one's. `preset`
     names a protocol of PRESETS. Returns the paths of report.html and summary.md and the findings."""
-    settings = Settings(
-        out=out,
-        data=data,
-        quick=quick,
-        iters=iters,
-        device=device,
-        recipe=recipe,
-        progress=progress,
-        command=command,
-        overrides=overrides,
-        time_limit=time_limit,
-    )
-    return run_experiment(Degradation, settings, preset=preset, depths=depths, seeds=seeds, add=add)
+    return run_experiment(Degradation, settings(locals()), preset=preset, depths=depths, seeds=seeds, add=add)
 
 
 def shortcuts(
@@ -70,19 +58,7 @@ def shortcuts(
     """Shortcut options A, B and C (and the plain net) at one CIFAR depth (default 32), in the spirit
     of Table 3. `preset` names a protocol of PRESETS; other arguments as `degradation`. Returns the
     paths of report.html and summary.md and the findings."""
-    settings = Settings(
-        out=out,
-        data=data,
-        quick=quick,
-        iters=iters,
-        device=device,
-        recipe=recipe,
-        progress=progress,
-        command=command,
-        overrides=overrides,
-        time_limit=time_limit,
-    )
-    return run_experiment(Shortcuts, settings, preset=preset, depth=depth)
+    return run_experiment(Shortcuts, settings(locals()), preset=preset, depth=depth)
 
 
 def mlp_depth(
@@ -101,16 +77,4 @@ def mlp_depth(
     (default: the embedded digits), trained with the mlp recipe: does the degradation of deep plain
     networks, and its cure by the residual connection, hold beyond convolutions? Other arguments as
     `degradation`. Returns the paths of report.html and summary.md and the findings."""
-    settings = Settings(
-        out=out,
-        data=data or "digits",
-        quick=quick,
-        iters=iters,
-        device=device,
-        recipe="mlp",
-        progress=progress,
-        command=command,
-        overrides=overrides,
-        time_limit=time_limit,
-    )
-    return run_experiment(MLPDepth, settings, blocks=blocks)
+    return run_experiment(MLPDepth, settings({**locals(), "data": data or "digits", "recipe": "mlp"}), blocks=blocks)

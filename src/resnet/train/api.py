@@ -54,8 +54,22 @@ def train(
         config = resolve(recipe, overrides, **fields, iters=iters, epochs=epochs)
         get_spec(config.model)  # an unknown model fails before any work
         out = run_folder.new(out, f"{config.model}-{config.recipe}", force)
+    return run(config, out, state, progress=progress, stop_after=stop_after, time_limit=limit)
+
+
+def run(
+    config: TrainConfig,
+    out: Path,
+    state: dict | None = None,
+    *,
+    progress: bool = True,
+    stop_after: int | None = None,
+    time_limit: float | None = None,
+) -> RunResult:
+    """Train the resolved `config` in the run folder `out` (from the checkpoint `state` when resuming);
+    a full disk is one line, and the process's runtime is torn down after."""
     try:
-        return Trainer(config, out, state, progress).run(stop_after, limit)
+        return Trainer(config, out, state, progress).run(stop_after, time_limit)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise RunError(f"disk full while writing {e.filename or out}; the last checkpoint is intact") from None
