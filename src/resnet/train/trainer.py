@@ -59,9 +59,8 @@ class Trainer:
                 f"the checkpoint's {len(state['classes'])} classes are not the data's {len(self.data.classes)}"
             )
         tuning = config.finetune
-        self.source = (
-            read_pretrained(tuning, config.model, config.model_options) if tuning.source and not state else None
-        )
+        pretrained = tuning.source and not state  # a resumed run's weights are in its checkpoint
+        self.source = read_pretrained(tuning, config.model, config.model_options) if pretrained else None
         if state:
             normalize = Normalize(**state["normalize"])
         elif self.source and tuning.normalize == "source":
