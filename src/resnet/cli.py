@@ -162,17 +162,21 @@ def _models(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from .models import describe, list_models
+    from .models.weights import available_weights
 
-    rows = [describe(name) for name in list_models(args.family)]
+    rows = [{**describe(name), "weights": available_weights(name)} for name in list_models(args.family)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     table = Table(box=box.SIMPLE_HEAD)
-    for column in ("model", "family", "layers", "shortcut", "params", "mult-adds", "input"):
+    for column in ("model", "family", "layers", "shortcut", "params", "mult-adds", "input", "weights"):
         table.add_column(column, justify="right" if column in ("layers", "params", "mult-adds") else "left")
     for r in rows:
         size = "×".join(map(str, r["input_shape"][1:] if len(r["input_shape"]) == 3 else r["input_shape"]))
-        table.add_row(r["name"], r["family"], str(r["layers"]), r["shortcut"], f"{r['params']:,}", _si(r["macs"]), size)
+        weights = ", ".join(f"{tag} ({error:.2%} error)" for tag, error in r["weights"].items())
+        table.add_row(
+            r["name"], r["family"], str(r["layers"]), r["shortcut"], f"{r['params']:,}", _si(r["macs"]), size, weights
+        )
     Console(width=200).print(table)
 
 

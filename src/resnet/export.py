@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import torch
 
+from . import run_folder
 from .errors import UsageError, write_failed
-from .inference import Classifier, load
+from .inference import Classifier, evaluate, load
 from .models import input_shape
-from .models.weights import EXPORT_FORMAT
+from .models.weights import EXPORT_FORMAT, SHIPPED_DIR, SHIPPED_TAGS
 from .optimize import import_openvino, onnx_bytes, openvino_model
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors", "openvino": ".xml"}
@@ -156,3 +158,77 @@ WRITERS: dict[str, Callable[[Classifier, torch.Tensor, Path], Runner]] = {
     "safetensors": _safetensors,
     "openvino": _openvino,
 }
+
+
+# -- the weights this package ships ----------------------------------------------------------------
+
+
+def ship(run: str | Path, tag: str = "cifar10", data: str | None = None, out: str | Path | None = None) -> Path:
+    """The final weights of the finished run in `run` as the package's shipped weights `tag`
+    (`create_model(model, weights=tag)`): a safetensors file (default SHIPPED_DIR/MODEL-TAG.safetensors),
+    stored in float16 where that leaves the confusion matrices on the test splits of `data` (default:
+    the run's own data) and of the embedded subset as float32 gives them, else in float32. Beside
+    `metadata()`'s, its metadata records recipe, data, iterations, storage, the code's commit and the
+    errors measured by `evaluate` on the file as written: `test_error` (the test split of `data`) and
+    `subset_error` (the embedded subset's, what the test suite checks). Returns the file's path."""
+    run = Path(run)
+    if tag not in SHIPPED_TAGS:
+        raise UsageError(f"unknown shipped weights tag {tag!r}; choose one of: {', '.join(SHIPPED_TAGS)}")
+    if not run_folder.finished(run) or not (run / run_folder.LAST).is_file():
+        raise UsageError(f"{run}: not a finished run with its {run_folder.LAST} (ship a run that reached its end)")
+    classifier = load(run / run_folder.LAST, "cpu")
+    config = run_folder.read_config(run) or {}
+    data = data or config["data"]["source"] or "embedded"
+    out = Path(out) if out is not None else SHIPPED_DIR / f"{classifier.model_name}-{tag}.safetensors"
+    meta = {
+        "recipe": config.get("recipe"),
+        "data": Path(data).name,
+        "iterations": run_folder.read(run)[-1]["step"],
+        "commit": _commit(),
+    }
+    tmp = {
+        dtype: out.with_name(f".{out.stem}.{dtype}.tmp{os.getpid()}{out.suffix}") for dtype in ("float16", "float32")
+    }
+    try:
+        half, full = (_write_shipped(classifier, path, dtype, meta, data) for dtype, path in tmp.items())
+        os.replace(tmp["float16" if half == full else "float32"], out)
+    except (OSError, RuntimeError) as e:  # a full disk comes as either, depending on the writer
+        raise write_failed(out, e, "nothing was written") from None
+    finally:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+    return out
+
+
+def _write_shipped(classifier: Classifier, path: Path, dtype: str, meta: dict, data: str) -> tuple:
+    """Write the weights stored as `dtype` with `meta` and their errors, measured on the file; return
+    its confusion matrices on `data` and on the embedded subset."""
+    from safetensors.torch import save
+
+    state = {
+        k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in classifier.model.state_dict().items()
+    }
+    state = {k: v.contiguous() for k, v in state.items()}
+    path.write_bytes(save(state, metadata={**metadata(classifier), **_encode({**meta, "storage": dtype})}))
+    name = classifier.model_name
+    on = {
+        source: evaluate(path, data=source, model=name, device="cpu", engine="torch") for source in {data, "embedded"}
+    }
+    measured = {"storage": dtype, "test_error": on[data]["top1_error"], "subset_error": on["embedded"]["top1_error"]}
+    path.write_bytes(save(state, metadata={**metadata(classifier), **_encode({**meta, **measured})}))
+    return on[data]["confusion"], on["embedded"]["confusion"]
+
+
+def _encode(values: dict) -> dict[str, str]:
+    return {k: json.dumps(v) for k, v in values.items()}
+
+
+def _commit() -> str | None:
+    """The code's git commit, where the package runs from a clone."""
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except OSError:
+        return None
+    return found.stdout.strip() or None

@@ -1,4 +1,5 @@
-"""Weights from files into registry models, and torchvision's published ImageNet weights.
+"""Weights from files into registry models, torchvision's published ImageNet weights, and the weights
+this package ships (trained by this project: `create_model("resnet20", weights="cifar10")`).
 
 Files are read without executing code: safetensors, or `torch.load(weights_only=True)`. What loads:
 torchvision state_dicts, timm checkpoints (.pth or .safetensors, wrapped or not, EMA weights first as
@@ -67,6 +68,9 @@ class Published:
         """The file's address: torchvision's, or under the mirror of $RESNET_WEIGHTS_URL."""
         return f"{os.environ.get(MIRROR_ENV, TORCHVISION_URL).rstrip('/')}/{self.file}"
 
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"  # {model}-{tag}.safetensors
+SHIPPED_TAGS = ("cifar10",)  # the data sets this package ships trained networks of
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # on 0-255 pixels, as `Normalize` takes them
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -140,14 +144,42 @@ def download(url: str, folder: Path | None = None) -> Path:
     return fetch(url, (folder or cache_dir() / "weights") / name, "sha256", prefix[1], hint)
 
 
+def shipped(name: str) -> dict[str, dict]:
+    """{tag: what the file says of itself} for the weights of `name` this package ships: the
+    metadata of `export.ship` (recipe, data, iterations, test_error, subset_error, commit, ...)."""
+    found = {}
+    for tag in SHIPPED_TAGS:
+        path = SHIPPED_DIR / f"{name}-{tag}.safetensors"
+        if path.is_file():
+            found[tag] = read_metadata(path)
+    return found
+
+
+def available_weights(name: str) -> dict[str, float]:
+    """{tag: top-1 error} of the weights `create_model(name, weights=tag)` loads: the shipped ones
+    (test error on their data, as measured when shipped) and torchvision's published ones (ImageNet)."""
+    found = {tag: meta["test_error"] for tag, meta in shipped(name).items()}
+    for p in PUBLISHED.get(name, ()):
+        found[p.tag] = round(1 - p.top1 / 100, 5)
+    return found
+
+
 def weights_path(name: str, weights: str | Path, options: dict | None = None) -> Path:
-    """The file of `weights` for model `name`: a path, or the name of torchvision's published weights
-    of `name` (downloaded and verified into the cache on first use)."""
+    """The file of `weights` for model `name`: a path, the tag of the weights this package ships
+    ("cifar10"), or the name of torchvision's published weights of `name` (downloaded and verified
+    into the cache on first use)."""
     path = Path(weights)
     if path.is_file():
         return path
     if isinstance(weights, Path) or len(path.parts) > 1 or path.suffix.lower() in WEIGHT_SUFFIXES:
         raise UsageError(f"{path}: no such weights file")
+    if str(weights).lower() in SHIPPED_TAGS:
+        tag = str(weights).lower()
+        file = SHIPPED_DIR / f"{name}-{tag}.safetensors"
+        if not file.is_file():
+            have = sorted(p.name.removesuffix(f"-{tag}.safetensors") for p in SHIPPED_DIR.glob(f"*-{tag}.safetensors"))
+            raise UsageError(f"{name} has no shipped {tag} weights; shipped: {', '.join(have) or 'none yet'}")
+        return file
     p = published(name, str(weights))
     if (options or {}).get("variant", "v1.5") != "v1.5":
         raise UsageError(
@@ -191,13 +223,13 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+def _read_safetensors(path: Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            state = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError, ValueError) as e:
         raise UsageError(f"{path}: damaged or truncated safetensors file ({str(e).splitlines()[0][:120]})") from None
     if metadata.get("format") != EXPORT_FORMAT:
@@ -206,6 +238,11 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         return state, {k: json.loads(v) for k, v in metadata.items() if k != "format"}
     except json.JSONDecodeError:
         raise UsageError(f"{path}: damaged metadata in a {EXPORT_FORMAT} file") from None
+
+
+def read_metadata(path: Path) -> dict:
+    """What this project's safetensors file says of itself, without reading its tensors."""
+    return _read_safetensors(path, tensors=False)[1]
 
 
 def _is_state_dict(obj) -> bool:
