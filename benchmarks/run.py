@@ -853,6 +853,14 @@ def save_results(out: Path, results: dict) -> None:
     os.replace(partial, out)
 
 
+def compiled() -> dict:
+    """What torch.compile did in this process so far: frames compiled (more than the compiled functions
+    means recompilations) and the compiled graphs that inductor did not put in CUDA graphs (0 expected)."""
+    from torch._dynamo.utils import counters
+
+    return {"compiled_frames": counters["frames"]["ok"], "cudagraph_skips": counters["inductor"]["cudagraph_skips"]}
+
+
 def run_section(name: str, runner: Callable[[], list[dict]], results: dict, out: Path) -> bool:
     """Run one section and write its rows at once; a failure costs only this section, recorded in one
     line (the traceback goes to stderr). True when it succeeded."""
@@ -864,7 +872,7 @@ def run_section(name: str, runner: Callable[[], list[dict]], results: dict, out:
         rows, status = [], f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         print(f"{name} {status}", file=sys.stderr, flush=True)
     results["rows"] = [r for r in results["rows"] if r.get("section") != name] + [{**r, "section": name} for r in rows]
-    results["sections"][name] = {"status": status, "seconds": round(time.perf_counter() - start, 1)}
+    results["sections"][name] = {"status": status, "seconds": round(time.perf_counter() - start, 1), **compiled()}
     save_results(out, results)
     return status == "ok"
 
@@ -879,7 +887,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, help="JSON results, added to when it exists (default: benchmarks/results/DATE-DEVICE.json)"
     )
+    parser.add_argument("--table", type=Path, metavar="JSON", help="print the table of a results file and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())["rows"]))
+        return 0
     sizes = SIZES["quick" if args.quick else "full"]
     cuda = torch.cuda.is_available() and not sizes["on_cpu"]
     device = torch.device("cuda" if cuda else "cpu")  # of the GPU sections; the cpu section runs on the CPU
