@@ -45,7 +45,7 @@ log="$out/$part.log" status="$out/$part.txt"
 if [ -n "$quick" ]; then
     data=embedded  # the subset shipped in the package
     caps="inference=120 throughput=120 feeding=120 cifar=120 speedrun=120 evidence=240 report=120"
-    iters=6 depths=20 concurrent=2 sets="--set batch_size=16 --set log.evals=2"
+    iters=4 depths=20 concurrent=2 sets="--set batch_size=16 --set log.evals=2"
 else
     data="$bench/cifar10-jpeg.tar.gz"
     [ -f "$data" ] || { echo "$part: failed: $data is missing (see the header of benchmarks/gpu.sh)" | tee -a "$status"; exit 1; }

@@ -424,11 +424,16 @@ def cpu_inference(name: str, batch: int, size: int, peak: dict, sizes: dict) -> 
     return rows
 
 
+def cpu_training_config(name: str, sizes: dict) -> TrainConfig:
+    """The trainer's cifar-paper run that the cpu section times, pinned to the CPU: on a GPU host "auto"
+    would be CUDA, comparing the GPU trainer with the CPU eager loop."""
+    return resolve("cifar-paper", {"batch_size": sizes["train_batch"]}, model=name, device="cpu", iters=64000)
+
+
 def cpu_training(name: str, peak: dict, sizes: dict) -> list[dict]:
     """The trainer's own cifar-paper loop (recipe defaults: precision auto, channels_last; data and
     augmentation included) against the plain eager fp32 loop and the same loop under bf16 autocast."""
-    # pinned: on a GPU host "auto" would be CUDA, comparing the GPU trainer with the CPU eager loop
-    config = resolve("cifar-paper", {"batch_size": sizes["train_batch"]}, model=name, device="cpu", iters=64000)
+    config = cpu_training_config(name, sizes)
     turns = sizes["rounds"]
     cpu_device, chunk = torch.device("cpu"), max(1, sizes["train_steps"] // turns)
     seconds = {"ours": 0.0, "fp32": 0.0, "bf16": 0.0}

@@ -84,9 +84,7 @@ def test_a_gpu_host_runs_the_gpu_sections_and_the_cpu_section_stays_on_the_cpu(b
     assert bench.default_sections(cuda=True, quick=True) == list(bench.SECTIONS)
     # asked for explicitly on a GPU host, the cpu section's training still runs on the CPU (auto would be CUDA)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    sizes = {**bench.SIZES["quick"]["cpu"], "train_steps": 1}
-    [fp32, bf16] = bench.cpu_training("resnet20", {"fp32": 1e9, "bf16": 1e9}, sizes)
-    assert fp32["ours"] > 0 and fp32["peer"] > 0 and bf16["peer"] > 0
+    assert bench.cpu_training_config("resnet20", bench.SIZES["quick"]["cpu"]).device == "cpu"
 
 
 def test_the_speedrun_peer_is_required_on_cuda(bench, monkeypatch):
