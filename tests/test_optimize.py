@@ -169,3 +169,16 @@ def test_fp32_on_cuda_is_checked_at_the_tf32_tolerance_while_tf32_is_allowed():
     finally:
         conv.fp32_precision = before
     assert TOLERANCE["fp32"] < TOLERANCE["tf32"] < TOLERANCE["bf16"]
+
+
+def test_a_last_partial_batch_is_padded_to_a_compiled_size_not_compiled_anew():
+    model = create_model("resnet20").eval()
+    fast = for_inference(model, "cpu", precision="fp32", engine="torch", compile=False)
+    x = torch.randn(8, 3, 32, 32)
+    fast(x)
+    with torch.no_grad():
+        last = fast(x[:3])  # 10,000 % 256 images, say: run as a batch of 8
+        assert torch.allclose(last, model(x[:3]), atol=1e-4) and last.shape == (3, 10)
+    assert fast._checked == {(8, 3, 32, 32)}
+    fast(torch.randn(2, 3, 40, 40))  # another image size is a shape of its own
+    assert fast._checked == {(8, 3, 32, 32), (2, 3, 40, 40)}

@@ -46,7 +46,9 @@ class Inference:
     Call it on a batch; the first call of each input shape compiles (torch, openvino) and checks the
     outputs against the float32 model (a copy on `device`) within the tolerance of the precision in
     force (`in_force`: fp32 on CUDA is tf32 by torch's defaults), falling back to the float32 torch
-    engine (with a warning) if they differ more. `engine` and `precision` say what runs."""
+    engine (with a warning) if they differ more. A batch smaller than one of the same image shape
+    already run (a job's last) is padded to it rather than compiled for its own size: eval-mode
+    outputs are per image. `engine` and `precision` say what runs."""
 
     def __init__(self, model: nn.Module, device: torch.device, engine: str, precision: str, **options) -> None:
         # a float32 copy on the engine's device: the check runs there, and `model` stays as it was
@@ -58,6 +60,10 @@ class Inference:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        larger = [shape[0] for shape in self._checked if shape[1:] == tuple(x.shape[1:]) and shape[0] > len(x)]
+        if larger:  # a job's last, partial batch: padded to a batch size already compiled, not compiled anew
+            padding = x.new_zeros((min(larger) - len(x), *x.shape[1:]))
+            return self(torch.cat([x, padding]))[: len(x)]
         out = self._run(x)
         if tuple(x.shape) not in self._checked:
             out = self._check(x, out)
