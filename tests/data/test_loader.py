@@ -326,3 +326,13 @@ def test_the_workers_queue_is_sized_to_the_shared_memory(monkeypatch):
     free(0.064)  # a container's 64 MB: at least one batch each all the same
     assert loaders.prefetch_factor(15, batch) == 1
     assert loaders.prefetch_factor(0, batch) is None  # no workers: decoded in the loop
+
+
+@pytest.mark.parametrize("kind", ["mixup", "cutmix"])
+def test_mixing_keeps_a_channels_last_batch_channels_last(kind):
+    # an NCHW batch in a channels_last run would cost the compiled step a second graph and slower convolutions
+    mixing = Mixing(DataConfig(**{kind: 1.0}), classes=4, seed=1)
+    x, y = _batch()
+    out, _ = mixing(x.contiguous(memory_format=torch.channels_last), y, 0)
+    assert mixing.draw(0, 12, 10)[0] == kind
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
