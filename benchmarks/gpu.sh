@@ -44,7 +44,7 @@ log="$out/$part.log" status="$out/$part.txt"
 
 if [ -n "$quick" ]; then
     data=embedded  # the subset shipped in the package
-    caps="inference=120 throughput=120 feeding=120 cifar=120 speedrun=120 evidence=240 report=120"
+    caps="inference=600 throughput=600 feeding=600 cifar=600 speedrun=600 evidence=600 report=600"  # a busy CPU: minutes
     iters=4 depths=20 concurrent=2 sets="--set batch_size=16 --set log.evals=2"
 else
     data="$bench/cifar10-jpeg.tar.gz"
