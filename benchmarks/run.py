@@ -1,11 +1,14 @@
 """Speed and memory of this project against its peers, measured side by side in one run.
 
-    python benchmarks/run.py                 # everything this machine can run (GPU sections need CUDA)
-    python benchmarks/run.py --quick         # tiny sizes on the CPU: checks the plumbing, not the speed
+    python benchmarks/run.py                 # on a CPU host the cpu section; on a GPU host the GPU sections
+    python benchmarks/run.py --quick         # every section at tiny sizes on the CPU: the plumbing, not the speed
     python benchmarks/run.py --only cpu      # one section: cpu, inference, throughput, feeding, cifar, speedrun
 
-Prints a table with the ratio ours / peer for each benchmark and writes everything to a JSON file
-(--out, default benchmarks/results/<date>-<device>.json). Copy the table into BENCHMARKS.md.
+Writes each section's rows to a JSON file the moment the section ends (--out, default
+benchmarks/results/<date>-<device>.json; an existing file is added to, a section run again replaces its
+rows); a section that fails is recorded with its reason in one line and the others still run (exit
+status 1). Prints a table with the ratio ours / peer for each benchmark: copy it into BENCHMARKS.md.
+benchmarks/gpu.sh runs the GPU sections one process each, with a time cap each.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import io
 import itertools
 import json
 import math
@@ -21,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,6 +38,7 @@ from resnet import count_macs, create_model
 from resnet.analysis.report import machine
 from resnet.config import TrainConfig, resolve
 from resnet.data.sources import load_data
+from resnet.errors import UsageError
 from resnet.optimize import for_inference
 from resnet.train.trainer import Trainer
 
@@ -418,10 +424,16 @@ def cpu_inference(name: str, batch: int, size: int, peak: dict, sizes: dict) -> 
     return rows
 
 
+def cpu_training_config(name: str, sizes: dict) -> TrainConfig:
+    """The trainer's cifar-paper run that the cpu section times, pinned to the CPU: on a GPU host "auto"
+    would be CUDA, comparing the GPU trainer with the CPU eager loop."""
+    return resolve("cifar-paper", {"batch_size": sizes["train_batch"]}, model=name, device="cpu", iters=64000)
+
+
 def cpu_training(name: str, peak: dict, sizes: dict) -> list[dict]:
     """The trainer's own cifar-paper loop (recipe defaults: precision auto, channels_last; data and
     augmentation included) against the plain eager fp32 loop and the same loop under bf16 autocast."""
-    config = resolve("cifar-paper", {"batch_size": sizes["train_batch"]}, model=name, iters=64000)
+    config = cpu_training_config(name, sizes)
     turns = sizes["rounds"]
     cpu_device, chunk = torch.device("cpu"), max(1, sizes["train_steps"] // turns)
     seconds = {"ours": 0.0, "fp32": 0.0, "bf16": 0.0}
@@ -481,16 +493,18 @@ def inference(sizes: dict, device: torch.device) -> list[dict]:
 
     ours = timed(lambda: ours_fn(x), 3, sizes["reps"], device)
     theirs = timed(peer, 3, sizes["reps"], device)
-    return [
-        row(
-            f"inference {name}, batch {batch}, {precision}",
-            batch / ours,
-            batch / theirs,
-            "images/s",
-            1.25,
-            f"{peer_label(name)}, compiled, channels_last, autocast",
-        )
-    ]
+    result = row(
+        f"inference {name}, batch {batch}, {precision}",
+        batch / ours,
+        batch / theirs,
+        "images/s",
+        1.25,
+        f"{peer_label(name)}, compiled, channels_last, autocast",
+        notes=f"ours ran the {ours_fn.engine} engine in {ours_fn.precision}",
+    )
+    # what was timed as ours: a fallback after a failed check would show here, not pass for the fast engine
+    result.update(engine=ours_fn.engine, precision=ours_fn.precision, max_difference=ours_fn.max_difference)
+    return [result]
 
 
 # -- throughput: the training step, 224×224, batch 256, bf16 -----------------------------------------
@@ -550,22 +564,34 @@ def train_step_speed(name: str, device: torch.device, sizes: dict) -> dict:
 # -- feeding: training from a folder of ImageNet-size JPEGs ------------------------------------------
 
 
-def make_jpeg_folder(root: Path, count: int, size: tuple[int, int]) -> Path:
-    """`count` photo-like JPEGs of `size` in two class folders (smooth random fields, not noise)."""
+def make_jpeg_folder(root: Path, count: int, size: tuple[int, int], distinct: int = 256) -> Path:
+    """`count` photo-like JPEGs of `size` in two class folders (smooth random fields, not noise): `distinct`
+    images, repeated (decoding costs the same; encoding tens of thousands would cost minutes)."""
     rng = np.random.default_rng(0)
+    encoded = []
+    for _ in range(min(count, distinct)):
+        small = rng.integers(0, 256, (size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(small).resize(size, Image.BICUBIC).save(buffer, format="JPEG", quality=90)
+        encoded.append(buffer.getvalue())
     for i in range(count):
         folder = root / "train" / f"class{i % 2}"
         folder.mkdir(parents=True, exist_ok=True)
-        small = rng.integers(0, 256, (size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
-        Image.fromarray(small).resize(size, Image.BICUBIC).save(folder / f"{i:05d}.jpg", quality=90)
+        (folder / f"{i:05d}.jpg").write_bytes(encoded[i % len(encoded)])
     return root
 
 
 def feeding(sizes: dict, device: torch.device) -> list[dict]:
-    size, batch, steps = sizes["jpeg_size"], sizes["batch"], sizes["steps"]
-    # one epoch holds every timed step: a new epoch restarts the workers, which a long real epoch amortizes
+    """Images/s of training from a folder of JPEGs (decoded by the workers) against the same step on a
+    resident batch. The timed window starts synchronized, once the batches the workers decoded ahead
+    (workers × their prefetch depth) are used up: it measures the steady rate, not a full queue."""
+    from resnet.data.loader import prefetch_factor
+
+    size, batch, steps, workers = sizes["jpeg_size"], sizes["batch"], sizes["steps"], sizes["workers"]
+    ahead = workers * prefetch_factor(workers, batch * 3 * sizes["image_size"] ** 2) + 1
+    # one epoch holds every step: a new epoch restarts the workers, which a long real epoch amortizes
     test_fraction = 0.05
-    count = math.ceil((steps + 2) * batch / (1 - test_fraction))
+    count = math.ceil((ahead + steps + 2) * batch / (1 - test_fraction))
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_jpeg_folder(Path(tmp), count, size)
         overrides = {
@@ -577,21 +603,18 @@ def feeding(sizes: dict, device: torch.device) -> list[dict]:
             "channels_last": True,
             "precision": "bf16" if device.type == "cuda" else "fp32",
             "data.test_fraction": test_fraction,
-            "data.workers": sizes["workers"],
+            "data.workers": workers,
         }
         config = resolve("imagenet-paper", overrides, model=sizes["model"], device=str(device), iters=1, epochs=0)
         with temporary_trainer(config) as trainer:
             x, y = next(train_batches(trainer))
-
-            def run_from_folder() -> float:
-                loop = trainer.steps(end=trainer.step + steps + 1)
-                next(loop)  # workers started
-                start = time.perf_counter()
-                train_steps(loop, steps)
-                synchronize(device)
-                return steps * batch / (time.perf_counter() - start)
-
-            ours = run_from_folder()
+            loop = trainer.steps(end=trainer.step + ahead + steps)
+            train_steps(loop, ahead)  # untimed: workers started, the queue they filled used up
+            synchronize(device)
+            start = time.perf_counter()
+            train_steps(loop, steps)
+            synchronize(device)
+            ours = steps * batch / (time.perf_counter() - start)
             synthetic = batch / timed(lambda: trainer.train_step(x, y, 0.1), 2, steps, device)
     return [
         row(
@@ -601,6 +624,7 @@ def feeding(sizes: dict, device: torch.device) -> list[dict]:
             "images/s",
             0.8,
             "the same training step on a resident batch",
+            notes=f"{workers} workers, {ahead - 1} batches decoded ahead (untimed)",
         )
     ]
 
@@ -644,9 +668,14 @@ TARGET_ACCURACY = 0.905  # airbench94's accuracy on cifar10-jpeg (the issue's fi
 
 
 def speedrun(sizes: dict, device: torch.device, data: str | None, plot: Path) -> list[dict]:
-    """Seconds of training (the training loop, as airbench times itself) and flip-TTA test accuracy
-    of the `speedrun` recipe at several lengths, 5 seeds each, and the same of airbench94 (when it is
-    installed and there is a GPU) on the same data. Writes the time-to-accuracy plot to `plot`."""
+    """Seconds of training and flip-TTA test accuracy of the `speedrun` recipe at several lengths, 5 seeds
+    each, and the same of airbench94 on the same data (on CUDA, where it must be installed: a GPU run
+    without its peer fails at once rather than reporting a blank). Both are timed the same way, as
+    airbench times itself: from the network built and the data resident on the device to the trained
+    network, synchronized (the optimizer's setup and airbench's whitening init inside, evaluation
+    outside). Writes the time-to-accuracy plot to `plot`."""
+    if device.type == "cuda":
+        _import_airbench()  # before any of our runs: a missing peer costs seconds, not the section
     seeds = range(sizes["seeds"])
     if sizes["warmup"]:
         _speedrun_ours(sizes, data, device, 1, 0)  # warm-up: data decoded and cached, cuDNN autotuning
@@ -661,12 +690,26 @@ def speedrun(sizes: dict, device: torch.device, data: str | None, plot: Path) ->
         theirs["seconds"] if theirs else None,
         "s",
         1.0,
-        "airbench94 0.1.8" if peer else "airbench94 (not run: needs airbench and CUDA)",
+        f"airbench94 {AIRBENCH_VERSION}" if peer else "airbench94 (not run: it needs CUDA)",
         higher_is_better=False,
         notes=_reached(mine, "ours") + _reached(theirs, "peer") + f"ours {_summary(ours)}; peer {_summary(peer)}",
     )
     result["runs"] = {"ours": ours, "peer": peer}  # every run: epochs, seed, seconds, accuracy
     return [result]
+
+
+AIRBENCH_VERSION = "0.1.8"  # the peer's release, as benchmarks/gpu.sh carries it
+
+
+def _import_airbench():
+    try:
+        import airbench
+    except ImportError:
+        raise UsageError(
+            f"speedrun's peer is missing: pip install airbench=={AIRBENCH_VERSION} (benchmarks/gpu.sh puts "
+            "its carried sdist on PYTHONPATH)"
+        ) from None
+    return airbench
 
 
 def _speedrun_ours(sizes: dict, data: str | None, device: torch.device, epochs: float, seed: int) -> dict:
@@ -693,11 +736,9 @@ def _speedrun_ours(sizes: dict, data: str | None, device: torch.device, epochs: 
 
 def _airbench_runs(data: str | None, epochs: tuple[float, ...], seeds) -> list[dict]:
     """airbench94 on the same decoded images: it reads cifar10/{train,test}.pt from the working folder."""
-    try:
-        import airbench
-        from airbench.lib_airbench94 import hyp
-    except ImportError:
-        return []
+    airbench = _import_airbench()
+    from airbench.lib_airbench94 import hyp
+
     arrays = load_data(resolve("speedrun", {"data.source": data}).data).splits
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -714,11 +755,17 @@ def _airbench_runs(data: str | None, epochs: tuple[float, ...], seeds) -> list[d
             def one(e: float, seed: int) -> dict:
                 torch.manual_seed(seed)
                 train = airbench.CifarLoader("cifar10", train=True, batch_size=1024, aug=hyp["aug"], altflip=True)
+                opened = []
+
+                def make_net():  # train94 builds its net (after loading its test set): the window opens here
+                    net = airbench.make_net94()
+                    torch.cuda.synchronize()
+                    opened.append(time.perf_counter())
+                    return net
+
+                model = airbench.train94(train, epochs=e, make_net=make_net, verbose=False)
                 torch.cuda.synchronize()
-                start = time.perf_counter()
-                model = airbench.train94(train, epochs=e, verbose=False)
-                torch.cuda.synchronize()
-                seconds = time.perf_counter() - start
+                seconds = time.perf_counter() - opened[0]
                 accuracy = airbench.evaluate(model, test, tta_level=hyp["net"]["tta_level"])
                 return {"epochs": e, "seed": seed, "seconds": seconds, "accuracy": float(accuracy)}
 
@@ -786,6 +833,55 @@ def _time_to_accuracy_plot(curves: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
+def default_sections(cuda: bool, quick: bool) -> list[str]:
+    """What a run without --only measures: every section in --quick; on a GPU host the GPU sections
+    (the cpu section's figures belong to a CPU host); elsewhere the cpu section."""
+    if quick:
+        return list(SECTIONS)
+    return [s for s in SECTIONS if (s == "cpu") != cuda]
+
+
+def load_results(out: Path, env: dict, quick: bool) -> dict:
+    """The results file `out` to add to: its sections measured earlier are kept (a later run of the same
+    section replaces its rows), so that one section per process still makes one file."""
+    results = json.loads(out.read_text()) if out.exists() else {}
+    if results.get("quick") != quick:
+        results = {"rows": [], "sections": {}}
+    return {"environment": env, "quick": quick, "sections": results["sections"], "rows": results["rows"]}
+
+
+def save_results(out: Path, results: dict) -> None:
+    """Write `results` to `out` whole or not at all (a kill while writing leaves the previous file)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(results, indent=2))
+    os.replace(partial, out)
+
+
+def compiled() -> dict:
+    """What torch.compile did in this process so far: frames compiled (more than the compiled functions
+    means recompilations) and the compiled graphs that inductor did not put in CUDA graphs (0 expected)."""
+    from torch._dynamo.utils import counters
+
+    return {"compiled_frames": counters["frames"]["ok"], "cudagraph_skips": counters["inductor"]["cudagraph_skips"]}
+
+
+def run_section(name: str, runner: Callable[[], list[dict]], results: dict, out: Path) -> bool:
+    """Run one section and write its rows at once; a failure costs only this section, recorded in one
+    line (the traceback goes to stderr). True when it succeeded."""
+    start = time.perf_counter()
+    try:
+        rows, status = runner(), "ok"
+    except Exception as e:  # any failure of one section must leave the others measured
+        traceback.print_exc()
+        rows, status = [], f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        print(f"{name} {status}", file=sys.stderr, flush=True)
+    results["rows"] = [r for r in results["rows"] if r.get("section") != name] + [{**r, "section": name} for r in rows]
+    results["sections"][name] = {"status": status, "seconds": round(time.perf_counter() - start, 1), **compiled()}
+    save_results(out, results)
+    return status == "ok"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes on the CPU: plumbing, not timing")
@@ -793,12 +889,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", help="cifar, speedrun: CIFAR-10 (e.g. cifar10-jpeg.tar.gz); default the embedded subset"
     )
-    parser.add_argument("--out", type=Path, help="JSON results (default: benchmarks/results/DATE-DEVICE.json)")
+    parser.add_argument(
+        "--out", type=Path, help="JSON results, added to when it exists (default: benchmarks/results/DATE-DEVICE.json)"
+    )
+    parser.add_argument("--table", type=Path, metavar="JSON", help="print the table of a results file and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())["rows"]))
+        return 0
     sizes = SIZES["quick" if args.quick else "full"]
     cuda = torch.cuda.is_available() and not sizes["on_cpu"]
     device = torch.device("cuda" if cuda else "cpu")  # of the GPU sections; the cpu section runs on the CPU
-    sections = args.only or [s for s in SECTIONS if cuda or s == "cpu" or sizes["on_cpu"]]
+    sections = args.only or default_sections(cuda, args.quick)
     env = environment()
     kind = "quick" if args.quick else device.type
     out = args.out or Path(__file__).parent / "results" / f"{env['date']}-{kind}.json"
@@ -810,14 +912,11 @@ def main(argv: list[str] | None = None) -> int:
         "cifar": lambda: cifar(sizes["cifar"], device, args.data),
         "speedrun": lambda: speedrun(sizes["speedrun"], device, args.data, out.parent / f"speedrun-{kind}.png"),
     }
-    results = {"environment": env, "quick": args.quick, "rows": []}
-    for section in sections:
-        results["rows"] += runners[section]()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    results = load_results(out, env, args.quick)
+    ok = [run_section(section, runners[section], results, out) for section in sections]
     print(table(results["rows"]))
     print(f"\n{out}: {results['environment']}")
-    return 0
+    return 0 if all(ok) else 1
 
 
 if __name__ == "__main__":

@@ -1,12 +1,19 @@
-"""The benchmark harness runs end to end (--quick: tiny sizes on the CPU). Plumbing only: no timing is
-asserted; the figures are in BENCHMARKS.md."""
+"""The benchmark harness and benchmarks/gpu.sh run end to end (--quick: tiny sizes on the CPU). Plumbing
+only: no timing is asserted; the figures are in BENCHMARKS.md."""
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
 import pytest
+import torch
+
+from resnet.errors import UsageError
 
 ROOT = Path(__file__).parent.parent
 
@@ -19,7 +26,7 @@ def bench():
     return module
 
 
-def test_quick_run_of_every_section(bench, tmp_path, capsys, monkeypatch):
+def test_quick_run_of_the_cpu_section(bench, tmp_path, capsys, monkeypatch):
     system_tmp = tmp_path / "tmp"  # the system temp folder of this run: the benchmark leaves nothing in it
     system_tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(system_tmp))
@@ -27,15 +34,14 @@ def test_quick_run_of_every_section(bench, tmp_path, capsys, monkeypatch):
     # torch's compile cache lives in the temp folder and is kept between runs by design: kept out of this one
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "torchinductor"))
     out = tmp_path / "results.json"
-    assert bench.main(["--quick", "--out", str(out)]) == 0
+    assert bench.main(["--quick", "--only", "cpu", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     names = [r["benchmark"] for r in results["rows"]]
-    cpu = [n for n in names if n.startswith("cpu ")]
-    assert len(names) == len(cpu) + 5
+    assert all(n.startswith("cpu ") for n in names) and results["sections"]["cpu"]["status"] == "ok"
     for ours in ("ours", "ours, torch engine"):
         for peer in ("OpenVINO", "ONNX Runtime", "eager model"):
-            assert f"cpu resnet20 inference, batch 2: {ours} / {peer}" in cpu
-    assert {n for n in cpu if "training" in n} == {
+            assert f"cpu resnet20 inference, batch 2: {ours} / {peer}" in names
+    assert {n for n in names if "training" in n} == {
         "cpu resnet20 cifar-paper training, batch 16: ours / eager fp32",
         "cpu resnet20 cifar-paper training, batch 16: ours / eager bf16",
     }
@@ -43,17 +49,102 @@ def test_quick_run_of_every_section(bench, tmp_path, capsys, monkeypatch):
     assert "% of the" in vs_openvino["notes"] and "differs from fp32 eager by" in vs_openvino["notes"]
     assert all(r["ours"] > 0 and (r["peer"] is None or r["peer"] > 0 and r["ratio"] > 0) for r in results["rows"])
     assert results["environment"]["torch"] and results["quick"] is True
-    [speedrun] = [r for r in results["rows"] if r["benchmark"].startswith("speedrun")]
-    [run] = speedrun["runs"]["ours"]  # one short run of the speedrun recipe, timed and evaluated
-    assert run["epochs"] == 1 and run["seconds"] > 0 and 0 <= run["accuracy"] <= 1 and speedrun["peer"] is None
-    assert (tmp_path / "speedrun-quick.png").stat().st_size > 0
     table = capsys.readouterr().out
     assert table.startswith("| benchmark | ours | peer | ratio |") and table.count("\n| ") >= 6
     # .ses: ONNX Runtime's telemetry session id, one file it writes once and reuses
     assert sorted(p.name for p in system_tmp.iterdir() if p.name != ".ses") == []
 
 
+def test_each_section_is_written_when_it_ends_and_a_failure_costs_only_itself(bench, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    results = bench.load_results(out, {"device": "test"}, quick=True)
+
+    def broken():
+        assert json.loads(out.read_text())["rows"][0]["ours"] == 2.0  # the first section is on disk already
+        raise RuntimeError("CUDA out of memory\nTried to allocate 2 GiB")
+
+    assert bench.run_section("inference", lambda: [bench.row("a", 2.0, 1.0, "images/s")], results, out)
+    assert not bench.run_section("feeding", broken, results, out)
+    assert bench.run_section("cifar", lambda: [bench.row("c", 3.0, 1.0, "s")], results, out)
+    written = json.loads(out.read_text())
+    assert [(r["section"], r["ours"]) for r in written["rows"]] == [("inference", 2.0), ("cifar", 3.0)]
+    assert written["sections"]["feeding"]["status"] == "failed: RuntimeError: CUDA out of memory"  # one line
+    assert written["sections"]["cifar"]["status"] == "ok" and written["sections"]["cifar"]["cudagraph_skips"] == 0
+    assert "feeding failed: RuntimeError: CUDA out of memory" in capsys.readouterr().err
+    # a later process adds its section to the same file; running a section again replaces its rows
+    again = bench.load_results(out, {"device": "test"}, quick=True)
+    assert bench.run_section("inference", lambda: [bench.row("a", 5.0, 1.0, "images/s")], again, out)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["section"], r["ours"]) for r in rows] == [("cifar", 3.0), ("inference", 5.0)]
+
+
+def test_a_gpu_host_runs_the_gpu_sections_and_the_cpu_section_stays_on_the_cpu(bench, monkeypatch):
+    assert bench.default_sections(cuda=True, quick=False) == ["inference", "throughput", "feeding", "cifar", "speedrun"]
+    assert bench.default_sections(cuda=False, quick=False) == ["cpu"]
+    assert bench.default_sections(cuda=True, quick=True) == list(bench.SECTIONS)
+    # asked for explicitly on a GPU host, the cpu section's training still runs on the CPU (auto would be CUDA)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert bench.cpu_training_config("resnet20", bench.SIZES["quick"]["cpu"]).device == "cpu"
+
+
+def test_the_speedrun_peer_is_required_on_cuda(bench, monkeypatch):
+    monkeypatch.setitem(sys.modules, "airbench", None)  # not installed
+    with pytest.raises(UsageError, match="speedrun's peer is missing: pip install airbench==0.1.8"):
+        bench.speedrun(bench.SIZES["quick"]["speedrun"], torch.device("cuda"), None, Path("unused.png"))
+
+
 def test_ratio_direction(bench):
     assert bench.row("x", 2.0, 1.0, "images/s")["ratio"] == 2.0
     assert bench.row("x", 2.0, 4.0, "ms", higher_is_better=False)["ratio"] == 2.0
     assert bench.row("x", 1.0, 1.0, "images/s", goal=1.25)["met"] is False
+
+
+def _gpu_sh(tmp_path, *args):
+    """benchmarks/gpu.sh in a subprocess with this interpreter; its output folder."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(["sh", str(ROOT / "benchmarks" / "gpu.sh"), str(out), *args], env=env, capture_output=True)
+    return out, done
+
+
+def test_gpu_sh_speed_quick_runs_every_gpu_section_in_its_own_process(tmp_path):
+    out, done = _gpu_sh(tmp_path, "--part", "speed", "--quick")
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    lines = (out / "speed.txt").read_text().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["inference", "throughput", "feeding", "cifar", "speedrun"]
+    assert all(": ok (" in line and "recompilations 0, cudagraph skips 0" in line for line in lines), lines
+    results = json.loads((out / "speed.json").read_text())
+    assert {s: v["status"] for s, v in results["sections"].items()} == dict.fromkeys(
+        ["inference", "throughput", "feeding", "cifar", "speedrun"], "ok"
+    )
+    by_section = {r["section"]: r for r in results["rows"]}
+    inference = by_section["inference"]  # what was timed as ours, with its measured difference
+    assert inference["engine"] in ("torch", "openvino") and inference["precision"] == "fp32"
+    assert 0 <= inference["max_difference"] <= 1e-4
+    [run] = by_section["speedrun"]["runs"]["ours"]  # one short run of the speedrun recipe, timed and evaluated
+    assert run["epochs"] == 1 and run["seconds"] > 0 and 0 <= run["accuracy"] <= 1
+    assert (out / "speedrun-quick.png").stat().st_size > 0
+    assert "| benchmark | ours | peer | ratio |" in done.stdout.decode()
+    assert (out / "speed.log").stat().st_size > 0
+
+
+def test_gpu_sh_evidence_quick_trains_the_runs_at_once_and_reports(tmp_path):
+    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick")
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    status = (out / "evidence.txt").read_text()
+    assert "evidence: ok (" in status and "2 of 2 runs finished, 2 at a time" in status and "report: ok (" in status
+    with tarfile.open(out / "evidence.tar.gz") as tar:
+        names = tar.getnames()
+    assert {"./summary.md", "./report.html", "./runs/plain20/metrics.jsonl", "./runs/resnet20/summary.json"} <= set(
+        names
+    )
+    assert not [n for n in names if n.endswith(".pt")]  # checkpoints stay behind
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("tmp")] == []  # its scratch folder removed
+
+
+def test_gpu_sh_refuses_a_bad_part_and_names_missing_data(tmp_path):
+    _, done = _gpu_sh(tmp_path, "--part", "sped")
+    assert done.returncode == 2 and "--part speed or --part evidence, not 'sped'" in done.stderr.decode()
+    if not (ROOT / ".bench" / "cifar10-jpeg.tar.gz").exists():  # a GPU run without its carried data
+        out, done = _gpu_sh(tmp_path, "--part", "evidence")
+        assert done.returncode == 1 and "cifar10-jpeg.tar.gz is missing" in (out / "evidence.txt").read_text()

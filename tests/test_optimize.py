@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from resnet import create_model
-from resnet.optimize import fold_batch_norm, for_inference
+from resnet.optimize import TOLERANCE, fold_batch_norm, for_inference, in_force
 
 
 def _trained_statistics(model, size):
@@ -144,3 +144,41 @@ def test_auto_takes_openvino_when_installed_and_bf16_where_the_cpu_has_it(traine
 def test_bad_engine_options_are_refused(trained20, kwargs, message):
     with pytest.raises(UsageError, match=message):
         optimize.for_inference(trained20, "cpu", **kwargs)
+
+
+def test_the_check_runs_its_float32_copy_on_the_engines_device():
+    # "meta" stands in for a GPU: a reference left where the model was (the CPU) would fail on its inputs
+    model = create_model("resnet20").train()
+    fast = for_inference(model, "meta", precision="fp32", compile=False)
+    assert {p.device.type for p in fast.reference.parameters()} == {"meta"}
+    assert not fast.reference.training
+    # the caller's model is neither moved nor switched to eval mode
+    assert {p.device.type for p in model.parameters()} == {"cpu"} and model.training
+
+
+def test_fp32_on_cuda_is_checked_at_the_tf32_tolerance_while_tf32_is_allowed():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")  # a device name: no GPU needed
+    conv = torch.backends.cudnn.conv
+    before = conv.fp32_precision
+    try:
+        conv.fp32_precision = "tf32"  # torch's default for cuDNN convolutions
+        assert in_force("fp32", cuda) == "tf32" and in_force("bf16", cuda) == "bf16"
+        assert in_force("fp32", cpu) == "fp32"
+        conv.fp32_precision = "ieee"
+        assert in_force("fp32", cuda) == "fp32"
+    finally:
+        conv.fp32_precision = before
+    assert TOLERANCE["fp32"] < TOLERANCE["tf32"] < TOLERANCE["bf16"]
+
+
+def test_a_last_partial_batch_is_padded_to_a_compiled_size_not_compiled_anew():
+    model = create_model("resnet20").eval()
+    fast = for_inference(model, "cpu", precision="fp32", engine="torch", compile=False)
+    x = torch.randn(8, 3, 32, 32)
+    fast(x)
+    with torch.no_grad():
+        last = fast(x[:3])  # 10,000 % 256 images, say: run as a batch of 8
+        assert torch.allclose(last, model(x[:3]), atol=1e-4) and last.shape == (3, 10)
+    assert fast._checked == {(8, 3, 32, 32)}
+    fast(torch.randn(2, 3, 40, 40))  # another image size is a shape of its own
+    assert fast._checked == {(8, 3, 32, 32), (2, 3, 40, 40)}

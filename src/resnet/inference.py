@@ -78,10 +78,8 @@ class Classifier:
         decoded = [im.convert("RGB") if isinstance(im, Image.Image) else decode_image(im) for im in images]
         probs = self.inference(len(decoded))(self.preprocess(decoded)).softmax(1)
         values, indices = probs.topk(min(topk, len(self.classes)), dim=1)
-        return [
-            [(self.classes[i], p) for i, p in zip(row_i.tolist(), row_p.tolist())]
-            for row_i, row_p in zip(indices, values)
-        ]
+        values, indices = values.tolist(), indices.tolist()  # one read from the device, not one per image
+        return [[(self.classes[i], p) for i, p in zip(row_i, row_p)] for row_i, row_p in zip(indices, values)]
 
 
 def load(path: str | Path, device: str | torch.device = "auto", engine: str = "auto") -> Classifier:

@@ -1,3 +1,4 @@
+import shutil
 from itertools import islice
 
 import numpy as np
@@ -8,6 +9,7 @@ from PIL import Image
 
 from resnet import UsageError
 from resnet.config import DataConfig
+from resnet.data import loader as loaders
 from resnet.data.augment import Normalize, lighting
 from resnet.data.dataset import ArrayDataset, FileList
 from resnet.data.folder import scan
@@ -309,3 +311,28 @@ def test_mixing_is_a_function_of_seed_and_step_for_every_process():
     halves = [first(x[i : i + 4], y[i : i + 4], 7) for i in (0, 4)]  # two processes' slices
     assert torch.equal(torch.cat([h[0] for h in halves]), again[0])
     assert torch.equal(torch.cat([h[1] for h in halves]), again[1])
+
+
+def test_the_workers_queue_is_sized_to_the_shared_memory(monkeypatch):
+    batch = 256 * 3 * 224 * 224  # an ImageNet batch of uint8 views: 38.5 MB
+
+    def free(gib):
+        monkeypatch.setattr(loaders.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(0, 0, int(gib * 2**30)))
+
+    free(64)  # room for 15 workers × 4 batches in half of it
+    assert loaders.prefetch_factor(15, batch) == loaders.PREFETCH == 4
+    free(3)  # 1.5 GiB for the queue: 2 batches per worker
+    assert loaders.prefetch_factor(15, batch) == 1536 * 2**20 // (15 * batch) == 2
+    free(0.064)  # a container's 64 MB: at least one batch each all the same
+    assert loaders.prefetch_factor(15, batch) == 1
+    assert loaders.prefetch_factor(0, batch) is None  # no workers: decoded in the loop
+
+
+@pytest.mark.parametrize("kind", ["mixup", "cutmix"])
+def test_mixing_keeps_a_channels_last_batch_channels_last(kind):
+    # an NCHW batch in a channels_last run would cost the compiled step a second graph and slower convolutions
+    mixing = Mixing(DataConfig(**{kind: 1.0}), classes=4, seed=1)
+    x, y = _batch()
+    out, _ = mixing(x.contiguous(memory_format=torch.channels_last), y, 0)
+    assert mixing.draw(0, 12, 10)[0] == kind
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resnet.models.blocks import BasicBlock, Bottleneck, ZeroPadShortcut, make_shortcut
+from resnet import create_model
+from resnet.models.blocks import BasicBlock, Bottleneck, GlobalPool, ZeroPadShortcut, make_shortcut
 
 
 def test_option_a_subsamples_and_pads_zero_channels_on_each_side():
@@ -62,3 +63,21 @@ def test_bottleneck_stride_placement(stride_in_1x1, strides):
     block = Bottleneck(64, 16, stride=2, downsample=make_shortcut("B", 64, 64, 2), stride_in_1x1=stride_in_1x1)
     assert (block.conv1.stride[0], block.conv2.stride[0]) == strides
     assert block(torch.randn(1, 64, 8, 8)).shape == (1, 64, 4, 4)
+
+
+@pytest.mark.parametrize("max", [False, True])
+def test_global_pool_is_the_adaptive_pool_in_value_and_gradient(max):
+    x = torch.randn(3, 5, 7, 6, requires_grad=True)
+    adaptive = (torch.nn.AdaptiveMaxPool2d(1) if max else torch.nn.AdaptiveAvgPool2d(1))(x)
+    ours = GlobalPool(max=max)(x)
+    weights = torch.randn_like(ours)
+    (expected,) = torch.autograd.grad((adaptive * weights).sum(), x)
+    (got,) = torch.autograd.grad((ours * weights).sum(), x)
+    assert torch.allclose(ours, adaptive) and torch.allclose(got, expected)
+
+
+def test_no_model_pools_with_an_adaptive_pool():
+    # their CUDA backward is nondeterministic: deterministic=true would fail at the first backward
+    adaptive = (torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveMaxPool2d)
+    for name in ("resnet20", "resnet50", "preact_resnet18", "resnet9"):
+        assert not [m for m in create_model(name).modules() if isinstance(m, adaptive)], name

@@ -4,6 +4,10 @@ from contextlib import nullcontext
 import pytest
 import torch
 
+from resnet import UsageError
+from resnet.config import resolve
+from resnet.train.build import forward_pass
+
 runtime = importlib.import_module("resnet.train.runtime")
 
 
@@ -37,3 +41,17 @@ def test_auto_precision_is_bf16_exactly_where_the_cpu_has_it(monkeypatch, native
             assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
     else:
         assert isinstance(context, nullcontext)
+
+
+def test_a_distributed_run_takes_one_gpu_per_process_and_no_cuda_graphs(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UsageError, match=r"device=cuda:1 would put all 2 processes on one GPU: use device=cuda"):
+        runtime.setup("cuda:1")
+    two_gpus = runtime.Runtime(torch.device("cuda", 0), rank=0, world=2)  # a device name: no GPU needed
+    model = torch.nn.Linear(2, 2)
+    for mode in ("reduce-overhead", "max-autotune"):
+        config = resolve("cifar-paper", {"compile": mode})
+        with pytest.raises(UsageError, match=f"compile={mode} with 2 processes: CUDA graphs are skipped"):
+            forward_pass(model, config, two_gpus)
+    one_gpu = runtime.Runtime(torch.device("cuda", 0))
+    assert forward_pass(model, resolve("cifar-paper", {"compile": "none"}), one_gpu) is model

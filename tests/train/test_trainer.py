@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import sys
 from collections import Counter
@@ -280,3 +281,15 @@ def test_randaugment_trains_in_either_mode(image_folder, tmp_path, monkeypatch, 
     settings = {**QUICK, "log.evals": 1, "data.mode": mode, "data.auto_augment": "randaugment"}
     train("resnet20", str(image_folder), "cifar-paper", tmp_path, settings, iters=2, progress=False)
     assert calls["apply_policy"] == (2 if mode == "tensor" else 2 * 16)  # a call per batch, or per image
+
+
+def test_deterministic_runs_train_under_torchs_deterministic_mode_with_cublas_configured(image_folder, tmp_path):
+    # every model's global pooling has a deterministic backward now (the adaptive pools' CUDA one has none)
+    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    try:
+        train("resnet20", str(image_folder), "cifar-paper", tmp_path / "a", {**QUICK, "deterministic": True}, iters=2)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"  # read by cuBLAS when CUDA first uses it
+    finally:
+        torch.use_deterministic_algorithms(False)
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)

@@ -14,10 +14,12 @@ batch.
 from __future__ import annotations
 
 import random
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 from itertools import count
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -292,7 +294,7 @@ class StreamLoader(Loader):
                 batch_size=self.batch_size,
                 sampler=sampler,
                 persistent_workers=False,
-                prefetch_factor=4 if self.workers else None,
+                prefetch_factor=prefetch_factor(self.workers, self.batch_size * 3 * self.cfg.image_size**2),
             )
             for (x, y), step in zip(loader, steps):
                 x = self._finish_training(x.to(self.device, non_blocking=True), step)
@@ -320,6 +322,22 @@ class StreamLoader(Loader):
                 yield [self._finish(v) for v in x], y
             else:
                 yield self._finish(x), y
+
+
+PREFETCH = 4  # batches each worker decodes ahead, where shared memory allows
+SHARED_MEMORY = Path("/dev/shm")  # where the workers' batches wait (a container's is often 64 MB)
+
+
+def prefetch_factor(workers: int, batch_bytes: int) -> int | None:
+    """Batches each of `workers` decodes ahead: PREFETCH, fewer where their queue of uint8 batches of
+    `batch_bytes` would fill more than half of the free shared memory (at least 1; None without workers)."""
+    if not workers:
+        return None
+    try:
+        free = shutil.disk_usage(SHARED_MEMORY).free
+    except OSError:  # no /dev/shm (macOS, Windows): the queue lives elsewhere
+        return PREFETCH
+    return max(1, min(PREFETCH, free // 2 // (workers * batch_bytes)))
 
 
 LOADERS = {IMAGES: TensorLoader, FEATURES: FeatureLoader, FILES: StreamLoader}  # the loader of each kind of data

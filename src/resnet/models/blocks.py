@@ -75,6 +75,19 @@ def make_shortcut(
     return None
 
 
+class GlobalPool(nn.Module):
+    """The mean (or with `max`, the largest value) of each channel over all positions, N×C×1×1: what
+    nn.AdaptiveAvgPool2d(1) and nn.AdaptiveMaxPool2d(1) compute, through mean and amax, whose CUDA
+    backward is deterministic (the adaptive pools' is not: deterministic=true would refuse it)."""
+
+    def __init__(self, max: bool = False) -> None:
+        super().__init__()
+        self.max = max
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax((2, 3), keepdim=True) if self.max else x.mean((2, 3), keepdim=True)
+
+
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excitation (Hu et al. 2018, Fig. 3): every channel scaled by a gate in (0, 1)
     computed from the globally average-pooled features, by a 1×1 conv to `channels / reduction`

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .base import CIFAR, IMAGENET, ClassifierHead, blocks_per_stage, check_choice, he_init, make_stem
-from .blocks import BasicBlock, DropPath, conv1x1, conv3x3, drop_path_rates
+from .blocks import BasicBlock, DropPath, GlobalPool, conv1x1, conv3x3, drop_path_rates
 from .registry import register
 from .resnet import CIFAR_WIDTHS, IMAGENET_DEPTHS, IMAGENET_WIDTHS, VARIANTS
 
@@ -155,7 +155,7 @@ class PreActResNet(ClassifierHead):
         self.num_features = in_planes
         self.norm = nn.BatchNorm2d(in_planes)  # the final BN-ReLU: the last block's sum is not normalized
         self.relu = nn.ReLU(inplace=True)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = GlobalPool()
         self.fc = nn.Linear(in_planes, num_classes)
         he_init(self)
 

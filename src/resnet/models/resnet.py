@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .base import ClassifierHead, blocks_per_stage, check_choice, he_init, make_stem
-from .blocks import BasicBlock, Bottleneck, drop_path_rates, make_shortcut
+from .blocks import BasicBlock, Bottleneck, GlobalPool, drop_path_rates, make_shortcut
 from .registry import register
 
 VARIANTS = ("v1", "v1.5")
@@ -93,7 +93,7 @@ class ResNet(ClassifierHead):
             stage = self._make_layer(block, planes, blocks, 1 if i == 0 else 2, shortcuts, rates, block_options)
             self.add_module(f"layer{i + 1}", stage)
         self.num_stages = len(layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = GlobalPool()
         self.num_features = widths[-1] * block.expansion
         self.fc = nn.Linear(self.num_features, num_classes)
         self._init_weights(zero_init_residual)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .base import ClassifierHead
-from .blocks import DropPath, drop_path_rates
+from .blocks import DropPath, GlobalPool, drop_path_rates
 from .registry import register
 
 
@@ -62,7 +62,7 @@ class ResNet9(ClassifierHead):
         self.layer1 = nn.Sequential(ConvBN(width, 2 * width), nn.MaxPool2d(2), ResidualPair(2 * width, first))
         self.layer2 = nn.Sequential(ConvBN(2 * width, 4 * width), nn.MaxPool2d(2))
         self.layer3 = nn.Sequential(ConvBN(4 * width, 8 * width), nn.MaxPool2d(2), ResidualPair(8 * width, second))
-        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.pool = GlobalPool(max=True)
         self.num_features = 8 * width
         self.fc = nn.Linear(self.num_features, num_classes, bias=False)
         self.logit_scale = logit_scale

@@ -79,9 +79,17 @@ def lamb(groups: list[dict], betas: tuple[float, float]) -> torch.optim.Optimize
     return optimizer
 
 
+CUDA_GRAPHS = ("reduce-overhead", "max-autotune")  # the compile modes that capture CUDA graphs
+
+
 def forward_pass(model: nn.Module, cfg: TrainConfig, runtime: Runtime):
     """`model` as the loop calls it: wrapped for distributed training, compiled as `cfg.compile` says."""
     if runtime.world > 1:
+        if runtime.device.type == "cuda" and cfg.compile in CUDA_GRAPHS:
+            raise UsageError(
+                f"compile={cfg.compile} with {runtime.world} processes: CUDA graphs are skipped under "
+                "DistributedDataParallel with batch norm; use compile=default"
+            )
         device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     if cfg.compile == "none":

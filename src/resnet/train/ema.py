@@ -5,9 +5,10 @@ evaluates, selects and saves the average as its model."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..config import EmaConfig
 
@@ -15,22 +16,16 @@ WARMUP_POWER = 2 / 3  # timm's default: the warm-up's decay reaches 0.999 after 
 
 
 class EMA:
-    """The moving average of `model` (a copy of it, on its device), updated by `update`."""
+    """The moving average of `model` (a copy of it, on its device), updated by `update`: one foreach
+    lerp over the parameters and buffers on the device, the count of updates a Python int, so that an
+    update never waits for a GPU (torch's AveragedModel moves its CPU count to the device every update)."""
 
     def __init__(self, model: nn.Module, cfg: EmaConfig) -> None:
         self.cfg = cfg
-        # torch's AveragedModel: its first update copies the network, later ones call _average
-        self.averaged = AveragedModel(model, multi_avg_fn=self._average, use_buffers=True)
-
-    @property
-    def module(self) -> nn.Module:
-        """The averaged network (what is evaluated and saved)."""
-        return self.averaged.module
-
-    @property
-    def updates(self) -> int:
-        """Updates done (the first one copied the network)."""
-        return int(self.averaged.n_averaged)  # kept on the CPU: reading it never waits for a GPU
+        self.module = copy.deepcopy(model)  # the averaged network (what is evaluated and saved)
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.updates = 0  # updates done (the first one copies the network)
 
     def decay(self, updates: int) -> float:
         """The decay of the update after `updates` earlier ones: `cfg.decay`, or with the warm-up
@@ -39,20 +34,28 @@ class EMA:
             return self.cfg.decay
         return min(self.cfg.decay, 1 - (1 + updates) ** -WARMUP_POWER)
 
-    def update(self, model: nn.Module, step: int) -> None:
-        """Move the average towards `model` if `step` (the steps done) is a multiple of `cfg.every`."""
-        if step % self.cfg.every == 0:
-            self.averaged.update_parameters(model)
-
     @torch.no_grad()
-    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _) -> None:
-        if averaged[0].is_floating_point():
-            get_ema_multi_avg_fn(self.decay(self.updates))(averaged, current, None)
-        else:  # counts (BN's num_batches_tracked) are copied, as timm does, not averaged and truncated
-            for a, c in zip(averaged, current):
+    def update(self, model: nn.Module, step: int) -> None:
+        """Move the average towards `model` if `step` (the steps done) is a multiple of `cfg.every`:
+        parameters and batch-norm statistics alike; counts (BN's num_batches_tracked) are copied, as timm
+        does, not averaged and truncated."""
+        if step % self.cfg.every:
+            return
+        pairs = list(zip(_tensors(self.module), _tensors(model)))
+        floats = [(a, c) for a, c in pairs if a.is_floating_point()]
+        if self.updates and floats:
+            averaged, current = zip(*floats)
+            torch._foreach_lerp_(list(averaged), list(current), 1 - self.decay(self.updates))
+        for a, c in pairs:
+            if not self.updates or not a.is_floating_point():
                 a.copy_(c)
+        self.updates += 1
 
     def load(self, weights: dict, updates: int) -> None:
         """Continue from a checkpoint: the averaged network's `weights` after `updates` updates."""
         self.module.load_state_dict(weights)
-        self.averaged.n_averaged.fill_(updates)
+        self.updates = updates
+
+
+def _tensors(model: nn.Module) -> list[torch.Tensor]:
+    return [*model.parameters(), *model.buffers()]

@@ -72,7 +72,9 @@ def _evaluate(model, forward, batches, num_classes, tta, autocast, reduce) -> di
         sums[0] += F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum").double()
         sums[1] += (probs.topk(k, dim=1).indices == y[:, None]).any(dim=1).sum()
         sums[2] += len(y)
-        confusion += torch.bincount(y * num_classes + probs.argmax(1), minlength=num_classes**2).view_as(confusion)
+        # not bincount: on CUDA it reads the largest index back to the host, a wait per batch
+        cells = (y * num_classes + probs.argmax(1),)
+        confusion.view(-1).index_put_(cells, torch.ones_like(y, dtype=confusion.dtype), accumulate=True)
     if reduce is not None:
         reduce(confusion)
         reduce(sums)

@@ -80,11 +80,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def setup(device: str = "auto") -> Runtime:
     """The runtime of this process. Under torchrun (WORLD_SIZE > 1) joins the process group: NCCL on
-    CUDA, gloo on CPU, each process on GPU `LOCAL_RANK`."""
+    CUDA, gloo on CPU, each process on GPU `LOCAL_RANK` (a device cuda:N, which would put them all on
+    one GPU, is refused)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if world > 1 and device.startswith("cuda:"):
+        raise UsageError(
+            f"device={device} would put all {world} processes on one GPU: use device=cuda (each process takes "
+            "GPU LOCAL_RANK)"
+        )
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UsageError(f"device={device}: CUDA is not available on this machine (use --device cpu)")
@@ -93,7 +99,10 @@ def setup(device: str = "auto") -> Runtime:
         torch.cuda.set_device(device)
     runtime = Runtime(torch.device(device), rank, world, local_rank)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if runtime.device.type == "cuda" else "gloo")
+        if runtime.device.type == "cuda":  # NCCL bound to this process's GPU from the start
+            dist.init_process_group("nccl", device_id=runtime.device)
+        else:
+            dist.init_process_group("gloo")
     return runtime
 
 

@@ -7,6 +7,7 @@ config), `metrics.jsonl` (one row per evaluation), `last.pt` and `best.pt` (chec
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import nullcontext
 from itertools import islice
@@ -44,14 +45,15 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, out: Path, state: dict | None = None, progress: bool = True) -> None:
         self.config, self.out, self.show_progress = config, out, progress
+        if config.deterministic:  # cuBLAS reads its deterministic workspace when CUDA first uses it: set before
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
         self.runtime = setup(config.device)
         if config.sync_bn and self.runtime.world > 1 and self.runtime.device.type != "cuda":
             raise UsageError("sync_bn needs CUDA devices (PyTorch's SyncBatchNorm does not run on CPU)")
         if config.batch_size % self.runtime.world:
             raise UsageError(f"batch_size={config.batch_size} is not divisible by the {self.runtime.world} processes")
         torch.manual_seed(config.seed)
-        if config.deterministic:
-            torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = not config.deterministic
         self.data = load_data(config.data)
         if state is not None and state["classes"] != self.data.classes:
