@@ -78,10 +78,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
-def setup(device: str = "auto") -> Runtime:
+def setup(device: str = "auto", deterministic: bool = False) -> Runtime:
     """The runtime of this process. Under torchrun (WORLD_SIZE > 1) joins the process group: NCCL on
     CUDA, gloo on CPU, each process on GPU `LOCAL_RANK` (a device cuda:N, which would put them all on
-    one GPU, is refused)."""
+    one GPU, is refused). `deterministic`: deterministic algorithms only, from the start."""
+    if deterministic:  # cuBLAS reads its deterministic workspace when CUDA first uses it: set before
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if device == "auto":

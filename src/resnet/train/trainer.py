@@ -7,7 +7,6 @@ config), `metrics.jsonl` (one row per evaluation), `last.pt` and `best.pt` (chec
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import nullcontext
 from itertools import islice
@@ -45,10 +44,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, out: Path, state: dict | None = None, progress: bool = True) -> None:
         self.config, self.out, self.show_progress = config, out, progress
-        if config.deterministic:  # cuBLAS reads its deterministic workspace when CUDA first uses it: set before
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True)
-        self.runtime = setup(config.device)
+        self.runtime = setup(config.device, deterministic=config.deterministic)
         if config.sync_bn and self.runtime.world > 1 and self.runtime.device.type != "cuda":
             raise UsageError("sync_bn needs CUDA devices (PyTorch's SyncBatchNorm does not run on CPU)")
         if config.batch_size % self.runtime.world:
