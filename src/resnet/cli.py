@@ -435,7 +435,9 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
     """`resnet reproduce EXPERIMENT`: resnet.analysis.degradation, shortcuts, mlp_depth and lesion."""
     from .analysis.reproduce import PRESETS
 
-    p = commands.add_parser("reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts, lesion")
+    p = commands.add_parser(
+        "reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts, lesion"
+    )
     p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp", "lesion"])
     p.add_argument("--data", help="CIFAR-10 (e.g. cifar10-jpeg.tar.gz, or cifar10 --download); --quick: the subset")
     p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT, with -quick or -PRESET)")
@@ -470,9 +472,13 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
 
 
 def _lesion_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", help="lesion: the ResNet's weights (a checkpoint or another library's file); not trained")
+    p.add_argument(
+        "--weights", help="lesion: the ResNet's weights (a checkpoint or another library's file); not trained"
+    )
     p.add_argument("--plain-weights", help="lesion: the plain net's weights, likewise")
-    p.add_argument("--draws", type=_positive_int, help="lesion: random draws per number of blocks deleted or swapped (3)")
+    p.add_argument(
+        "--draws", type=_positive_int, help="lesion: random draws per number of blocks deleted or swapped (3)"
+    )
     p.add_argument("--images", type=_positive_int, help="lesion: test images evaluated (default: all)")
     p.add_argument(
         "--recalibrate",

@@ -8,4 +8,13 @@ norms = gradient_norms(model, images, labels)   # per conv/linear layer
 from ..train.diagnostics import LayerValue, conv_bn_pairs, gradient_norms, layer_responses
 from .reproduce import degradation, lesion, mlp_depth, shortcuts
 
-__all__ = ["LayerValue", "conv_bn_pairs", "degradation", "gradient_norms", "layer_responses", "lesion", "mlp_depth", "shortcuts"]
+__all__ = [
+    "LayerValue",
+    "conv_bn_pairs",
+    "degradation",
+    "gradient_norms",
+    "layer_responses",
+    "lesion",
+    "mlp_depth",
+    "shortcuts",
+]

@@ -32,7 +32,7 @@ def residual_blocks(model: nn.Module) -> Lineup:
     the ImageNet ResNets) whose blocks have a residual branch and a shortcut."""
     if not isinstance(model, ResNet):
         raise UsageError(
-            f"the lesion study takes a network of the ResNet family (e.g. resnet56, plain56), not {type(model).__name__}"
+            f"the lesion study takes a network of the ResNet family (resnet56, plain56...), not {type(model).__name__}"
         )
     return [block for stage in model.stages() for block in stage]
 
@@ -120,7 +120,9 @@ def lineup_errors(model: nn.Module, lineups: list[Lineup], batches, calibration=
     first changed block on instead. The intact network's activations of each batch are computed
     once; a lineup runs from the first block where it differs from them."""
     blocks = residual_blocks(model)
-    starts = [next((i for i, (a, b) in enumerate(zip(lineup, blocks)) if a is not b), len(blocks)) for lineup in lineups]
+    starts = [
+        next((i for i, (a, b) in enumerate(zip(lineup, blocks)) if a is not b), len(blocks)) for lineup in lineups
+    ]
     if calibration is not None:
         lineups = [_recalibrated(model, lineup, start, calibration) for lineup, start in zip(lineups, starts)]
     wrong, count = np.zeros(len(lineups)), 0

@@ -72,7 +72,10 @@ class Paths:
         means = []
         for k in lengths:
             norms = [
-                self.gradient(set(rng.choice(self.blocks, size=k, replace=False).tolist())).flatten(1).norm(dim=1).mean()
+                self.gradient(set(rng.choice(self.blocks, size=k, replace=False).tolist()))
+                .flatten(1)
+                .norm(dim=1)
+                .mean()
                 for _ in range(draws)
             ]
             means.append(float(torch.stack(norms).mean()))

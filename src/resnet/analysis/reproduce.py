@@ -1,6 +1,7 @@
 """The paper's CIFAR-10 evidence, reproduced in one command: degradation of plain nets against
 ResNets (Fig. 6, Table 6), layer responses (Fig. 7), gradient flow, the shortcut options (Table 3's
-question at CIFAR scale), residual MLPs, and the lesion study of Veit et al. 2016. Each is a protocol in experiments/, run by driver.py.
+question at CIFAR scale), residual MLPs, and the lesion study of Veit et al. 2016. Each is a
+protocol in experiments/, run by driver.py.
 
 Every model trains in its own folder under OUT/runs/; a killed reproduction, run again, skips the
 finished models and resumes the interrupted one from its checkpoint.

@@ -186,7 +186,8 @@ class Lesion(Experiment):
                 "resnet_reorder", {**base, "net": resnet_key, "draws": self.draws}, lambda: self._reorder(resnet)
             ),
             "paths": self._measured(
-                "resnet_paths", {"net": resnet_key, "draws": self.draws, "images": PATH_IMAGES},
+                "resnet_paths",
+                {"net": resnet_key, "draws": self.draws, "images": min(PATH_IMAGES, self._count())},
                 lambda: self._paths(resnet),
             ),
         }
@@ -237,7 +238,7 @@ class Lesion(Experiment):
 
     def _paths(self, classifier: Classifier) -> dict:
         """The mean gradient magnitude of a path of each length, and the total of all paths of that length."""
-        x, y = self._batches(classifier, "test", PATH_IMAGES)[0]
+        x, y = self._batches(classifier, "test", min(PATH_IMAGES, self._count()))[0]
         graph = paths.Paths(classifier.model, x, y)
         n = graph.blocks
         magnitudes = graph.magnitudes(range(n + 1), self.draws, np.random.default_rng(0))
@@ -371,7 +372,9 @@ def _smooth(intact: float, means: list[float]) -> bool:
 
 def _smooth_statement(what: str, intact: float, means: list[float]) -> str:
     errors = ", ".join(f"{e:.1f}" for e in means)
-    return f"the error grows smoothly with the {what}: intact {intact:.1f}%, then {errors}% (no step over half the rise)"
+    return (
+        f"the error grows smoothly with the {what}: intact {intact:.1f}%, then {errors}% (no step over half the rise)"
+    )
 
 
 def _mean_by(keys: list, values: list[float]) -> dict:
