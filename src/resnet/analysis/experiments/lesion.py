@@ -134,7 +134,8 @@ class Lesion(Experiment):
         return classifier, f"{Path(path).resolve()}@{os.stat(path).st_mtime_ns}"
 
     def _batches(self, classifier: Classifier, split: str, images: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The first `images` images of `split`, normalized for `classifier`, in batches."""
+        """`images` images of `split` evenly spaced over it (splits are often ordered by class),
+        normalized for `classifier`, in batches."""
         loader = make_loader(
             self._data,
             split,
@@ -144,25 +145,28 @@ class Lesion(Experiment):
             device=classifier.device,
             normalize=classifier.normalize,
         )
-        batches, left = [], images
+        size = self._data.size(split)
+        chosen = torch.zeros(size, dtype=torch.bool)
+        chosen[torch.linspace(0, size - 1, min(images, size)).round().long()] = True
+        batches, start = [], 0
         for x, y in loader.eval_batches():
-            if left <= 0:
-                break
-            batches.append((x[:left], y[:left]))
-            left -= len(y)
+            keep = chosen[start : start + len(y)].to(y.device)
+            start += len(y)
+            if keep.any():
+                batches.append((x[keep], y[keep]))
         return batches
 
     def _measured(self, name: str, key: dict, measure) -> dict:
         """`measure()` (a dict), or what OUT/lesion/NAME.json holds when it was measured with `key`;
-        the seconds it took are kept with it."""
+        the seconds it took (wall clock, and CPU time of this process) are kept with it."""
         path = self.folder / f"{name}.json"
         if path.exists():
             stored = json.loads(path.read_text())
             if stored["key"] == key:
                 return stored
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         value = measure()
-        stored = {"key": key, "seconds": time.perf_counter() - start, **value}
+        stored = {"key": key, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu, **value}
         text = json.dumps(stored, indent=1).encode()
         write_together({path: lambda f: f.write(text)})
         return stored
@@ -319,9 +323,15 @@ class Lesion(Experiment):
             "reorder": "reordered",
             "paths": "path gradients",
         }
-        rows = [[label, f"{r[key]['seconds']:.0f}"] for key, label in parts.items()]
-        rows.append(["all", f"{sum(r[key]['seconds'] for key in parts):.0f}"])
-        return Table("Time of each part (s, on the machine below)", ["part", "seconds"], rows)
+        rows = [[label, f"{r[key]['seconds']:.0f}", f"{r[key]['cpu_seconds']:.0f}"] for key, label in parts.items()]
+        rows.append(["all", *(f"{sum(r[key][t] for key in parts):.0f}" for t in ("seconds", "cpu_seconds"))])
+        return Table(
+            "Time of each part (on the machine below)",
+            ["part", "wall clock (s)", "CPU time (s)"],
+            rows,
+            "CPU time is this process's over all its threads: on a machine shared with other work the wall clock is "
+            "longer than on an idle one.",
+        )
 
     def findings(self, runs: Runs) -> list[Finding]:
         r = self.measure(runs)
