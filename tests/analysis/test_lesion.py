@@ -229,7 +229,10 @@ def test_measurements_are_read_back(report, monkeypatch):
     assert again.findings == r.findings
 
 
-def test_missing_weights_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("content", [None, b"not weights"])
+def test_bad_weights_are_one_line_before_anything_trains(tmp_path, capsys, content):
+    if content is not None:
+        (tmp_path / "nope.pt").write_bytes(content)
     assert main(["reproduce", "lesion", "--quick", "--weights", str(tmp_path / "nope.pt"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("nope.pt: no such file") and "\n" not in err
+    assert "nope.pt: " in err and "\n" not in err and not (tmp_path / "runs").exists()

@@ -18,9 +18,9 @@ from matplotlib.figure import Figure
 
 from ...data.loader import make_loader
 from ...data.sources import load_data
-from ...errors import UsageError
 from ...files import write_together
 from ...inference import Classifier, family_config, from_weights, load
+from ...models.weights import read_weights
 from ...train.runtime import setup
 from .. import lesions, paths
 from ..driver import Experiment, Job, Runs, Settings
@@ -76,8 +76,7 @@ class Lesion(Experiment):
         self.models = {"resnet": f"resnet{self.depth}", "plain": f"plain{self.depth}"}
         self.weights = {"resnet": weights, "plain": plain_weights}
         for path in filter(None, self.weights.values()):
-            if not Path(path).is_file():
-                raise UsageError(f"--weights {path}: no such file")
+            read_weights(path)  # a missing or damaged file is refused before any network trains
         # a network given as weights is not trained
         self.trained = {kind: Job(model, model) for kind, model in self.models.items() if not self.weights[kind]}
         self.folder = Path(settings.out) / "lesion"
