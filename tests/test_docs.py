@@ -77,9 +77,11 @@ def tiny(argv: list[str]) -> list[str]:
         "mlp": ["--blocks", "1", "2"],
         "degradation": ["--depths", "20", "32", "--seeds", "1"],
         "shortcuts": ["--depth", "20"],
+        "lesion": ["--depth", "20", "--images", "4", "--draws", "1"],
     }
     if command == "reproduce":
-        for flag in ("--blocks", "--depths", "--depth", "--seeds"):  # the experiment's size: its smallest networks
+        # the experiment's size: its smallest networks
+        for flag in ("--blocks", "--depths", "--depth", "--seeds", "--images", "--draws"):
             if flag in argv:
                 end = argv.index(flag) + 1
                 while end < len(argv) and not argv[end].startswith("--"):

@@ -436,11 +436,13 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def add_reproduce(commands: argparse._SubParsersAction) -> None:
-    """`resnet reproduce EXPERIMENT`: resnet.analysis.degradation, shortcuts and mlp_depth."""
+    """`resnet reproduce EXPERIMENT`: resnet.analysis.degradation, shortcuts, mlp_depth and lesion."""
     from .analysis.reproduce import PRESETS
 
-    p = commands.add_parser("reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts")
-    p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp"])
+    p = commands.add_parser(
+        "reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts, lesion"
+    )
+    p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp", "lesion"])
     p.add_argument("--data", help="CIFAR-10 (e.g. cifar10-jpeg.tar.gz, or cifar10 --download); --quick: the subset")
     p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT, with -quick or -PRESET)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: 200 iterations on the subset")
@@ -458,7 +460,7 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seeds", type=int, nargs="+", help="degradation: train each ResNet once per seed (default: the recipe's)"
     )
-    p.add_argument("--depth", type=_depth, help="shortcuts: the depth (default 32)")
+    p.add_argument("--depth", type=_depth, help="shortcuts: the depth (default 32); lesion: (default 56; --quick 20)")
     p.add_argument(
         "--blocks",
         type=_positive_int,
@@ -466,17 +468,35 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
         default=[1, 4, 8, 16],
         help="mlp: dense blocks of each depth (default: 1 4 8 16)",
     )
+    _lesion_options(p)
     _set_option(p)
     _device_option(p, recipe=True)
     _time_limit_option(p)
     p.set_defaults(run=_reproduce)
 
 
+def _lesion_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights", help="lesion: the ResNet's weights (a checkpoint or another library's file); not trained"
+    )
+    p.add_argument("--plain-weights", help="lesion: the plain net's weights, likewise")
+    p.add_argument(
+        "--draws", type=_positive_int, help="lesion: random draws per number of blocks deleted or swapped (3)"
+    )
+    p.add_argument("--images", type=_positive_int, help="lesion: test images evaluated (default: all)")
+    p.add_argument(
+        "--recalibrate",
+        type=_positive_int,
+        default=0,
+        help="lesion: re-estimate each changed network's batch norms on this many training images (default: off)",
+    )
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     from . import analysis
 
     if args.experiment == "mlp" and args.preset:
-        raise UsageError("reproduce mlp has no presets (degradation and shortcuts have: --preset cpu)")
+        raise UsageError("reproduce mlp has no presets (degradation, shortcuts and lesion have: --preset cpu)")
     # each protocol its own default folder: a --quick or preset run never meets a full one's models
     variant = "-quick" if args.quick else f"-{args.preset}" if args.preset else ""
     common = dict(
@@ -494,6 +514,9 @@ def _reproduce(args: argparse.Namespace) -> None:
         )
     elif args.experiment == "mlp":
         r = analysis.mlp_depth(blocks=args.blocks, data=args.data or "digits", **common)
+    elif args.experiment == "lesion":
+        lesion = {k: getattr(args, k) for k in ("draws", "images", "recalibrate", "weights", "plain_weights")}
+        r = analysis.lesion(depth=args.depth, data=args.data, preset=args.preset, **lesion, **common)
     else:
         r = analysis.shortcuts(depth=args.depth, data=args.data, preset=args.preset, **common)
     print(f"report {r.html} · summary {r.summary}")

@@ -1,6 +1,7 @@
 """The paper's CIFAR-10 evidence, reproduced in one command: degradation of plain nets against
 ResNets (Fig. 6, Table 6), layer responses (Fig. 7), gradient flow, the shortcut options (Table 3's
-question at CIFAR scale) and residual MLPs. Each is a protocol in experiments/, run by driver.py.
+question at CIFAR scale), residual MLPs, and the lesion study of Veit et al. 2016. Each is a
+protocol in experiments/, run by driver.py.
 
 Every model trains in its own folder under OUT/runs/; a killed reproduction, run again, skips the
 finished models and resumes the interrupted one from its checkpoint.
@@ -9,7 +10,7 @@ finished models and resumes the interrupted one from its checkpoint.
 from __future__ import annotations
 
 from .driver import run_experiment, settings
-from .experiments import EXPERIMENTS, Degradation, MLPDepth, Shortcuts
+from .experiments import EXPERIMENTS, Degradation, Lesion, MLPDepth, Shortcuts
 from .report import Reproduction
 
 # {experiment: {name: Preset}}: what --preset offers
@@ -78,3 +79,35 @@ def mlp_depth(
     networks, and its cure by the residual connection, hold beyond convolutions? Other arguments as
     `degradation`. Returns the paths of report.html and summary.md and the findings."""
     return run_experiment(MLPDepth, settings({**locals(), "data": data or "digits", "recipe": "mlp"}), blocks=blocks)
+
+
+def lesion(
+    depth: int | None = None,
+    data: str | None = None,
+    out="reproductions/lesion",
+    quick: bool = False,
+    iters: int | None = None,
+    device: str | None = None,
+    recipe: str = "cifar-paper",
+    progress: bool = True,
+    command: str = "",
+    overrides: list[str] | dict | None = None,
+    time_limit: str | float | None = None,
+    preset: str | None = None,
+    draws: int | None = None,
+    images: int | None = None,
+    recalibrate: int = 0,
+    weights: str | None = None,
+    plain_weights: str | None = None,
+) -> Reproduction:
+    """The lesion study and path analysis of Veit et al. 2016 on ResNet-`depth` (default 56) against
+    plain-`depth`: one block deleted at test time (its residual branch removed, its shortcut kept; a
+    plain block replaced by the identity), `draws` random sets of blocks deleted and random swaps of
+    blocks of equal shape (default 3 draws), and the gradient that the paths of each length carry.
+    The networks are trained as `degradation` trains them, unless `weights` (the ResNet) or
+    `plain_weights` name a checkpoint or another library's weights file. `images`: the test images
+    evaluated (default all); `recalibrate`: training images on which each changed network's batch
+    norms are re-estimated (default 0: the networks' own statistics). Returns the paths of
+    report.html and summary.md and the findings."""
+    sizes = dict(draws=draws, images=images, recalibrate=recalibrate, weights=weights, plain_weights=plain_weights)
+    return run_experiment(Lesion, settings(locals()), preset=preset, depth=depth, **sizes)

@@ -172,9 +172,16 @@ class BasicBlock(nn.Module):
         self.plain = plain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.branch(x) if self.plain else self.branch(x) + self.shortcut(x))
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual function F(x), before the addition and its ReLU."""
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.se(self.bn2(self.conv2(out)))
-        return self.relu(out if self.plain else self.drop_path(out) + _shortcut(self.downsample, x))
+        return self.drop_path(self.se(self.bn2(self.conv2(out))))
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        """What the shortcut carries: x itself, or its zero padding or projection (a plain block's is x)."""
+        return x if self.downsample is None else self.downsample(x)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
@@ -222,10 +229,17 @@ class Bottleneck(nn.Module):
         self.plain = plain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.branch(x) if self.plain else self.branch(x) + self.shortcut(x))
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual function F(x), before the addition and its ReLU."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.se(self.bn3(self.conv3(out)))
-        return self.relu(out if self.plain else self.drop_path(out) + _shortcut(self.downsample, x))
+        return self.drop_path(self.se(self.bn3(self.conv3(out))))
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        """What the shortcut carries: x itself, or its zero padding or projection (a plain block's is x)."""
+        return x if self.downsample is None else self.downsample(x)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
@@ -237,8 +251,3 @@ def _check_plain(plain: bool, downsample: nn.Module | None, drop_path: float) ->
         raise ValueError("a plain block has no shortcut: pass downsample=None with plain=True")
     if plain and drop_path:
         raise ValueError("a plain block has no shortcut to pass a dropped branch: pass drop_path=0 with plain=True")
-
-
-def _shortcut(downsample: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
-    """What the shortcut carries: x itself (downsample None), or its padding or projection."""
-    return x if downsample is None else downsample(x)

@@ -118,10 +118,18 @@ class ResNet(ClassifierHead):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled penultimate features (N, num_features)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.forward_stem(x)
         for stage in self.stages():
             x = stage(x)
         return torch.flatten(self.avgpool(x), 1)
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem's output: the first block's input."""
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits from the last block's output (timm's name): pooling, then the classifier."""
+        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 def imagenet_resnet(
