@@ -284,3 +284,16 @@ def test_every_option_says_what_it_does_and_its_default():
                 shown = " ".join(map(str, action.default)) if isinstance(action.default, list) else str(action.default)
                 assert f"default: {shown}" in " ".join(text.split()), f"resnet {name} {action.option_strings[0]}"
         assert "--device" not in text or "(default: auto)" in text or "device key, auto" in text  # one default
+
+
+def test_plain_train_is_the_main_job_of_minutes_and_the_paper_is_one_option_away(tmp_path, monkeypatch):
+    from resnet.train import api
+
+    configs = []
+    monkeypatch.setattr(api, "run", lambda config, out, state, **kwargs: configs.append(config))
+    main(["train", "--out", str(tmp_path / "default")])
+    main(["train", "--recipe", "cifar-paper", "--out", str(tmp_path / "paper")])
+    default, paper = configs
+    assert (default.model, default.recipe, default.data.source) == ("resnet20", "fast", None)
+    assert (default.epochs, default.batch_size) == (30, 256)  # 585 iterations on the 5,000 images
+    assert (paper.recipe, paper.iters, paper.data.source) == ("cifar-paper", 64_000, None)
