@@ -262,3 +262,15 @@ def _close(results, expected) -> bool:
     return [[c for c, _ in r] for r in results] == [[c for c, _ in r] for r in expected] and np.allclose(
         [[p for _, p in r] for r in results], [[p for _, p in r] for r in expected], atol=1e-5
     )
+
+
+def test_the_safetensors_export_is_used_as_its_checkpoint(trained_run, image_folder, tmp_path):
+    from resnet.export import export_model
+
+    exported = export_model(trained_run / "best.pt", format="safetensors", out=tmp_path / "r20.safetensors").path
+    images = sorted((image_folder / "test" / "red").iterdir())[:3]
+    assert _close(load(exported).predict(images), load(trained_run / "best.pt").predict(images))
+    from_export, from_checkpoint = (evaluate(p, device="cpu") for p in (exported, trained_run / "best.pt"))
+    assert from_export["data"] == from_checkpoint["data"] == str(image_folder)
+    assert from_export["top1_error"] == from_checkpoint["top1_error"]
+    assert np.allclose(from_export["confusion"], from_checkpoint["confusion"])

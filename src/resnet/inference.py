@@ -22,7 +22,7 @@ from .data.sources import Data, load_data
 from .errors import UsageError
 from .files import write_together
 from .models import create_model, get_spec
-from .models.weights import classifier_name, head_size, load_weights, read_weights
+from .models.weights import classifier_name, head_size, is_safetensors, load_weights, read_weights
 from .optimize import ENGINES, Inference, for_inference
 from .train.evaluate import TTA, evaluate_batches
 from .train.finetune import source_normalize
@@ -107,12 +107,14 @@ def as_images(images) -> list[Image.Image]:
 
 
 def load(path: str | Path, device: str | torch.device = "auto", engine: str = "auto") -> Classifier:
-    """The network of a checkpoint written by `resnet train`, in eval mode on `device` (auto: a GPU if
-    there is one, else the CPU); `predict` and `evaluate` compute with `engine` (see
+    """The network of a checkpoint written by `resnet train` (or of its safetensors export), in eval mode on
+    `device` (auto: a GPU if there is one, else the CPU); `predict` and `evaluate` compute with `engine` (see
     `resnet.optimize.for_inference`)."""
     if engine not in ENGINES:
         raise UsageError(f"unknown inference engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     device = setup(str(device)).device
+    if Path(path).is_file() and is_safetensors(Path(path)):
+        return _from_export(path, device, engine)
     state = checkpoint.load(path)
     classes = list(state["classes"])
     model = create_model(state["model_name"], num_classes=len(classes), **state["model_options"])
@@ -135,6 +137,19 @@ def load(path: str | Path, device: str | torch.device = "auto", engine: str = "a
         config=config,
         engine=engine,
     )
+
+
+def _from_export(path: str | Path, device: torch.device, engine: str) -> Classifier:
+    """The network of a safetensors file of `resnet export`, whose metadata name the network, its classes,
+    input size, normalization and training data."""
+    meta = read_weights(path).meta
+    if "model_name" not in meta:
+        raise UsageError(
+            f"{path}: safetensors without the metadata of resnet export: resnet eval {path} --model NAME --data DATA"
+        )
+    classifier = from_weights(path, meta["model_name"], meta["classes"], device=device, engine=engine)
+    data = replace(classifier.config.data, source=meta.get("data"))  # None: the embedded subset, as in training
+    return replace(classifier, config=replace(classifier.config, data=data))
 
 
 def family_config(model: str) -> TrainConfig:
