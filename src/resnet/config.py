@@ -332,9 +332,9 @@ def from_dict(cls, raw: dict, prefix: str = ""):
     values = {}
     for key, value in raw.items():
         if key not in fields_:
-            listing = f"valid keys: {', '.join(prefix + k for k in fields_)}"
-            hint = did_you_mean(prefix + key, dotted_keys(cls, prefix), "`resnet recipes` lists every key", listing)
-            raise UsageError(f"unknown key '{prefix}{key}'; {hint}")
+            name, listing = f"{prefix}{key}", f"valid keys: {', '.join(prefix + k for k in fields_)}"
+            hint = did_you_mean(name, dotted_keys(cls, prefix), "`resnet recipes` lists every key", listing)
+            raise UsageError(f"unknown key '{name}'; {hint}")
         values[key] = _convert(hints[key], value, prefix + key)
     return cls(**values)
 
