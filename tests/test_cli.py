@@ -287,12 +287,18 @@ def test_every_option_says_what_it_does_and_its_default():
 
 
 def test_plain_train_is_the_main_job_of_minutes_and_the_paper_is_one_option_away(tmp_path, monkeypatch):
+    from resnet.errors import Stopped
     from resnet.train import api
 
     configs = []
-    monkeypatch.setattr(api, "run", lambda config, out, state, **kwargs: configs.append(config))
-    main(["train", "--out", str(tmp_path / "default")])
-    main(["train", "--recipe", "cifar-paper", "--out", str(tmp_path / "paper")])
+
+    def recorded(config, out, state, **kwargs):  # the run as resolved, not trained
+        configs.append(config)
+        raise Stopped("recorded", 75)
+
+    monkeypatch.setattr(api, "run", recorded)
+    assert main(["train", "--out", str(tmp_path / "default")]) == 75
+    assert main(["train", "--recipe", "cifar-paper", "--out", str(tmp_path / "paper")]) == 75
     default, paper = configs
     assert (default.model, default.recipe, default.data.source) == ("resnet20", "fast", None)
     assert (default.epochs, default.batch_size) == (30, 256)  # 585 iterations on the 5,000 images
