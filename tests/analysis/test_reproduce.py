@@ -51,6 +51,13 @@ def test_degradation_report(two_depths):
         assert (out / "figures" / figure).stat().st_size > 10_000
 
 
+def test_a_quick_reproduction_says_it_proves_nothing_and_names_its_data(two_depths):
+    out, r = two_depths
+    summary = r.summary.read_text()
+    assert driver.QUICK_NOTE in summary and driver.QUICK_NOTE in r.html.read_text()
+    assert "These networks trained on the embedded 5,000-image subset" in summary
+
+
 def test_findings_state_the_numbers(two_depths):
     out, r = two_depths
     runs = out / "runs"
