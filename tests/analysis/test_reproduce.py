@@ -281,7 +281,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_a_signal_at_the_end_of_a_model_stops_the_reproduction_before_the_next(tmp_path):
     argv = ["reproduce", "mlp", "--iters", "2", "--blocks", "1", "--out", str(tmp_path), "--set", "log.evals=1"]
-    done = subprocess.run([sys.executable, "-c", BETWEEN_MODELS, *argv], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", BETWEEN_MODELS, *argv], capture_output=True, text=True, timeout=600)
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "resnet reproduce: interrupted"
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
