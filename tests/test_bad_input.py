@@ -127,3 +127,34 @@ def test_bad_checkpoints(trained_run, tmp_path, name, text):
     for command in (["eval", folder / name, "--out", report], ["predict", folder / name, trained_run / "curves.png"]):
         _one_line(_run(*command), name, text)
     assert (report / "metrics.json").read_text() == "good"
+
+
+def _not_checkpoints(folder):
+    """Files a newcomer passes for a checkpoint: an ONNX model (also under another name), an image, noise."""
+    onnx = pytest.importorskip("onnx")
+    folder.mkdir()
+    x, y = (onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 3]) for n in "xy")
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    model = onnx.helper.make_model(graph, producer_name="pytorch").SerializeToString()
+    (folder / "best.onnx").write_bytes(model)
+    (folder / "model.bin").write_bytes(model)
+    Image.new("RGB", (8, 8)).save(folder / "cat.png")
+    (folder / "noise.pt").write_bytes(np.random.default_rng(0).bytes(2000))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("best.onnx", "best.onnx: an ONNX model, not a checkpoint: run it with ONNX Runtime"),
+        ("model.bin", "model.bin: an ONNX model, not a checkpoint"),
+        ("cat.png", "cat.png: a PNG image, not a checkpoint: resnet predict CHECKPOINT"),
+        ("noise.pt", "noise.pt: not a checkpoint: neither a PyTorch file"),
+    ],
+)
+def test_a_file_that_is_no_checkpoint_is_named_for_what_it_is(tmp_path, name, text):
+    folder = _not_checkpoints(tmp_path / "files")
+    for command in (["eval", folder / name], ["predict", folder / name, folder / "cat.png"]):
+        done = _run(*command)
+        _one_line(done, text)
+        assert "weights_only" not in done.stderr and "False" not in done.stderr

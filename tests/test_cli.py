@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import resnet
+from resnet import checkpoint
 from resnet.cli import main
 
 
@@ -187,6 +189,7 @@ def test_bad_image_named_and_skipped(tmp_path, image_folder):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["skipped_images"] == 1
+    assert "skipped 1 unreadable images (--skip-bad-images; skipped_images in summary.json)" in done.stdout
 
 
 def test_an_option_and_a_contradicting_set_are_refused(tmp_path, capsys):
@@ -284,3 +287,83 @@ def test_every_option_says_what_it_does_and_its_default():
                 shown = " ".join(map(str, action.default)) if isinstance(action.default, list) else str(action.default)
                 assert f"default: {shown}" in " ".join(text.split()), f"resnet {name} {action.option_strings[0]}"
         assert "--device" not in text or "(default: auto)" in text or "device key, auto" in text  # one default
+
+
+def test_plain_train_is_the_main_job_of_minutes_and_the_paper_is_one_option_away(tmp_path, monkeypatch):
+    from resnet.errors import Stopped
+    from resnet.train import api
+
+    configs = []
+
+    def recorded(config, out, state, **kwargs):  # the run as resolved, not trained
+        configs.append(config)
+        raise Stopped("recorded", 75)
+
+    monkeypatch.setattr(api, "run", recorded)
+    assert main(["train", "--out", str(tmp_path / "default")]) == 75
+    assert main(["train", "--recipe", "cifar-paper", "--out", str(tmp_path / "paper")]) == 75
+    default, paper = configs
+    assert (default.model, default.recipe, default.data.source) == ("resnet20", "fast", None)
+    assert (default.epochs, default.batch_size) == (30, 256)  # 585 iterations on the 5,000 images
+    assert (paper.recipe, paper.iters, paper.data.source) == ("cifar-paper", 64_000, None)
+
+
+def test_a_new_length_or_setting_on_resume_is_refused_in_one_line(trained_run):
+    _one_line_error(
+        _run("train", "--resume", "--out", trained_run, "--iters", "60"),
+        f"{trained_run} was set up for 30 iterations",
+        "train a new run for 60 iterations",
+    )
+    _one_line_error(
+        _run("train", "--resume", "--out", trained_run, "--set", "optimizer.lr=0.5"),
+        "(optimizer.lr: 0.1 there, 0.5 now)",
+    )
+
+
+def test_finetune_resumes_as_its_message_says_and_skips_bad_images(trained_run, tmp_path):
+    pets = Path(resnet.__file__).parent / "assets" / "examples" / "pets"
+    args = ["--from", trained_run / "best.pt", "--data", pets, "--iters", "4", "--set", "batch_size=8"]
+    args += ["--set", "log.evals=1", "--skip-bad-images"]
+    assert _run("finetune", *args, "--out", tmp_path / "straight").returncode == 0
+    overrides = {"batch_size": 8, "log.evals": 1, "data.skip_bad_images": True}
+    options = dict(data=str(pets), iters=4, overrides=overrides, progress=False)
+    resnet.finetune(str(trained_run / "best.pt"), out=tmp_path / "resumed", stop_after=2, **options)
+    assert "--resume continues it" in _run("finetune", *args, "--out", tmp_path / "resumed").stderr
+    assert _run("finetune", *args, "--out", tmp_path / "resumed", "--resume").returncode == 0
+    straight, resumed = (checkpoint.load(tmp_path / run / "last.pt") for run in ("straight", "resumed"))
+    assert resumed["step"] == straight["step"] == 4
+    assert all(torch.equal(straight["model"][k], v) for k, v in resumed["model"].items())
+
+
+# In a fresh interpreter: what each command imports before it works
+IMPORTS = """
+import contextlib, io, sys
+from resnet.cli import main
+
+def imported(*argv):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        main(list(argv))
+    return [m for m in ("torch", "matplotlib") if m in sys.modules]
+
+print(imported("--version"), imported("train", "--help"), imported("models", "--family", "speed"))
+"""
+
+
+def test_version_help_and_models_import_only_what_they_need():
+    done = subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True, timeout=600)
+    assert done.stdout.strip() == "[] ['torch'] ['torch']", done.stderr
+
+
+def test_recipes_print_the_extras_with_their_brackets():
+    done = _run("recipes")
+    assert "pip install 'resnet[augment]'" in done.stdout and "pip install 'resnet'" not in done.stdout
+
+
+def test_the_default_output_folders_are_ignored_by_git():
+    ignored = subprocess.run(
+        ["git", "check-ignore", "reproductions/shortcuts/report.html", "upscaled/ship_x2.png", "runs/r20/best.pt"],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+    )
+    assert ignored.stdout.split() == ["reproductions/shortcuts/report.html", "upscaled/ship_x2.png", "runs/r20/best.pt"]

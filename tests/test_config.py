@@ -67,8 +67,10 @@ def test_a_value_given_twice_is_refused_not_overwritten():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("optimizer.lrr=0.1", "unknown key 'optimizer.lrr'; valid keys: optimizer.name, optimizer.lr"),
-        ("bogus=1", "unknown key 'bogus'"),
+        ("optimizer.lrr=0.1", "unknown key 'optimizer.lrr'; did you mean optimizer.lr?"),
+        ("lr=0.05", r"^unknown key 'lr'; did you mean optimizer.lr\? \(`resnet recipes` lists every key\)$"),
+        ("batch_sise=3", "unknown key 'batch_sise'; did you mean batch_size?"),
+        ("bogus=1", "unknown key 'bogus'; valid keys: model, model_options, recipe, batch_size"),
         ("batch_size=abc", "batch_size must be int, not 'abc'"),
         ("batch_size=0", "batch_size must be positive"),
         ("batch_size=1.5", "batch_size must be int"),

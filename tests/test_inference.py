@@ -241,3 +241,36 @@ def test_multiscale_testing_needs_streamed_files_and_takes_no_crop_size(trained_
         evaluate(stream_run[0] / "last.pt", tta="multiscale", size=32, device="cpu")
     with pytest.raises(UsageError, match="scales are the shorter sides of multi-scale testing"):
         evaluate(stream_run[0] / "last.pt", tta="10crop", scales=[32], device="cpu")
+
+
+def test_predict_takes_a_path_a_list_an_image_an_array_or_a_tensor(trained_run, image_folder):
+    classifier = load(trained_run / "best.pt")
+    paths = sorted((image_folder / "test" / "red").iterdir())[:2]
+    expected = classifier.predict([str(p) for p in paths], topk=3)
+    image = load_image(paths[0])
+    pixels = np.stack([np.asarray(load_image(p)) for p in paths])  # N×H×W×C uint8
+    tensors = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255  # N×C×H×W in [0, 1]
+    for one in (str(paths[0]), paths[0], image, pixels[0], pixels[0] / 255.0, tensors[0], [image]):
+        assert _close(classifier.predict(one, topk=3), expected[:1]), type(one)
+    for several in (paths, pixels, tensors, [pixels[0], tensors[1]]):
+        assert _close(classifier.predict(several, topk=3), expected), type(several)
+    with pytest.raises(UsageError, match="not of shape"):
+        classifier.predict(np.zeros((4, 5)))
+
+
+def _close(results, expected) -> bool:
+    return [[c for c, _ in r] for r in results] == [[c for c, _ in r] for r in expected] and np.allclose(
+        [[p for _, p in r] for r in results], [[p for _, p in r] for r in expected], atol=1e-5
+    )
+
+
+def test_the_safetensors_export_is_used_as_its_checkpoint(trained_run, image_folder, tmp_path):
+    from resnet.export import export_model
+
+    exported = export_model(trained_run / "best.pt", format="safetensors", out=tmp_path / "r20.safetensors").path
+    images = sorted((image_folder / "test" / "red").iterdir())[:3]
+    assert _close(load(exported).predict(images), load(trained_run / "best.pt").predict(images))
+    from_export, from_checkpoint = (evaluate(p, device="cpu") for p in (exported, trained_run / "best.pt"))
+    assert from_export["data"] == from_checkpoint["data"] == str(image_folder)
+    assert from_export["top1_error"] == from_checkpoint["top1_error"]
+    assert np.allclose(from_export["confusion"], from_checkpoint["confusion"])

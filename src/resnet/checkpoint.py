@@ -62,16 +62,56 @@ def digest(payload: dict) -> str:
     return h.hexdigest()
 
 
+# what a file torch.load cannot read is, by its first bytes, and what to do with it
+PREDICT = "resnet predict CHECKPOINT {path} gives its classes"
+OTHER_KINDS = (
+    (b"\x89PNG", "a PNG image", PREDICT),
+    (b"\xff\xd8\xff", "a JPEG image", PREDICT),
+    (b"GIF8", "a GIF image", PREDICT),
+    (b"<?xml", "an XML file (OpenVINO's models are FILE.xml and FILE.bin)", "run it with OpenVINO"),
+)
+ONNX = "run it with ONNX Runtime or OpenVINO; resnet eval and predict take the checkpoint it was exported from"
+NOT_TORCH = "neither a PyTorch file (a zip archive or a pickle) nor safetensors"
+
+
+def file_kind(path: Path) -> str | None:
+    """What the file at `path` is and what to do with it, when its first bytes say it is no PyTorch file;
+    None when it may be one (or is empty: a truncated one)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if (
+        not head
+        or head.startswith(b"PK\x03\x04")
+        or (head[0] == 0x80 and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
+    ):
+        return None
+    # an ONNX ModelProto opens with field 1 (ir_version, a small varint), then another of its fields
+    fields = b"\x12\x1a\x22\x28\x32\x3a\x42"
+    if path.suffix == ".onnx" or (len(head) > 2 and head[0] == 0x08 and head[1] < 0x20 and head[2] in fields):
+        return f"an ONNX model, not a checkpoint: {ONNX}"
+    for magic, what, advice in OTHER_KINDS:
+        if head.startswith(magic):
+            return f"{what}, not a checkpoint: {advice.format(path=path)}"
+    return f"not a checkpoint: {NOT_TORCH}"
+
+
 def safe_load(path: Path, map_location="cpu"):
     """torch.load that never executes code (weights_only, plus argparse.Namespace, which timm's training
-    checkpoints hold). UsageError naming the file for a pickle that would call code, or a damaged file."""
+    checkpoints hold). UsageError naming the file for a file of another kind (an image, an ONNX model),
+    a pickle that would call code, or a damaged file."""
+    kind = file_kind(Path(path))
+    if kind is not None:
+        raise UsageError(f"{path}: {kind}")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         culprit = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        reason = f"loading it would call {culprit[1]}" if culprit else str(e).splitlines()[0]
-        raise UsageError(f"{path}: refused: {reason} (code in a pickle); only plain tensors are loaded") from None
+        if culprit is None:  # torch's message would suggest loading it unsafely: say what it is instead
+            raise UsageError(f"{path}: a pickle that holds no plain tensors, not a checkpoint") from None
+        raise UsageError(
+            f"{path}: refused: loading it would call {culprit[1]} (code in a pickle); only plain tensors are loaded"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise UsageError(f"{path}: damaged or truncated file ({str(e).splitlines()[0][:120]})") from None
 

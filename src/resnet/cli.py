@@ -3,8 +3,8 @@
 Each command is two functions: `add_<command>` declares its options, `_<command>` calls the Python API
 with them. Options reach the library in one way: as keyword arguments of the API function, under its
 parameter names; --set goes to its `overrides` as given (config.parse_overrides reads it). The one
-exception is an option that is a recipe key the API takes no argument for (train's --download and
---skip-bad-images, RECIPE_FLAGS): it joins the overrides, refused like the keyword arguments when
+exception is an option that is a recipe key the API takes no argument for (train's --download, and
+--skip-bad-images of train and finetune: RECIPE_FLAGS): it joins the overrides, refused like the keyword arguments when
 --set gives the key another value (config.set_once).
 """
 
@@ -17,9 +17,9 @@ import os
 import sys
 from pathlib import Path
 
+from . import __version__
 from .config import CHOICES, parse_overrides, recipe_names, set_once
 from .errors import RunError, Stopped, UsageError
-from .optimize import ENGINES
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -123,17 +123,18 @@ def _length_options(p: argparse.ArgumentParser) -> None:
     length.add_argument("--iters", type=_positive_int, help="length of the run in iterations (default: the recipe's)")
 
 
-def _run_options(p: argparse.ArgumentParser, out: str, set_help: str = SET_HELP, resume: bool = True) -> None:
+def _run_options(p: argparse.ArgumentParser, out: str, set_help: str = SET_HELP) -> None:
     """The options every training command (train, finetune, superres train) gives its run folder."""
     p.add_argument("--out", type=Path, help=f"run folder (default: {out})")
     _set_option(p, set_help)
     _device_option(p, recipe=True)
-    if resume:
-        p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--force", action="store_true", help="replace a run already in --out")
 
 
 def _engine_option(p: argparse.ArgumentParser) -> None:
+    from .optimize import ENGINES
+
     p.add_argument(
         "--engine",
         default="auto",
@@ -200,6 +201,7 @@ def add_recipes(commands: argparse._SubParsersAction) -> None:
 def _recipes(args: argparse.Namespace) -> None:
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .config import keys, load_recipe
@@ -211,16 +213,16 @@ def _recipes(args: argparse.Namespace) -> None:
     console = Console(width=200)
     if args.recipe is None:
         for name in recipe_names():
-            console.print(f"[bold]{name}[/bold]: {load_recipe(name).get('description', '')}")
+            console.print(f"[bold]{name}[/bold]: {escape(load_recipe(name).get('description', ''))}")
         console.print("\nkeys, with their defaults (what a recipe leaves out); `resnet recipes NAME` shows its values:")
     else:
-        console.print(f"[bold]{args.recipe}[/bold]: {load_recipe(args.recipe).get('description', '')}")
+        console.print(f"[bold]{escape(args.recipe)}[/bold]: {escape(load_recipe(args.recipe).get('description', ''))}")
     table = Table(box=box.SIMPLE_HEAD)
     columns = ["key", "type", "default"] + (["value"] if args.recipe else []) + ["allowed", "meaning"]
     for column in columns:
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(*(_yaml_text(r[c]) if c in ("default", "value") else r[c] for c in columns))
+        table.add_row(*(escape(_yaml_text(r[c]) if c in ("default", "value") else r[c]) for c in columns))
     console.print(table)
     console.print("Set any key with --set KEY=VALUE (the value read as YAML), or in a recipe file (--recipe my.yaml).")
 
@@ -231,14 +233,18 @@ def _yaml_text(value) -> str:
 
 def add_train(commands: argparse._SubParsersAction) -> None:
     """`resnet train`: resnet.train."""
-    p = commands.add_parser("train", help="train a network (default: resnet20 on the embedded CIFAR-10 subset)")
+    p = commands.add_parser(
+        "train",
+        help="train a network (default: resnet20 with the fast recipe on the embedded CIFAR-10 subset, minutes "
+        "on a CPU; --recipe cifar-paper for the paper's protocol)",
+    )
     p.add_argument("--model", help="a name from `resnet models` (default: the recipe's)")
     p.add_argument(
         "--data",
         help="a class-folder folder or .tar(.gz), a CIFAR python archive, cifar10, cifar100 "
         "(default: the embedded CIFAR-10 subset)",
     )
-    _recipe_option(p, "cifar-paper")
+    _recipe_option(p, "fast")
     _run_options(p, "runs/MODEL-RECIPE-TIME")
     _length_options(p)
     p.add_argument(
@@ -249,23 +255,32 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     )
     _time_limit_option(p)
     p.add_argument("--download", action="store_true", help="download cifar10/cifar100 if missing")
-    p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
+    _skip_bad_images_option(p)
     p.set_defaults(run=_train)
 
 
-def _train(args: argparse.Namespace) -> None:
-    from .train import train
+def _skip_bad_images_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
 
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """--set, with the RECIPE_FLAGS the command has and was given."""
     overrides = parse_overrides(args.set)
     for dest, key in RECIPE_FLAGS.items():
-        if getattr(args, dest):
+        if getattr(args, dest, False):
             set_once(overrides, key, True)
+    return overrides
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .train.api import train
+
     result = train(
         model=args.model,
         data=args.data,
         recipe=args.recipe,
         out=args.out,
-        overrides=overrides,
+        overrides=_overrides(args),
         iters=args.iters,
         epochs=args.epochs,
         device=args.device,
@@ -279,7 +294,10 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _report(result) -> None:
-    """The last lines of a training command: where the run is, and its final accuracy (or the pause)."""
+    """The last lines of a training command: the images skipped, where the run is, and its final accuracy
+    (or the pause)."""
+    if result.skipped_images:
+        print(f"skipped {result.skipped_images} unreadable images (--skip-bad-images; skipped_images in summary.json)")
     if not result.finished:
         print(f"paused at iteration {result.steps}: resnet train --resume --out {result.out} continues")
         return
@@ -309,14 +327,15 @@ def add_finetune(commands: argparse._SubParsersAction) -> None:
         "(default: the recipe's finetune.mode, full)",
     )
     _recipe_option(p, "finetune")
-    _run_options(p, "runs/MODEL-finetune-TIME", resume=False)
+    _run_options(p, "runs/MODEL-finetune-TIME")
     _length_options(p)
     _time_limit_option(p)
+    _skip_bad_images_option(p)
     p.set_defaults(run=_finetune)
 
 
 def _finetune(args: argparse.Namespace) -> None:
-    from .train import finetune
+    from .train.api import finetune
 
     result = finetune(
         source=args.source,
@@ -325,10 +344,11 @@ def _finetune(args: argparse.Namespace) -> None:
         mode=args.mode,
         recipe=args.recipe,
         out=args.out,
-        overrides=args.set,
+        overrides=_overrides(args),
         iters=args.iters,
         epochs=args.epochs,
         device=args.device,
+        resume=args.resume,
         force=args.force,
         time_limit=args.time_limit,
     )
@@ -494,6 +514,7 @@ def _lesion_options(p: argparse.ArgumentParser) -> None:
 
 def _reproduce(args: argparse.Namespace) -> None:
     from . import analysis
+    from .analysis.driver import QUICK_NOTE
 
     if args.experiment == "mlp" and args.preset:
         raise UsageError("reproduce mlp has no presets (degradation, shortcuts and lesion have: --preset cpu)")
@@ -522,6 +543,8 @@ def _reproduce(args: argparse.Namespace) -> None:
     print(f"report {r.html} · summary {r.summary}")
     for finding in r.findings:
         print(finding.line())
+    if args.quick:
+        print(QUICK_NOTE)
 
 
 def add_superres(commands: argparse._SubParsersAction) -> None:
@@ -534,6 +557,11 @@ def add_superres(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, help="upscaling factor, 2 or 4 (default: 2)")
     _run_options(p, "runs/MODEL-xSCALE-TIME", "e.g. --set lr=0.001 --set patch_size=32")
     p.add_argument("--iters", type=_positive_int, help="length of the run in iterations (default: 2000)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few minutes on a CPU: 200 iterations of 32-pixel patches (default data: the shipped example images)",
+    )
     _time_limit_option(p)
     p.set_defaults(run=_superres_train)
     p = superres.add_parser("apply", help="upscale images with a checkpoint of superres train")
@@ -561,6 +589,7 @@ def _superres_train(args: argparse.Namespace) -> None:
         resume=args.resume,
         force=args.force,
         time_limit=args.time_limit,
+        quick=args.quick,
     )
     print(f"run folder {r.out} · plot {r.plot}")
     print(
@@ -642,6 +671,7 @@ def _features(args: argparse.Namespace) -> None:
         print(f"skipped {len(f.skipped)} unreadable images, e.g. {f.skipped[0]}")
 
 
+VERSION = f"resnet {__version__}"
 COMMANDS = (
     add_models,
     add_recipes,
@@ -658,10 +688,8 @@ COMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The `resnet` parser: each command added by its add_<command> function, in COMMANDS' order."""
-    from . import __version__
-
     parser = _Parser(prog="resnet", description="Residual networks (He et al. 2015): models, training, evidence.")
-    parser.add_argument("--version", action="version", version=f"resnet {__version__}")
+    parser.add_argument("--version", action="version", version=VERSION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in COMMANDS:
         add(commands)
@@ -670,7 +698,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input)."""
-    args = build_parser().parse_args(argv)
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:  # before the commands, whose choices load torch
+        print(VERSION)
+        return 0
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the commands' choices are imported: no traceback either
+        print("resnet: interrupted", file=sys.stderr)
+        return 130
     try:
         args.run(args)
     except BrokenPipeError:  # the reader went away (`resnet models --json | head`): stop quietly, as Unix tools do

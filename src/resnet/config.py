@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UsageError
+from .errors import UsageError, did_you_mean
 
 
 @dataclass
@@ -332,9 +332,21 @@ def from_dict(cls, raw: dict, prefix: str = ""):
     values = {}
     for key, value in raw.items():
         if key not in fields_:
-            raise UsageError(f"unknown key '{prefix}{key}'; valid keys: {', '.join(prefix + k for k in fields_)}")
+            name, listing = f"{prefix}{key}", f"valid keys: {', '.join(prefix + k for k in fields_)}"
+            hint = did_you_mean(name, dotted_keys(cls, prefix), "`resnet recipes` lists every key", listing)
+            raise UsageError(f"unknown key '{name}'; {hint}")
         values[key] = _convert(hints[key], value, prefix + key)
     return cls(**values)
+
+
+def dotted_keys(cls, prefix: str = "") -> list[str]:
+    """Every key of dataclass `cls`, the keys of its sections dotted (optimizer.lr)."""
+    hints = typing.get_type_hints(cls)
+    keys = []
+    for f in dataclasses.fields(cls):
+        section = dataclasses.is_dataclass(hints[f.name])
+        keys += dotted_keys(hints[f.name], f"{prefix}{f.name}.") if section else [prefix + f.name]
+    return keys
 
 
 def _convert(hint, value, key: str):

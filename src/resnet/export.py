@@ -46,6 +46,7 @@ def metadata(classifier: Classifier) -> dict[str, str]:
         "normalize": {k: v.tolist() for k, v in classifier.normalize.state_dict().items()},
         "image_size": classifier.image_size,
         "eval_resize": classifier.eval_resize,
+        "data": classifier.config.data.source,
     }
     return {"format": EXPORT_FORMAT, **{k: json.dumps(v) for k, v in values.items()}}
 

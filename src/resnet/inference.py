@@ -22,7 +22,7 @@ from .data.sources import Data, load_data
 from .errors import UsageError
 from .files import write_together
 from .models import create_model, get_spec
-from .models.weights import classifier_name, head_size, load_weights, read_weights
+from .models.weights import classifier_name, head_size, is_safetensors, load_weights, read_weights
 from .optimize import ENGINES, Inference, for_inference
 from .train.evaluate import TTA, evaluate_batches
 from .train.finetune import source_normalize
@@ -68,27 +68,51 @@ class Classifier:
         return self.normalize.to(self.device)(x.to(self.device))
 
     @torch.no_grad()
-    def predict(self, images: list[str | Path | Image.Image], topk: int = 5) -> list[list[tuple[str, float]]]:
-        """The `topk` most probable classes of each image (paths or PIL images) with their probabilities."""
+    def predict(self, images, topk: int = 5) -> list[list[tuple[str, float]]]:
+        """The `topk` most probable classes of each image, with their probabilities: one list per image,
+        for one image as for several. `images`: a path, a PIL image, an array (H×W×C, or N×H×W×C, uint8
+        0–255 or float 0–1), a tensor (C×H×W or N×C×H×W, torchvision's layout), or a list of them."""
         if "in_features" in self.model_options:
             raise UsageError(
                 f"{self.model_name} reads feature vectors, not images: call classifier.model(x) on "
                 "vectors normalized by classifier.normalize"
             )
-        decoded = [im.convert("RGB") if isinstance(im, Image.Image) else decode_image(im) for im in images]
+        decoded = as_images(images)
         probs = self.inference(len(decoded))(self.preprocess(decoded)).softmax(1)
         values, indices = probs.topk(min(topk, len(self.classes)), dim=1)
         values, indices = values.tolist(), indices.tolist()  # one read from the device, not one per image
         return [[(self.classes[i], p) for i, p in zip(row_i, row_p)] for row_i, row_p in zip(indices, values)]
 
 
+def as_images(images) -> list[Image.Image]:
+    """`images` (see Classifier.predict) as a list of RGB PIL images; UsageError for anything else."""
+    if isinstance(images, (str, Path)):
+        return [decode_image(images)]
+    if isinstance(images, Image.Image):
+        return [images.convert("RGB")]
+    if isinstance(images, torch.Tensor):  # channels first, as torchvision's transforms make them
+        images = images.detach().cpu().movedim(-3, -1).numpy() if images.ndim in (3, 4) else images.numpy()
+    if isinstance(images, np.ndarray):
+        if images.ndim == 4:
+            return [image for one in images for image in as_images(one)]
+        if images.ndim != 3 or images.shape[-1] not in (1, 3, 4):
+            raise UsageError(f"an image array is H×W×C with 1, 3 or 4 channels, not of shape {images.shape}")
+        pixels = images if images.dtype == np.uint8 else np.clip(np.round(images * 255), 0, 255).astype(np.uint8)
+        return [Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).convert("RGB")]
+    if isinstance(images, (list, tuple)):
+        return [image for one in images for image in as_images(one)]
+    raise UsageError(f"predict takes paths, PIL images, arrays or tensors, not {type(images).__name__}")
+
+
 def load(path: str | Path, device: str | torch.device = "auto", engine: str = "auto") -> Classifier:
-    """The network of a checkpoint written by `resnet train`, in eval mode on `device` (auto: a GPU if
-    there is one, else the CPU); `predict` and `evaluate` compute with `engine` (see
+    """The network of a checkpoint written by `resnet train` (or of its safetensors export), in eval mode on
+    `device` (auto: a GPU if there is one, else the CPU); `predict` and `evaluate` compute with `engine` (see
     `resnet.optimize.for_inference`)."""
     if engine not in ENGINES:
         raise UsageError(f"unknown inference engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     device = setup(str(device)).device
+    if Path(path).is_file() and is_safetensors(Path(path)):
+        return _from_export(path, device, engine)
     state = checkpoint.load(path)
     classes = list(state["classes"])
     model = create_model(state["model_name"], num_classes=len(classes), **state["model_options"])
@@ -111,6 +135,19 @@ def load(path: str | Path, device: str | torch.device = "auto", engine: str = "a
         config=config,
         engine=engine,
     )
+
+
+def _from_export(path: str | Path, device: torch.device, engine: str) -> Classifier:
+    """The network of a safetensors file of `resnet export`, whose metadata name the network, its classes,
+    input size, normalization and training data."""
+    meta = read_weights(path).meta
+    if "model_name" not in meta:
+        raise UsageError(
+            f"{path}: safetensors without the metadata of resnet export: resnet eval {path} --model NAME --data DATA"
+        )
+    classifier = from_weights(path, meta["model_name"], meta["classes"], device=device, engine=engine)
+    data = replace(classifier.config.data, source=meta.get("data"))  # None: the embedded subset, as in training
+    return replace(classifier, config=replace(classifier.config, data=data))
 
 
 def family_config(model: str) -> TrainConfig:

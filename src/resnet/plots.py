@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-from matplotlib.figure import Figure  # not pyplot: the user's backend and open figures stay as they are
+
+def figure(**kwargs):
+    """A matplotlib Figure, not pyplot's: the user's backend and open figures stay as they are. matplotlib
+    is imported here, by the first figure drawn, not when a command starts."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def cycle() -> list[str]:
+    """The colors of matplotlib's property cycle, in order."""
+    import matplotlib
+
+    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def error_curves(
@@ -18,9 +30,9 @@ def error_curves(
     """
     own = ax is None
     if own:
-        fig = Figure(figsize=(6, 4.2))
+        fig = figure(figsize=(6, 4.2))
         ax = fig.subplots()
-    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = cycle()
     for i, (label, rows) in enumerate(runs.items()):
         color = colors[i % len(colors)]
         steps = [r["step"] for r in rows if r.get("train_error") is not None]
@@ -55,7 +67,7 @@ def confusion_matrix(confusion: list[list[int]], classes: list[str], path, title
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     n = len(classes)
     size = max(4.5, 0.45 * n + 2)
-    fig = Figure(figsize=(size, size * 0.9))
+    fig = figure(figsize=(size, size * 0.9))
     ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     if n <= 30:

@@ -1,6 +1,8 @@
 import json
 import re
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -47,6 +49,13 @@ def test_degradation_report(two_depths):
     assert "resnet train --model plain20" in summary and "torch" in summary
     for figure in ("fig6_training_curves.png", "fig7_layer_responses.png", "gradient_flow.png"):
         assert (out / "figures" / figure).stat().st_size > 10_000
+
+
+def test_a_quick_reproduction_says_it_proves_nothing_and_names_its_data(two_depths):
+    out, r = two_depths
+    summary = r.summary.read_text()
+    assert driver.QUICK_NOTE in summary and driver.QUICK_NOTE in r.html.read_text()
+    assert "These networks trained on the embedded 5,000-image subset" in summary
 
 
 def test_findings_state_the_numbers(two_depths):
@@ -247,3 +256,33 @@ def test_a_protocol_without_jobs_still_gets_its_report(tmp_path):
     assert r.findings == [Finding(True, "one is one")] and not (tmp_path / "runs").exists()
     text = r.summary.read_text()
     assert "| 1 |" in text and "resnet reproduce count\n```" in text
+
+
+# In a process of its own: SIGINT on the first model's last step, which the model finishes (a stop there
+# would save nothing), then the command, which must not go on to the next model
+BETWEEN_MODELS = """
+import signal, sys
+from resnet.cli import main
+from resnet.data.loader import TensorLoader
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal (a background job ignores it)
+batch, calls = TensorLoader.batch, []
+
+def interrupted_in_the_last_step(self, step):
+    calls.append(step)
+    if len(calls) == 2:
+        signal.raise_signal(signal.SIGINT)
+    return batch(self, step)
+
+TensorLoader.batch = interrupted_in_the_last_step
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_signal_at_the_end_of_a_model_stops_the_reproduction_before_the_next(tmp_path):
+    argv = ["reproduce", "mlp", "--iters", "2", "--blocks", "1", "--out", str(tmp_path), "--set", "log.evals=1"]
+    done = subprocess.run([sys.executable, "-c", BETWEEN_MODELS, *argv], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "resnet reproduce: interrupted"
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and (tmp_path / "runs" / runs[0] / "summary.json").exists()

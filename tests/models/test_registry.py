@@ -23,8 +23,23 @@ def test_default_classes_follow_the_family():
 
 
 def test_unknown_model_lists_the_valid_names():
-    with pytest.raises(UsageError, match="unknown model 'resnet21'.*resnet20.*plain56"):
-        create_model("resnet21")
+    with pytest.raises(UsageError, match="unknown model 'xyzzy'; choose one of: resnet18, .*resnet20.*plain56"):
+        create_model("xyzzy")
+
+
+@pytest.mark.parametrize(
+    "name, nearest",
+    [
+        ("ResNet50", "resnet50"),
+        ("wide_resnet50", "wide_resnet50_2"),
+        ("resnet200", "resnet20"),
+        ("resnet21", "resnet20"),
+    ],
+)
+def test_a_misspelt_model_gets_the_nearest_names_not_all(name, nearest):
+    with pytest.raises(UsageError, match=rf"^unknown model '{name}'; did you mean [\w ]*\b{nearest}\b") as e:
+        create_model(name)
+    assert str(e.value).endswith("(`resnet models` lists them all)") and "plain56" not in str(e.value)
 
 
 def test_unknown_option_lists_the_valid_options():

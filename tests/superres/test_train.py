@@ -283,3 +283,16 @@ def test_a_signal_stops_after_the_step_and_the_resumed_run_is_the_same(sr_folder
     rows = [{k: v for k, v in r.items() if k not in drop} for r in b["rows"]]
     assert rows == [{k: v for k, v in r.items() if k not in drop} for r in a["rows"]]  # train losses too
     assert whole.psnr == rows[-1]["psnr"]
+
+
+def test_quick_trains_on_the_shipped_images_which_the_default_patch_refuses(tmp_path, capsys):
+    from resnet import run_folder
+    from resnet.superres.trainer import EXAMPLES
+
+    tiny = ["--set", "model_options={num_layers: 4, width: 16}", "--set", "eval_images=2", "--set", "batch_size=2"]
+    shipped = ["--data", str(EXAMPLES), "--iters", "2", "--out", str(tmp_path / "a")]
+    assert main(["superres", "train", *shipped, *tiny]) == 2
+    assert "smaller than the 48×48 training patch" in capsys.readouterr().err
+    assert main(["superres", "train", "--quick", "--iters", "2", "--out", str(tmp_path / "b"), *tiny]) == 0
+    config = run_folder.read_config(tmp_path / "b")
+    assert (config["patch_size"], config["iters"], config["data"]) == (32, 2, str(EXAMPLES))

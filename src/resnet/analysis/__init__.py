@@ -5,8 +5,21 @@ stds = layer_responses(model, images)           # Fig. 7, per 3×3 layer
 norms = gradient_norms(model, images, labels)   # per conv/linear layer
 """
 
-from ..train.diagnostics import LayerValue, conv_bn_pairs, gradient_norms, layer_responses
-from .reproduce import degradation, lesion, mlp_depth, shortcuts
+from ..lazy import exports
+
+__getattr__ = exports(
+    __name__,
+    {
+        "LayerValue": "..train.diagnostics",
+        "conv_bn_pairs": "..train.diagnostics",
+        "gradient_norms": "..train.diagnostics",
+        "layer_responses": "..train.diagnostics",
+        "degradation": ".reproduce",
+        "lesion": ".reproduce",
+        "mlp_depth": ".reproduce",
+        "shortcuts": ".reproduce",
+    },
+)
 
 __all__ = [
     "LayerValue",

@@ -49,6 +49,11 @@ from ..train.stop import parse_time_limit
 from .presets import QUICK, Preset
 from .report import Finding, Report, Reproduction, Table
 
+# what a --quick run's report and command say first: its findings are numbers, not evidence
+QUICK_NOTE = (
+    "A --quick run: it checks that the reproduction runs, in a few hundred iterations per network, too "
+    "few for its findings to mean anything (--preset cpu, or the paper's protocol, for evidence)."
+)
 # the settings a run folder must share with the job to be kept or resumed
 SAME = ("model", "model_options", "recipe", "iters", "epochs", "batch_size", "seed", "data", "optimizer")
 
@@ -161,7 +166,7 @@ def run_experiment(
     folder.mkdir(parents=True, exist_ok=True)
     report = Report(
         protocol.title(),
-        protocol.intro(),
+        f"{QUICK_NOTE} {protocol.intro()}" if s.quick else protocol.intro(),
         figures=protocol.figures(runs, folder),
         tables=protocol.tables(runs),
         findings=protocol.findings(runs),

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure  # not pyplot: the user's backend and open figures stay as they are
+from ..plots import error_curves, figure
 
-from ..plots import error_curves
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def side_by_side(panels: dict[str, dict[str, list[dict]]], path: Path) -> None:
     """Fig. 6's layout: one panel of error curves per kind of network (plain, residual), each
     {legend: metrics rows}."""
-    fig = Figure(figsize=(11, 4.2))
+    fig = figure(figsize=(11, 4.2))
     axes = fig.subplots(1, len(panels), sharey=True)
     for ax, (name, runs) in zip(axes, panels.items()):
         error_curves(runs, ax=ax, title=f"{name} networks: training error (dashed), test error (solid)")

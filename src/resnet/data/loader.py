@@ -145,7 +145,8 @@ class Loader:
         self.steps_per_epoch = len(split) // (batch_size * world)
         if train and self.steps_per_epoch == 0:
             raise UsageError(
-                f"batch_size={batch_size} (× {world} processes) is larger than the {len(split)} training images"
+                f"batch_size={batch_size} (× {world} processes) is larger than the {len(split)} training images: "
+                f"--set batch_size={len(split) // world * world} or less"
             )
 
     def _take(self, split: Split) -> None:

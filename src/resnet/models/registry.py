@@ -10,7 +10,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import UsageError
+from ..errors import UsageError, did_you_mean
 from .weights import classifier_name, head_size, load_weights, read_weights, weights_path
 
 
@@ -81,7 +81,8 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _MODELS[name]
     except KeyError:
-        raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(_MODELS)}") from None
+        hint = did_you_mean(name, _MODELS, "`resnet models` lists them all", f"choose one of: {', '.join(_MODELS)}")
+        raise UsageError(f"unknown model {name!r}; {hint}") from None
 
 
 def create_model(name: str, num_classes: int | None = None, weights: str | Path | None = None, **options) -> nn.Module:

@@ -201,7 +201,7 @@ def read_weights(path: str | Path) -> Weights:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such weights file")
-    if _is_safetensors(path):
+    if is_safetensors(path):
         state, meta = _read_safetensors(path)
     else:
         obj = checkpoint.safe_load(path)
@@ -216,7 +216,7 @@ def read_weights(path: str | Path) -> Weights:
     return Weights(_modern_names(state), path, meta)
 
 
-def _is_safetensors(path: Path) -> bool:
+def is_safetensors(path: Path) -> bool:
     """safetensors files start with the 8-byte length of a JSON header, then the header's `{`."""
     with open(path, "rb") as f:
         head = f.read(9)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.figure import Figure  # not pyplot: the user's backend and open figures stay as they are
-
 from .. import run_folder
 from ..errors import UsageError
+from ..plots import figure
 
 
 def psnr_curves(runs: dict[str, list[dict]], path: Path, title: str = "") -> Path:
@@ -17,7 +16,7 @@ def psnr_curves(runs: dict[str, list[dict]], path: Path, title: str = "") -> Pat
     written to `path`, which is returned. The y axis starts near bicubic so that the differences that
     matter stay visible; points far below it sit on the axis edge as triangles labelled with their value.
     """
-    fig = Figure(figsize=(6, 4.2))
+    fig = figure(figsize=(6, 4.2))
     ax = fig.subplots()
     bicubic = next(iter(runs.values()))[0]["bicubic_psnr"]
     best = max(bicubic, *(r["psnr"] for rows in runs.values() for r in rows))

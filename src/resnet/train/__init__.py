@@ -1,6 +1,8 @@
-"""Training: the loop, recipes' schedules, checkpoints, evaluation."""
+"""Training: the loop, recipes' schedules, checkpoints, evaluation. `resnet.train` and `resnet.finetune`
+are the Python API (train.api); this package imports nothing until a name is read (resnet.lazy)."""
 
-from .api import finetune, train
-from .trainer import RunResult
+from ..lazy import exports
 
-__all__ = ["RunResult", "finetune", "train"]
+__getattr__ = exports(__name__, {"RunResult": ".logs", "train": ".api"})
+
+__all__ = ["RunResult", "train"]

@@ -13,7 +13,6 @@ from torch import nn
 from .. import run_folder
 from ..config import TrainConfig
 from ..errors import UsageError
-from ..plots import error_curves
 from .diagnostics import gradient_norms, layer_responses
 
 DIAGNOSTIC_BATCH = 128  # images of the fixed batches that diagnostics are measured on
@@ -33,6 +32,7 @@ class RunResult:
     plot: Path
     rank: int = 0  # the process of a distributed run that returned this (rank 0 reports)
     finished: bool = True  # False when paused by stop_after
+    skipped_images: int = 0  # unreadable images left out (data.skip_bad_images), also in summary.json
 
     @property
     def test_accuracy(self) -> float:
@@ -82,6 +82,8 @@ class RunLogs:
         it) are given: the main process draws curves.png and, when the run is finished, writes summary.json."""
         eval_key, plot, final = f"{split}_error", self.out / "curves.png", summary["final"]
         if self.main:
+            from ..plots import error_curves  # matplotlib: loaded by the first run that draws, not at start-up
+
             title = f"{self.config.model}, {self.config.recipe}: training (dashed), {split} (solid)"
             error_curves({self.config.model: rows}, plot, eval_key=eval_key, title=title)
             if finished:  # a finished run, and only a finished one, has a summary
@@ -97,6 +99,7 @@ class RunLogs:
             plot,
             rank,
             finished,
+            summary["skipped_images"],
         )
 
 

@@ -54,7 +54,8 @@ def format_duration(seconds: float) -> str:
 
 class StopRequest:
     """While entered: the first of SIGNALS is noted (`signal` names it) for the loop to stop after its
-    step; a second one stops the process at once (its default action). `time_limit` seconds from now,
+    step; a second one stops the process at once (its default action). A signal noted but not acted on
+    (it came after the last step) is passed on when the block ends without an exception. `time_limit` seconds from now,
     `due(margin)` says the time is up once less than `margin` seconds are left."""
 
     def __init__(self, time_limit: float | None = None) -> None:
@@ -68,15 +69,22 @@ class StopRequest:
             self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+        # a signal the run did not stop for (it came during the last step or after) is deferred, not
+        # lost: what would have handled it gets it now, so that a caller's next run does not start
+        if self.signal is not None and exc_type is None and self._previous:
+            self._pass_on(self.signal, None)
 
     def _handle(self, signum: int, frame) -> None:
         if self.signal is None:
             self.signal = signal.Signals(signum)
             return
-        # the second signal: what it would have done without us
+        self._pass_on(signum, frame)  # the second signal: what it would have done without us
+
+    def _pass_on(self, signum: int, frame) -> None:
+        """Do what `signum` would have done without this StopRequest (KeyboardInterrupt for SIGINT)."""
         previous = self._previous.get(signum, signal.SIG_DFL)
         if signum == signal.SIGINT and previous in (signal.SIG_DFL, None):
             previous = signal.default_int_handler
