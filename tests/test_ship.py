@@ -68,3 +68,21 @@ def test_each_shipped_file_scores_its_recorded_error(path):
     meta = read_metadata(path)
     measured = evaluate(path, data="embedded", model=meta["model_name"], device="cpu", engine="torch")
     assert measured["top1_error"] == meta["subset_error"]
+
+
+def test_predict_and_eval_take_shipped_weights_by_name(shipped, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(weights, "SHIPPED_DIR", shipped.parent)
+    monkeypatch.chdir(tmp_path)  # eval's report goes to runs/, never into the package
+    assert resnet.load(shipped, "cpu").config.data.source == "embedded"  # the file knows its network and data
+    ship_jpg = str(SHIPPED_DIR.parent / "examples" / "ship.jpg")
+    assert main(["predict", "--model", "resnet20", "--weights", "cifar10", ship_jpg, "--topk", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["image"] == ship_jpg and len(rows[0]["top"]) == 2
+    assert main(["eval", "--model", "resnet20", "--weights", "CIFAR10", "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["top1_error"] == read_metadata(shipped)["subset_error"] and measured["count"] == 1000
+    assert (tmp_path / "runs" / "eval-resnet20-cifar10-test-none" / "metrics.json").is_file()
+    # the weights finetune --from names are the same file
+    assert weights.weights_path("resnet20", "cifar10") == shipped
+    assert main(["predict", "--weights", "cifar10", ship_jpg]) == 2
+    assert "name the network with --model" in capsys.readouterr().err

@@ -132,6 +132,30 @@ def _run_options(p: argparse.ArgumentParser, out: str, set_help: str = SET_HELP)
     p.add_argument("--force", action="store_true", help="replace a run already in --out")
 
 
+def _weights_option(p: argparse.ArgumentParser) -> None:
+    from .models.weights import SHIPPED_TAGS
+
+    p.add_argument(
+        "--weights",
+        type=str.lower,
+        choices=SHIPPED_TAGS,
+        help="the weights this package ships for --model (see resnet models), instead of a checkpoint",
+    )
+
+
+def _shipped(args: argparse.Namespace, paths: list[str]) -> Path | None:
+    """The package's file of --model's --weights, or None without --weights."""
+    if args.weights is None:
+        return None
+    if args.model is None:
+        raise UsageError(f"--weights {args.weights}: name the network with --model (e.g. --model resnet20)")
+    if paths and Path(paths[0]).suffix in (".pt", ".safetensors", ".pth"):
+        raise UsageError(f"--weights {args.weights} replaces a checkpoint: drop {paths[0]}")
+    from .models.weights import weights_path
+
+    return weights_path(args.model, args.weights)
+
+
 def _engine_option(p: argparse.ArgumentParser) -> None:
     from .optimize import ENGINES
 
@@ -362,10 +386,14 @@ def add_eval(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("eval", help="top-1/top-5 error, per-class accuracy, confusion matrix of a checkpoint")
     p.add_argument(
-        "checkpoint", help="a checkpoint of resnet train, or another library's weights file (with --model and --data)"
+        "checkpoint",
+        nargs="?",
+        help="a checkpoint of resnet train, or another library's weights file (with --model and --data); "
+        "none with --weights",
     )
-    p.add_argument("--data", help="data set (default: the one it was trained on)")
+    p.add_argument("--data", help="data set (default: the one it was trained on; the embedded subset with --weights)")
     p.add_argument("--model", help="the network of a weights file that is not a checkpoint of resnet train")
+    _weights_option(p)
     p.add_argument("--split", default="test", choices=["test", "val", "train"], help="the split to evaluate")
     p.add_argument(
         "--tta",
@@ -397,8 +425,16 @@ def add_eval(commands: argparse._SubParsersAction) -> None:
 
 def _eval(args: argparse.Namespace) -> None:
     from .inference import evaluate
+    from .run_folder import RUNS
 
-    out = args.out or Path(args.checkpoint).parent / f"eval-{args.split}-{args.tta}"
+    shipped = _shipped(args, [args.checkpoint] if args.checkpoint else [])
+    if shipped:  # the package's file knows its network; its report goes to runs/, not into the package
+        args.checkpoint, args.model, args.data = shipped, None, args.data or "embedded"
+        out = args.out or RUNS / f"eval-{shipped.stem}-{args.split}-{args.tta}"
+    elif args.checkpoint is None:
+        raise UsageError("name a checkpoint to evaluate, or --model NAME --weights cifar10")
+    else:
+        out = args.out or Path(args.checkpoint).parent / f"eval-{args.split}-{args.tta}"
     m = evaluate(
         path=args.checkpoint,
         data=args.data,
@@ -428,8 +464,11 @@ def _eval(args: argparse.Namespace) -> None:
 def add_predict(commands: argparse._SubParsersAction) -> None:
     """`resnet predict`: resnet.inference.load, then Classifier.predict."""
     p = commands.add_parser("predict", help="the most probable classes of images")
-    p.add_argument("checkpoint")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument(
+        "paths", nargs="+", metavar="[CHECKPOINT] IMAGE", help="a checkpoint (none with --weights), then images"
+    )
+    p.add_argument("--model", help="with --weights: the network")
+    _weights_option(p)
     p.add_argument("--topk", type=int, default=5, help="how many classes to print for each image")
     _device_option(p)
     _engine_option(p)
@@ -442,7 +481,14 @@ def _predict(args: argparse.Namespace) -> None:
 
     if args.topk < 1:
         raise UsageError(f"--topk must be positive, not {args.topk}")
-    classifier = load(path=args.checkpoint, device=args.device, engine=args.engine)
+    checkpoint = _shipped(args, args.paths)
+    if checkpoint is None:
+        if len(args.paths) < 2:
+            raise UsageError("name a checkpoint and at least one image (or --model NAME --weights cifar10 IMAGE...)")
+        checkpoint, *args.images = args.paths
+    else:
+        args.images = args.paths
+    classifier = load(path=checkpoint, device=args.device, engine=args.engine)
     results = classifier.predict(images=args.images, topk=args.topk)
     if args.json:
         rows = [
