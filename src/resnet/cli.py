@@ -436,7 +436,7 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
     from .analysis.reproduce import PRESETS
 
     p = commands.add_parser("reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts")
-    p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp"])
+    p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp", "landscape"])
     p.add_argument("--data", help="CIFAR-10 (e.g. cifar10-jpeg.tar.gz, or cifar10 --download); --quick: the subset")
     p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT, with -quick or -PRESET)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: 200 iterations on the subset")
@@ -454,7 +454,10 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seeds", type=int, nargs="+", help="degradation: train each ResNet once per seed (default: the recipe's)"
     )
-    p.add_argument("--depth", type=_depth, help="shortcuts: the depth (default 32)")
+    p.add_argument("--depth", type=_depth, help="shortcuts: the depth (default 32); landscape: (default 56)")
+    p.add_argument("--steps", type=_positive_int, help="landscape: points per axis, odd (default 11; the paper's 51)")
+    p.add_argument("--images", type=_positive_int, help="landscape: training images per loss (default 512)")
+    p.add_argument("--samples", type=_positive_int, help="landscape: Hutchinson vectors of the trace (default 20)")
     p.add_argument(
         "--blocks",
         type=_positive_int,
@@ -490,6 +493,9 @@ def _reproduce(args: argparse.Namespace) -> None:
         )
     elif args.experiment == "mlp":
         r = analysis.mlp_depth(blocks=args.blocks, data=args.data or "digits", **common)
+    elif args.experiment == "landscape":
+        sizes = dict(depth=args.depth, steps=args.steps, images=args.images, samples=args.samples)
+        r = analysis.landscape(data=args.data, preset=args.preset, **sizes, **common)
     else:
         r = analysis.shortcuts(depth=args.depth, data=args.data, preset=args.preset, **common)
     print(f"report {r.html} · summary {r.summary}")

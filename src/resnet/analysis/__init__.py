@@ -6,6 +6,15 @@ norms = gradient_norms(model, images, labels)   # per conv/linear layer
 """
 
 from ..train.diagnostics import LayerValue, conv_bn_pairs, gradient_norms, layer_responses
-from .reproduce import degradation, mlp_depth, shortcuts
+from .reproduce import degradation, landscape, mlp_depth, shortcuts
 
-__all__ = ["LayerValue", "conv_bn_pairs", "degradation", "gradient_norms", "layer_responses", "mlp_depth", "shortcuts"]
+__all__ = [
+    "LayerValue",
+    "conv_bn_pairs",
+    "degradation",
+    "gradient_norms",
+    "landscape",
+    "layer_responses",
+    "mlp_depth",
+    "shortcuts",
+]

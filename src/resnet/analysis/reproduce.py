@@ -9,7 +9,7 @@ finished models and resumes the interrupted one from its checkpoint.
 from __future__ import annotations
 
 from .driver import run_experiment, settings
-from .experiments import EXPERIMENTS, Degradation, MLPDepth, Shortcuts
+from .experiments import EXPERIMENTS, Degradation, Landscape, MLPDepth, Shortcuts
 from .report import Reproduction
 
 # {experiment: {name: Preset}}: what --preset offers
@@ -78,3 +78,31 @@ def mlp_depth(
     networks, and its cure by the residual connection, hold beyond convolutions? Other arguments as
     `degradation`. Returns the paths of report.html and summary.md and the findings."""
     return run_experiment(MLPDepth, settings({**locals(), "data": data or "digits", "recipe": "mlp"}), blocks=blocks)
+
+
+def landscape(
+    depth: int | None = None,
+    steps: int | None = None,
+    images: int | None = None,
+    samples: int | None = None,
+    data: str | None = None,
+    out="reproductions/landscape",
+    quick: bool = False,
+    iters: int | None = None,
+    device: str | None = None,
+    recipe: str = "cifar-paper",
+    progress: bool = True,
+    command: str = "",
+    overrides: list[str] | dict | None = None,
+    time_limit: str | float | None = None,
+    preset: str | None = None,
+) -> Reproduction:
+    """Li et al. 2018's loss landscape of ResNet-`depth` (option B) against plain-`depth` (default 56):
+    the training loss at `steps` (odd) points along a filter-normalized random direction and `steps`²
+    on a plane of two, on the first `images` training images, and the Hessian's top eigenvalue and
+    trace (`samples` Hutchinson vectors). Computed points are kept under OUT/landscape/, so the same
+    call resumes. Other arguments as `degradation`. Returns the paths of report.html and summary.md
+    and the findings."""
+    return run_experiment(
+        Landscape, settings(locals()), preset=preset, depth=depth, steps=steps, images=images, samples=samples
+    )
