@@ -436,7 +436,7 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
     from .analysis.reproduce import PRESETS
 
     p = commands.add_parser("reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts")
-    p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp", "landscape"])
+    p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp", "landscape", "gradients"])
     p.add_argument("--data", help="CIFAR-10 (e.g. cifar10-jpeg.tar.gz, or cifar10 --download); --quick: the subset")
     p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT, with -quick or -PRESET)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: 200 iterations on the subset")
@@ -449,7 +449,12 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
             f"{name} ({exp}): {p.description}" for exp, presets in PRESETS.items() for name, p in presets.items()
         ),
     )
-    p.add_argument("--depths", type=_depth, nargs="+", help="degradation: depths (default 20 32 44 56; --quick 20 32)")
+    p.add_argument(
+        "--depths",
+        type=_depth,
+        nargs="+",
+        help="degradation: depths (default 20 32 44 56; --quick 20 32); gradients: (default 20 56)",
+    )
     p.add_argument("--add", type=_depth, nargs="+", default=[], help="degradation: further depths, e.g. 110 1202")
     p.add_argument(
         "--seeds", type=int, nargs="+", help="degradation: train each ResNet once per seed (default: the recipe's)"
@@ -496,6 +501,8 @@ def _reproduce(args: argparse.Namespace) -> None:
     elif args.experiment == "landscape":
         sizes = dict(depth=args.depth, steps=args.steps, images=args.images, samples=args.samples)
         r = analysis.landscape(data=args.data, preset=args.preset, **sizes, **common)
+    elif args.experiment == "gradients":
+        r = analysis.shattered_gradients(depths=args.depths, data=args.data, preset=args.preset, **common)
     else:
         r = analysis.shortcuts(depth=args.depth, data=args.data, preset=args.preset, **common)
     print(f"report {r.html} · summary {r.summary}")

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet.analysis.landscape import convex_along, filter_normalized, grid, loss_and_error, moved, surface
+from resnet.analysis.loss_surface import convex_along, filter_normalized, grid, loss_and_error, moved, surface
 from resnet.analysis.sharpness import hessian_trace, hessian_vector_product, top_eigenvalue, training_loss
 
 
@@ -124,11 +124,11 @@ def test_eigenvalue_and_trace_of_a_small_networks_explicit_hessian():
 
 @pytest.fixture(scope="module")
 def quick_landscape(tmp_path_factory):
-    """A quick landscape reproduction: two 20-layer nets trained 2 steps, a 3×3 grid on 32 images."""
+    """A quick landscape reproduction: two 20-layer nets trained 2 steps, a 3×3 grid on 8 images."""
     from resnet.analysis import landscape
 
     out = tmp_path_factory.mktemp("landscape")
-    sizes = dict(steps=3, images=32, samples=2)
+    sizes = dict(steps=3, images=8, samples=2)
     return out, landscape(out=out, quick=True, iters=2, progress=False, device="cpu", **sizes)
 
 
@@ -141,18 +141,18 @@ def test_landscape_report_measures_the_trained_networks(quick_landscape):
     assert {p.name for p in (out / "runs").iterdir()} == {"resnet20-B", "plain20"}
     classifier = load(out / "runs" / "plain20" / "last.pt", device="cpu")
     data_cfg = classifier.config.data
-    loader = make_loader(load_data(data_cfg), "train", data_cfg, train=False, batch_size=32, device="cpu",
+    loader = make_loader(load_data(data_cfg), "train", data_cfg, train=False, batch_size=8, device="cpu",
                          normalize=classifier.normalize)  # fmt: skip
     x, y = next(loader.eval_batches())
     with torch.no_grad():
         expected = F.cross_entropy(classifier.model(x), y).item()
-    curve = [json.loads(line) for line in (out / "landscape" / "plain20-32images-1d.jsonl").read_text().splitlines()]
+    curve = [json.loads(line) for line in (out / "landscape" / "plain20-8images-1d.jsonl").read_text().splitlines()]
     assert [row["coords"] for row in curve] == [[-1.0], [0.0], [1.0]]
     assert curve[1]["loss"] == pytest.approx(expected, rel=1e-5)
-    plane = (out / "landscape" / "resnet20-B-32images-2d.jsonl").read_text().splitlines()
+    plane = (out / "landscape" / "resnet20-B-8images-2d.jsonl").read_text().splitlines()
     assert len(plane) == 9
     sharp = {
-        k: json.loads((out / "landscape" / f"{k}-sharpness-32images-2.json").read_text())
+        k: json.loads((out / "landscape" / f"{k}-sharpness-8images-2.json").read_text())
         for k in ("resnet20-B", "plain20")
     }
     larger = sharp["plain20"]["top_eigenvalue"] > sharp["resnet20-B"]["top_eigenvalue"]
@@ -166,11 +166,11 @@ def test_landscape_resumes_from_the_points_it_wrote(quick_landscape):
     from resnet.analysis import landscape
 
     out, _ = quick_landscape
-    path = out / "landscape" / "plain20-32images-1d.jsonl"
+    path = out / "landscape" / "plain20-8images-1d.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[0]["loss"] = 7.0  # a point the next run must read, not compute
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    r = landscape(out=out, quick=True, iters=2, progress=False, device="cpu", steps=3, images=32, samples=2)
+    r = landscape(out=out, quick=True, iters=2, progress=False, device="cpu", steps=3, images=8, samples=2)
     assert "| plain-20 |" in r.summary.read_text() and json.loads(path.read_text().splitlines()[0])["loss"] == 7.0
     assert len(path.read_text().splitlines()) == 3
 

@@ -6,7 +6,7 @@ norms = gradient_norms(model, images, labels)   # per conv/linear layer
 """
 
 from ..train.diagnostics import LayerValue, conv_bn_pairs, gradient_norms, layer_responses
-from .reproduce import degradation, landscape, mlp_depth, shortcuts
+from .reproduce import degradation, landscape, mlp_depth, shattered_gradients, shortcuts
 
 __all__ = [
     "LayerValue",
@@ -16,5 +16,6 @@ __all__ = [
     "landscape",
     "layer_responses",
     "mlp_depth",
+    "shattered_gradients",
     "shortcuts",
 ]

@@ -9,7 +9,7 @@ finished models and resumes the interrupted one from its checkpoint.
 from __future__ import annotations
 
 from .driver import run_experiment, settings
-from .experiments import EXPERIMENTS, Degradation, Landscape, MLPDepth, Shortcuts
+from .experiments import EXPERIMENTS, Degradation, Gradients, Landscape, MLPDepth, Shortcuts
 from .report import Reproduction
 
 # {experiment: {name: Preset}}: what --preset offers
@@ -106,3 +106,24 @@ def landscape(
     return run_experiment(
         Landscape, settings(locals()), preset=preset, depth=depth, steps=steps, images=images, samples=samples
     )
+
+
+def shattered_gradients(
+    depths=None,
+    data: str | None = None,
+    out="reproductions/gradients",
+    quick: bool = False,
+    iters: int | None = None,
+    device: str | None = None,
+    recipe: str = "cifar-paper",
+    progress: bool = True,
+    command: str = "",
+    overrides: list[str] | dict | None = None,
+    time_limit: str | float | None = None,
+    preset: str | None = None,
+) -> Reproduction:
+    """Balduzzi et al. 2017's shattered gradients: plain nets against ResNets of `depths` (default 20
+    and 56), trained and freshly initialized, the derivative of a class score along a line of 256
+    inputs between two training images and its autocorrelation. Other arguments as `degradation`.
+    Returns the paths of report.html and summary.md and the findings."""
+    return run_experiment(Gradients, settings(locals()), preset=preset, depths=depths)

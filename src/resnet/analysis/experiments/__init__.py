@@ -1,10 +1,11 @@
 """The experiments, each a protocol on the driver (see analysis/driver.py)."""
 
 from .degradation import Degradation
+from .gradients import Gradients
 from .landscape import Landscape
 from .mlp import MLPDepth
 from .shortcuts import Shortcuts
 
-EXPERIMENTS = (Degradation, Shortcuts, MLPDepth, Landscape)
+EXPERIMENTS = (Degradation, Shortcuts, MLPDepth, Landscape, Gradients)
 
-__all__ = ["EXPERIMENTS", "Degradation", "Landscape", "MLPDepth", "Shortcuts"]
+__all__ = ["EXPERIMENTS", "Degradation", "Gradients", "Landscape", "MLPDepth", "Shortcuts"]

@@ -21,7 +21,7 @@ from ...files import write_together
 from ...inference import load
 from ..driver import Experiment, Job, Runs, Settings
 from ..figures import save
-from ..landscape import convex_along, filter_normalized, grid, surface
+from ..loss_surface import convex_along, filter_normalized, grid, surface
 from ..presets import CPU_SCHEDULE, QUICK, Preset
 from ..report import Finding, Table
 from ..sharpness import hessian_trace, top_eigenvalue, training_loss

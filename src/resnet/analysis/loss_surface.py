@@ -1,7 +1,7 @@
 """The loss around a trained network along filter-normalized random directions (Li, Xu, Taylor, Studer,
 Goldstein 2018, "Visualizing the Loss Landscape of Neural Nets", §4).
 
-from resnet.analysis.landscape import filter_normalized, surface
+from resnet.analysis.loss_surface import filter_normalized, surface
 x, y = filter_normalized(model, seed=1), filter_normalized(model, seed=2)
 rows = surface(model, batches, [x, y], grid(-1, 1, 11, 2), path)   # one row per point, resumable
 
