@@ -464,6 +464,9 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=_positive_int, help="landscape: training images per loss (default 512)")
     p.add_argument("--samples", type=_positive_int, help="landscape: Hutchinson vectors of the trace (default 20)")
     p.add_argument(
+        "--weights", nargs=2, metavar=("RESNET", "PLAIN"), help="landscape: checkpoints to measure in place of training"
+    )
+    p.add_argument(
         "--blocks",
         type=_positive_int,
         nargs="+",
@@ -499,7 +502,7 @@ def _reproduce(args: argparse.Namespace) -> None:
     elif args.experiment == "mlp":
         r = analysis.mlp_depth(blocks=args.blocks, data=args.data or "digits", **common)
     elif args.experiment == "landscape":
-        sizes = dict(depth=args.depth, steps=args.steps, images=args.images, samples=args.samples)
+        sizes = dict(depth=args.depth, steps=args.steps, images=args.images, samples=args.samples, weights=args.weights)
         r = analysis.landscape(data=args.data, preset=args.preset, **sizes, **common)
     elif args.experiment == "gradients":
         r = analysis.shattered_gradients(depths=args.depths, data=args.data, preset=args.preset, **common)

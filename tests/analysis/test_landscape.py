@@ -180,3 +180,18 @@ def test_landscape_refuses_an_even_grid(capsys):
 
     assert main(["reproduce", "landscape", "--quick", "--steps", "4"]) == 2
     assert "--steps must be odd" in capsys.readouterr().err
+
+
+def test_landscape_of_given_checkpoints_trains_nothing(quick_landscape, tmp_path):
+    from resnet.analysis import landscape
+
+    out, _ = quick_landscape
+    weights = (str(out / "runs" / "resnet20-B" / "last.pt"), str(out / "runs" / "plain20" / "last.pt"))
+    r = landscape(weights=weights, out=tmp_path, quick=True, progress=False, device="cpu", steps=3, images=8, samples=2)
+    assert not (tmp_path / "runs").exists()
+    [curve] = (tmp_path / "landscape").glob("plain-*-8images-1d.jsonl")  # named by the file's digest
+    trained = (out / "landscape" / "plain20-8images-1d.jsonl").read_text().splitlines()
+    assert [json.loads(x)["loss"] for x in curve.read_text().splitlines()][1:] == pytest.approx(
+        [json.loads(x)["loss"] for x in trained][1:]  # the same network and directions (the first was edited)
+    )
+    assert "given as checkpoints" in r.summary.read_text()

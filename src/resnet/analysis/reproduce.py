@@ -85,6 +85,7 @@ def landscape(
     steps: int | None = None,
     images: int | None = None,
     samples: int | None = None,
+    weights: tuple[str, str] | None = None,
     data: str | None = None,
     out="reproductions/landscape",
     quick: bool = False,
@@ -100,11 +101,19 @@ def landscape(
     """Li et al. 2018's loss landscape of ResNet-`depth` (option B) against plain-`depth` (default 56):
     the training loss at `steps` (odd) points along a filter-normalized random direction and `steps`²
     on a plane of two, on the first `images` training images, and the Hessian's top eigenvalue and
-    trace (`samples` Hutchinson vectors). Computed points are kept under OUT/landscape/, so the same
-    call resumes. Other arguments as `degradation`. Returns the paths of report.html and summary.md
+    trace (`samples` Hutchinson vectors). `weights`: two checkpoints of `resnet train` (the ResNet's,
+    the plain net's) measured in place of training. Computed points are kept under OUT/landscape/, so
+    the same call resumes. Other arguments as `degradation`. Returns the paths of report.html and summary.md
     and the findings."""
     return run_experiment(
-        Landscape, settings(locals()), preset=preset, depth=depth, steps=steps, images=images, samples=samples
+        Landscape,
+        settings(locals()),
+        preset=preset,
+        depth=depth,
+        steps=steps,
+        images=images,
+        samples=samples,
+        weights=weights,
     )
 
 

@@ -4,8 +4,10 @@ eigenvalue and the trace of the Hessian, as PyHessian measures them)."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -56,7 +58,7 @@ class Landscape(Experiment):
     }
     quick = replace(QUICK, sizes={"depth": 20, "steps": 5, "images": 128, "samples": 5})
 
-    def __init__(self, settings: Settings, depth=None, steps=None, images=None, samples=None) -> None:
+    def __init__(self, settings: Settings, depth=None, steps=None, images=None, samples=None, weights=None) -> None:
         super().__init__(settings)
         self.depth, self.steps = depth or 56, steps or 11
         self.images, self.samples = images or 512, samples or 20
@@ -67,10 +69,14 @@ class Landscape(Experiment):
             "ResNet": Job(f"resnet{d}-B", f"resnet{d}", {"model_options": {"shortcut": "B"}}),
             "plain": Job(f"plain{d}", f"plain{d}"),
         }  # by kind
+        if weights and len(weights) != 2:
+            raise UsageError(f"weights: two checkpoints, the ResNet's and the plain net's, not {len(weights)}")
+        # checkpoints of `resnet train` (ResNet, plain) measured in place of trained jobs
+        self.weights = dict(zip(self.nets, map(Path, weights or ())))
         self.measured: dict[str, dict] = {}  # by kind: what `_measure` found, once per report
 
     def jobs(self) -> list[Job]:
-        return list(self.nets.values())
+        return [] if self.weights else list(self.nets.values())
 
     def title(self) -> str:
         return f"Loss landscape and sharpness: ResNet-{self.depth} against plain-{self.depth}"
@@ -78,7 +84,7 @@ class Landscape(Experiment):
     def intro(self) -> str:
         return (
             f"ResNet-{self.depth} (projection shortcuts where the shape changes) and the same network without "
-            f"shortcuts, {self.settings.trained()}. The training loss (cross-entropy, BatchNorm in eval mode, no "
+            f"shortcuts, {self._networks()}. The training loss (cross-entropy, BatchNorm in eval mode, no "
             f"augmentation) on the first {self.images} training images, at {self.steps} points along one "
             f"filter-normalized random direction and {self.steps}×{self.steps} points on a plane of two, "
             f"coordinates from -{SPAN} to {SPAN} (Li et al. 2018: 51×51 on all 50,000 images); the Hessian's top "
@@ -86,6 +92,12 @@ class Landscape(Experiment):
             f"{self.samples} vectors) of the loss on the first "
             f"{min(self.images, BATCH)} training images."
         )
+
+    def _networks(self) -> str:
+        """How the networks came: trained here, or the checkpoints given."""
+        if not self.weights:
+            return self.settings.trained()
+        return "given as checkpoints (" + ", ".join(f"{k}: {p.name}" for k, p in self.weights.items()) + ")"
 
     def command(self) -> str:
         return (
@@ -97,13 +109,18 @@ class Landscape(Experiment):
         """Each network's surface and sharpness, computed once (and resumed from OUT/landscape/)."""
         for kind, job in self.nets.items():
             if kind not in self.measured:
-                self.measured[kind] = self._measure_one(job.label, runs[job].folder / run_folder.LAST)
+                path = self.weights.get(kind) or runs[job].folder / run_folder.LAST
+                # a given file is known by its contents: another file under the same name is measured anew
+                label = f"{kind}-{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}" if self.weights else job.label
+                self.measured[kind] = self._measure_one(label, path)
         return self.measured
 
     def _measure_one(self, label: str, path: Path) -> dict:
         """The 1-D curve, the 2-D surface and the sharpness of the network at `path`, with their times."""
         classifier = load(path, device=self.settings.device or "auto")
         model, data_cfg = classifier.model, classifier.config.data
+        if self.settings.data:
+            data_cfg = replace(data_cfg, source=self.settings.data)
         data = load_data(data_cfg)
         loader = make_loader(
             data, "train", data_cfg, train=False, batch_size=BATCH, device=classifier.device,
@@ -162,7 +179,7 @@ class Landscape(Experiment):
         rows = [
             [
                 f"{kind}-{self.depth}",
-                runs[self.nets[kind]].final("test_error"),
+                runs[self.nets[kind]].final("test_error") if self.nets[kind] in runs else math.nan,
                 PAPER_ERROR[kind],
                 m["curve"][self.steps // 2]["loss"],
                 m["top_eigenvalue"],
@@ -173,9 +190,10 @@ class Landscape(Experiment):
         ]
         header = ["network", "test error", "paper (56 layers)", "loss at the weights", "top eigenvalue", "trace"]
         note = (
-            f"Test error: the mean of the last three evaluations of the run (%). Time: the "
-            f"{self.steps + self.steps**2} loss evaluations of the surface on {self.settings.device or 'auto'}; "
-            f"the Hessian measures took another {sum(m['sharpness_seconds'] for m in measured.values()):.0f} s."
+            f"Test error: the mean of the last three evaluations of the run (%). Surface time: computing the "
+            f"{self.steps + self.steps**2} losses in this call, on {self.settings.device or 'auto'} (points an "
+            f"earlier call wrote are read, in no time); the Hessian measures took "
+            f"{sum(m['sharpness_seconds'] for m in measured.values()):.0f} s when computed."
         )
         return [Table("The networks, their loss and sharpness", [*header, "surface time"], rows, note)]
 
