@@ -122,6 +122,9 @@ def test_eigenvalue_and_trace_of_a_small_networks_explicit_hessian():
     assert hessian_trace(loss, params, samples=400, seed=1) == estimate  # the seed decides the vectors
 
 
+SMALL = {"batch_size": 8, "log.evals": 1}  # training steps of a few images: the tests measure, not train
+
+
 @pytest.fixture(scope="module")
 def quick_landscape(tmp_path_factory):
     """A quick landscape reproduction: two 20-layer nets trained 2 steps, a 3×3 grid on 8 images."""
@@ -129,7 +132,7 @@ def quick_landscape(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("landscape")
     sizes = dict(steps=3, images=8, samples=2)
-    return out, landscape(out=out, quick=True, iters=2, progress=False, device="cpu", **sizes)
+    return out, landscape(out=out, quick=True, iters=2, progress=False, device="cpu", overrides=SMALL, **sizes)
 
 
 def test_landscape_report_measures_the_trained_networks(quick_landscape):
@@ -170,7 +173,9 @@ def test_landscape_resumes_from_the_points_it_wrote(quick_landscape):
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[0]["loss"] = 7.0  # a point the next run must read, not compute
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    r = landscape(out=out, quick=True, iters=2, progress=False, device="cpu", steps=3, images=8, samples=2)
+    r = landscape(
+        out=out, quick=True, iters=2, progress=False, device="cpu", overrides=SMALL, steps=3, images=8, samples=2
+    )
     assert "| plain-20 |" in r.summary.read_text() and json.loads(path.read_text().splitlines()[0])["loss"] == 7.0
     assert len(path.read_text().splitlines()) == 3
 

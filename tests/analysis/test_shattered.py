@@ -50,7 +50,8 @@ def test_calibrated_batchnorm_holds_the_inputs_statistics():
 def test_gradients_reproduction(tmp_path):
     from resnet.analysis import shattered_gradients
 
-    r = shattered_gradients([20, 32], out=tmp_path, quick=True, iters=2, progress=False, device="cpu")
+    small = {"batch_size": 8, "log.evals": 1}
+    r = shattered_gradients([20, 32], out=tmp_path, quick=True, iters=2, progress=False, device="cpu", overrides=small)
     saved = {p.name for p in (tmp_path / "gradients").iterdir()}
     assert saved == {f"{n}{d}-{s}.json" for n in ("plain", "resnet") for d in (20, 32) for s in ("init", "trained")}
     lag1 = {
