@@ -180,11 +180,13 @@ def test_landscape_resumes_from_the_points_it_wrote(quick_landscape):
     assert len(path.read_text().splitlines()) == 3
 
 
-def test_landscape_refuses_an_even_grid(capsys):
+def test_landscape_refuses_an_even_grid_and_a_missing_checkpoint(capsys):
     from resnet.cli import main
 
     assert main(["reproduce", "landscape", "--quick", "--steps", "4"]) == 2
     assert "--steps must be odd" in capsys.readouterr().err
+    assert main(["reproduce", "landscape", "--quick", "--weights", "missing.pt", "missing.pt"]) == 2
+    assert capsys.readouterr().err.strip().endswith("missing.pt: no such checkpoint")
 
 
 def test_landscape_of_given_checkpoints_trains_nothing(quick_landscape, tmp_path):

@@ -73,6 +73,9 @@ class Landscape(Experiment):
             raise UsageError(f"weights: two checkpoints, the ResNet's and the plain net's, not {len(weights)}")
         # checkpoints of `resnet train` (ResNet, plain) measured in place of trained jobs
         self.weights = dict(zip(self.nets, map(Path, weights or ())))
+        for path in self.weights.values():
+            if not path.is_file():
+                raise UsageError(f"{path}: no such checkpoint")
         self.measured: dict[str, dict] = {}  # by kind: what `_measure` found, once per report
 
     def jobs(self) -> list[Job]:
