@@ -115,11 +115,11 @@ def test_eigenvalue_and_trace_of_a_small_networks_explicit_hessian():
     loss = training_loss(net, x, y)
     assert top_eigenvalue(loss, params, tol=1e-7, iters=300) == pytest.approx(largest, rel=1e-3)
     exact = torch.trace(hessian).item()
-    estimate = hessian_trace(loss, params, samples=400, seed=1)
+    estimate = hessian_trace(loss, params, samples=100, seed=1)
     off_diagonal = (hessian**2).sum() - (torch.diagonal(hessian) ** 2).sum()
-    standard_error = (2 * off_diagonal / 400).sqrt().item()  # of the mean of v·Hv, v Rademacher
-    assert abs(estimate - exact) < 4 * standard_error < 0.5 * abs(exact)
-    assert hessian_trace(loss, params, samples=400, seed=1) == estimate  # the seed decides the vectors
+    standard_error = (2 * off_diagonal / 100).sqrt().item()  # of the mean of v·Hv, v Rademacher
+    assert abs(estimate - exact) < 4 * standard_error < abs(exact)
+    assert hessian_trace(loss, params, samples=100, seed=1) == estimate  # the seed decides the vectors
 
 
 SMALL = {"batch_size": 8, "log.evals": 1}  # training steps of a few images: the tests measure, not train
