@@ -51,14 +51,14 @@ def test_gradients_reproduction(tmp_path):
     from resnet.analysis import shattered_gradients
 
     small = {"batch_size": 8, "log.evals": 1}
-    r = shattered_gradients([20, 32], out=tmp_path, quick=True, iters=2, progress=False, device="cpu", overrides=small)
+    r = shattered_gradients([20], out=tmp_path, quick=True, iters=2, progress=False, device="cpu", overrides=small)
     saved = {p.name for p in (tmp_path / "gradients").iterdir()}
-    assert saved == {f"{n}{d}-{s}.json" for n in ("plain", "resnet") for d in (20, 32) for s in ("init", "trained")}
+    assert saved == {f"{n}{d}-{s}.json" for n in ("plain", "resnet") for d in (20,) for s in ("init", "trained")}
     lag1 = {
         name: autocorrelation(np.array(json.loads((tmp_path / "gradients" / name).read_text())), 1)[1] for name in saved
     }
     first = r.findings[0]
     assert first.holds is (lag1["resnet20-init.json"] > lag1["plain20-init.json"])
     assert f"{lag1['resnet20-init.json']:.2f} against {lag1['plain20-init.json']:.2f}" in first.statement
-    assert len(r.findings) == 5 and "Lag-1 autocorrelation" in r.summary.read_text()
+    assert len(r.findings) == 2 and "Lag-1 autocorrelation" in r.summary.read_text()
     assert (tmp_path / "figures" / "gradient_autocorrelation.png").stat().st_size > 10_000
