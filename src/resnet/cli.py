@@ -506,9 +506,10 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
     from .analysis.reproduce import PRESETS
 
     p = commands.add_parser(
-        "reproduce", help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts, lesion"
+        "reproduce",
+        help="the paper's evidence: degradation (Fig. 6, 7, Table 6), shortcuts; lesion, landscape, gradients",
     )
-    p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp", "lesion"])
+    p.add_argument("experiment", choices=["degradation", "shortcuts", "mlp", "lesion", "landscape", "gradients"])
     p.add_argument("--data", help="CIFAR-10 (e.g. cifar10-jpeg.tar.gz, or cifar10 --download); --quick: the subset")
     p.add_argument("--out", type=Path, help="report folder (default: reproductions/EXPERIMENT, with -quick or -PRESET)")
     p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: 200 iterations on the subset")
@@ -521,12 +522,21 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
             f"{name} ({exp}): {p.description}" for exp, presets in PRESETS.items() for name, p in presets.items()
         ),
     )
-    p.add_argument("--depths", type=_depth, nargs="+", help="degradation: depths (default 20 32 44 56; --quick 20 32)")
+    p.add_argument(
+        "--depths",
+        type=_depth,
+        nargs="+",
+        help="degradation: depths (default 20 32 44 56; --quick 20 32); gradients: (default 20 56)",
+    )
     p.add_argument("--add", type=_depth, nargs="+", default=[], help="degradation: further depths, e.g. 110 1202")
     p.add_argument(
         "--seeds", type=int, nargs="+", help="degradation: train each ResNet once per seed (default: the recipe's)"
     )
-    p.add_argument("--depth", type=_depth, help="shortcuts: the depth (default 32); lesion: (default 56; --quick 20)")
+    p.add_argument(
+        "--depth", type=_depth, help="shortcuts: the depth (default 32); lesion, landscape: (default 56; --quick 20)"
+    )
+    p.add_argument("--steps", type=_positive_int, help="landscape: points per axis, odd (default 11; the paper's 51)")
+    p.add_argument("--samples", type=_positive_int, help="landscape: Hutchinson vectors of the trace (default 20)")
     p.add_argument(
         "--blocks",
         type=_positive_int,
@@ -543,13 +553,19 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
 
 def _lesion_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--weights", help="lesion: the ResNet's weights (a checkpoint or another library's file); not trained"
+        "--weights",
+        help="lesion, landscape: the ResNet's weights, measured in place of training (lesion: a checkpoint or another "
+        "library's file; landscape: a checkpoint of resnet train)",
     )
-    p.add_argument("--plain-weights", help="lesion: the plain net's weights, likewise")
+    p.add_argument("--plain-weights", help="lesion, landscape: the plain net's weights, likewise")
     p.add_argument(
         "--draws", type=_positive_int, help="lesion: random draws per number of blocks deleted or swapped (3)"
     )
-    p.add_argument("--images", type=_positive_int, help="lesion: test images evaluated (default: all)")
+    p.add_argument(
+        "--images",
+        type=_positive_int,
+        help="lesion: test images evaluated (default: all); landscape: training images per loss (default 512)",
+    )
     p.add_argument(
         "--recalibrate",
         type=_positive_int,
@@ -584,6 +600,14 @@ def _reproduce(args: argparse.Namespace) -> None:
     elif args.experiment == "lesion":
         lesion = {k: getattr(args, k) for k in ("draws", "images", "recalibrate", "weights", "plain_weights")}
         r = analysis.lesion(depth=args.depth, data=args.data, preset=args.preset, **lesion, **common)
+    elif args.experiment == "landscape":
+        if (args.weights is None) != (args.plain_weights is None):
+            raise UsageError("landscape: give both --weights (the ResNet's checkpoint) and --plain-weights, or neither")
+        weights = (args.weights, args.plain_weights) if args.weights else None
+        sizes = dict(depth=args.depth, steps=args.steps, images=args.images, samples=args.samples, weights=weights)
+        r = analysis.landscape(data=args.data, preset=args.preset, **sizes, **common)
+    elif args.experiment == "gradients":
+        r = analysis.shattered_gradients(depths=args.depths, data=args.data, preset=args.preset, **common)
     else:
         r = analysis.shortcuts(depth=args.depth, data=args.data, preset=args.preset, **common)
     print(f"report {r.html} · summary {r.summary}")

@@ -15,8 +15,10 @@ __getattr__ = exports(
         "gradient_norms": "..train.diagnostics",
         "layer_responses": "..train.diagnostics",
         "degradation": ".reproduce",
+        "landscape": ".reproduce",
         "lesion": ".reproduce",
         "mlp_depth": ".reproduce",
+        "shattered_gradients": ".reproduce",
         "shortcuts": ".reproduce",
     },
 )
@@ -26,8 +28,10 @@ __all__ = [
     "conv_bn_pairs",
     "degradation",
     "gradient_norms",
+    "landscape",
     "layer_responses",
     "lesion",
     "mlp_depth",
+    "shattered_gradients",
     "shortcuts",
 ]

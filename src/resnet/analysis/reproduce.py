@@ -1,6 +1,7 @@
 """The paper's CIFAR-10 evidence, reproduced in one command: degradation of plain nets against
 ResNets (Fig. 6, Table 6), layer responses (Fig. 7), gradient flow, the shortcut options (Table 3's
-question at CIFAR scale), residual MLPs, and the lesion study of Veit et al. 2016. Each is a
+question at CIFAR scale), residual MLPs, the lesion study of Veit et al. 2016, the loss landscape
+and sharpness (Li et al. 2018) and shattered gradients (Balduzzi et al. 2017). Each is a
 protocol in experiments/, run by driver.py.
 
 Every model trains in its own folder under OUT/runs/; a killed reproduction, run again, skips the
@@ -10,7 +11,7 @@ finished models and resumes the interrupted one from its checkpoint.
 from __future__ import annotations
 
 from .driver import run_experiment, settings
-from .experiments import EXPERIMENTS, Degradation, Lesion, MLPDepth, Shortcuts
+from .experiments import EXPERIMENTS, Degradation, Gradients, Landscape, Lesion, MLPDepth, Shortcuts
 from .report import Reproduction
 
 # {experiment: {name: Preset}}: what --preset offers
@@ -111,3 +112,61 @@ def lesion(
     report.html and summary.md and the findings."""
     sizes = dict(draws=draws, images=images, recalibrate=recalibrate, weights=weights, plain_weights=plain_weights)
     return run_experiment(Lesion, settings(locals()), preset=preset, depth=depth, **sizes)
+
+
+def landscape(
+    depth: int | None = None,
+    steps: int | None = None,
+    images: int | None = None,
+    samples: int | None = None,
+    weights: tuple[str, str] | None = None,
+    data: str | None = None,
+    out="reproductions/landscape",
+    quick: bool = False,
+    iters: int | None = None,
+    device: str | None = None,
+    recipe: str = "cifar-paper",
+    progress: bool = True,
+    command: str = "",
+    overrides: list[str] | dict | None = None,
+    time_limit: str | float | None = None,
+    preset: str | None = None,
+) -> Reproduction:
+    """Li et al. 2018's loss landscape of ResNet-`depth` (option B) against plain-`depth` (default 56):
+    the training loss at `steps` (odd) points along a filter-normalized random direction and `steps`²
+    on a plane of two, on the first `images` training images, and the Hessian's top eigenvalue and
+    trace (`samples` Hutchinson vectors). `weights`: two checkpoints of `resnet train` (the ResNet's,
+    the plain net's) measured in place of training. Computed points are kept under OUT/landscape/, so
+    the same call resumes. Other arguments as `degradation`. Returns the paths of report.html and summary.md
+    and the findings."""
+    return run_experiment(
+        Landscape,
+        settings(locals()),
+        preset=preset,
+        depth=depth,
+        steps=steps,
+        images=images,
+        samples=samples,
+        weights=weights,
+    )
+
+
+def shattered_gradients(
+    depths=None,
+    data: str | None = None,
+    out="reproductions/gradients",
+    quick: bool = False,
+    iters: int | None = None,
+    device: str | None = None,
+    recipe: str = "cifar-paper",
+    progress: bool = True,
+    command: str = "",
+    overrides: list[str] | dict | None = None,
+    time_limit: str | float | None = None,
+    preset: str | None = None,
+) -> Reproduction:
+    """Balduzzi et al. 2017's shattered gradients: plain nets against ResNets of `depths` (default 20
+    and 56), trained and freshly initialized, the derivative of a class score along a line of 256
+    inputs between two training images and its autocorrelation. Other arguments as `degradation`.
+    Returns the paths of report.html and summary.md and the findings."""
+    return run_experiment(Gradients, settings(locals()), preset=preset, depths=depths)

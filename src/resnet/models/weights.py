@@ -29,7 +29,7 @@ TORCHVISION_URL = "https://download.pytorch.org/models"
 MIRROR_ENV = "RESNET_WEIGHTS_URL"  # a folder URL holding torchvision's files under their own names
 EXPORT_FORMAT = "resnet.weights"  # the `format` metadata of this project's safetensors exports
 HEADS = ("load", "new", "auto")
-WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".tar", ".ckpt")  # a name like these is a path
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".tar", ".ckpt", ".t7")  # a name like these is a path
 # The classifier under other libraries' names: timm heads, Cadene's pretrainedmodels, and `linear` of
 # the widely used PyTorch CIFAR reproduction (Idelbayev's pytorch_resnet_cifar10).
 CLASSIFIER_NAMES = ("fc", "head.fc", "head", "classifier", "last_linear", "linear")
@@ -37,10 +37,12 @@ CLASSIFIER_NAMES = ("fc", "head.fc", "head", "classifier", "last_linear", "linea
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 # Where checkpoints keep the state_dict, in timm's order of preference (EMA weights first).
 STATE_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
-# Old names still in published files, as (pattern, replacement): torchvision's DenseNet files predate
-# its module names (`denselayer1.norm.1` is now `denselayer1.norm1`).
+# Other names in published files, as (pattern, replacement): torchvision's DenseNet files predate its
+# module names (`denselayer1.norm.1` is now `denselayer1.norm1`); the loss-landscape code of Li et al.
+# 2018 (tomgoldstein/loss-landscape) names a block's projection shortcut `shortcut.0/1`.
 LEGACY_NAMES = (
     (re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_mean|running_var))$"), r"\1\2"),
+    (re.compile(r"^(layer\d+\.\d+)\.shortcut\.([01]\.\w+)$"), r"\1.downsample.\2"),
 )
 # timm ResNet layers that the model lacks: a key pattern, what it reveals and where it is here.
 UNMAPPABLE = (

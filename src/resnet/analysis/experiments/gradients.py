@@ -1,0 +1,158 @@
+"""Shattered gradients (Balduzzi et al. 2017): the input gradient of plain nets and ResNets along a line
+of inputs, at initialization and trained, and its autocorrelation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ... import run_folder
+from ...data.loader import make_loader
+from ...data.sources import load_data
+from ...files import write_together
+from ...inference import load
+from ...models import create_model
+from ..driver import Experiment, Job, Runs, Settings
+from ..figures import save
+from ..presets import CPU_SCHEDULE, QUICK, Preset
+from ..report import Finding, Table
+from ..shattered import POINTS, autocorrelation, calibrate_batchnorm, line_gradients
+
+KINDS = {"plain": "plain", "ResNet": "resnet"}  # each kind's name in the report and in the registry
+STATES = ("init", "trained")
+LAGS = 32  # of the autocorrelation plotted
+SEED = 0  # of the initialized networks
+
+
+class Gradients(Experiment):
+    """Plain nets and ResNets of `depths` (default 20 and 56): the derivative of the first training
+    image's class score along the line from it to the second training image (POINTS inputs), with the
+    trained weights and with freshly initialized ones (BatchNorm statistics measured on training images)."""
+
+    name = "gradients"
+    diagnostics = False
+    presets = {
+        "cpu": Preset(
+            "plain and ResNet 20 and 56, 3,500 iterations as the degradation cpu preset",
+            iters=3500,
+            sizes={"depths": (20, 56)},
+            overrides=CPU_SCHEDULE,
+        ),
+    }
+    quick = replace(QUICK, sizes={"depths": (20, 56)})
+
+    def __init__(self, settings: Settings, depths=None) -> None:
+        super().__init__(settings)
+        self.depths = sorted(depths or (20, 56))
+        self.nets = {(kind, d): Job(f"{name}{d}", f"{name}{d}") for d in self.depths for kind, name in KINDS.items()}
+        self.measured: dict | None = None
+
+    def jobs(self) -> list[Job]:
+        return list(self.nets.values())
+
+    def title(self) -> str:
+        return "Shattered gradients: plain networks against ResNets"
+
+    def intro(self) -> str:
+        return (
+            f"Plain and residual networks of {', '.join(map(str, self.depths))} layers {self.settings.trained()}, "
+            f"and the same networks freshly initialized (seed {SEED}; BatchNorm statistics measured on the "
+            f"training images). For each, the derivative of the first training image's class score along the line "
+            f"from that image to the second one, at {POINTS} equally spaced inputs (BatchNorm in eval mode), and its "
+            "autocorrelation (Balduzzi et al. 2017: white noise in deep plain nets, correlated in ResNets)."
+        )
+
+    def command(self) -> str:
+        return f"resnet reproduce gradients --depths {' '.join(map(str, self.depths))}"
+
+    def _measure(self, runs: Runs) -> dict:
+        """{(kind, depth, state): derivatives along the line}, read from OUT/gradients/ or computed there."""
+        if self.measured is None:
+            self.measured = {}
+            for (kind, d), job in self.nets.items():
+                for state in STATES:
+                    path = self.settings.out / "gradients" / f"{job.label}-{state}.json"
+                    self.measured[kind, d, state] = self._derivatives(runs[job].folder / run_folder.LAST, state, path)
+        return self.measured
+
+    def _derivatives(self, checkpoint: Path, state: str, path: Path) -> np.ndarray:
+        """The derivatives of the network at `checkpoint` (`state` "init": re-initialized), kept in `path`."""
+        if path.exists():
+            return np.array(json.loads(path.read_text()))
+        classifier = load(checkpoint, device=self.settings.device or "auto")
+        data_cfg = classifier.config.data
+        loader = make_loader(
+            load_data(data_cfg), "train", data_cfg, train=False, batch_size=256, device=classifier.device,
+            normalize=classifier.normalize,
+        )  # fmt: skip
+        images, labels = next(loader.eval_batches())
+        model = classifier.model
+        if state == "init":
+            torch.manual_seed(SEED)
+            options = classifier.model_options
+            model = create_model(classifier.model_name, num_classes=len(classifier.classes), **options)
+            model = calibrate_batchnorm(model.to(classifier.device), images)
+        g = line_gradients(model, images[0], images[1], output=int(labels[0]))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_together({path: lambda f: f.write(json.dumps(g.tolist()).encode())})
+        return g
+
+    def figures(self, runs: Runs, folder: Path) -> list[tuple[str, Path]]:
+        measured = self._measure(runs)
+        lines, acf = folder / "gradients_along_the_line.png", folder / "gradient_autocorrelation.png"
+        fig = Figure(figsize=(11, 2.6 * len(self.depths) * 2))
+        axes = fig.subplots(len(self.depths) * 2, 2, squeeze=False)
+        for row, (d, state) in enumerate((d, s) for d in self.depths for s in STATES):
+            for ax, kind in zip(axes[row], KINDS):
+                g = measured[kind, d, state]
+                ax.plot(np.linspace(0, 1, len(g)), g / (np.abs(g).max() or 1.0), lw=0.8)
+                ax.set(title=f"{kind}-{d}, {state}", xlabel="t", ylabel="gradient / max")
+        save(fig, lines)
+        fig = Figure(figsize=(11, 4.2))
+        for ax, state in zip(fig.subplots(1, 2), STATES):
+            for (kind, d), _ in self.nets.items():
+                style = "--" if kind == "plain" else "-"
+                ax.plot(autocorrelation(measured[kind, d, state], LAGS), style, label=f"{kind}-{d}")
+            ax.set(title=f"{state}: autocorrelation of the gradient", xlabel="lag", ylim=(-0.5, 1.05))
+            ax.legend()
+        save(fig, acf)
+        return [
+            (f"The derivative of the class score along the line, at {POINTS} points (scaled to its maximum).", lines),
+            ("Its autocorrelation by lag: near zero beyond lag 0 is white noise (shattered).", acf),
+        ]
+
+    def _lag1(self, runs: Runs) -> dict:
+        return {key: autocorrelation(g, 1)[1] for key, g in self._measure(runs).items()}
+
+    def tables(self, runs: Runs) -> list[Table]:
+        lag1 = self._lag1(runs)
+        rows = [[f"{kind}-{d}", *(lag1[kind, d, s] for s in STATES)] for (kind, d) in self.nets]
+        note = "Balduzzi et al. 2017 (Fig. 4, 1-D inputs): about 0 for a deep plain net, near 1 for a ResNet."
+        return [Table("Lag-1 autocorrelation of the gradient along the line", ["network", *STATES], rows, note)]
+
+    def findings(self, runs: Runs) -> list[Finding]:
+        lag1 = self._lag1(runs)
+        findings = [
+            Finding(
+                lag1["ResNet", d, s] > lag1["plain", d, s],
+                f"{s}, {d} layers: the ResNet's gradient is more correlated than the plain net's "
+                f"(lag-1 autocorrelation {lag1['ResNet', d, s]:.2f} against {lag1['plain', d, s]:.2f})",
+            )
+            for d in self.depths
+            for s in STATES
+        ]
+        lo, hi = self.depths[0], self.depths[-1]
+        if hi > lo:
+            findings.append(
+                Finding(
+                    lag1["plain", hi, "init"] < lag1["plain", lo, "init"],
+                    f"at initialization the plain net's gradient decorrelates with depth: lag-1 autocorrelation "
+                    f"{lag1['plain', hi, 'init']:.2f} at {hi} layers against {lag1['plain', lo, 'init']:.2f} at {lo}",
+                )
+            )
+        return findings
