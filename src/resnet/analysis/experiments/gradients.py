@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from ... import run_folder
 from ...data.loader import make_loader
@@ -17,6 +16,7 @@ from ...data.sources import load_data
 from ...files import write_together
 from ...inference import load
 from ...models import create_model
+from ...plots import figure
 from ..driver import Experiment, Job, Runs, Settings
 from ..figures import save
 from ..presets import CPU_SCHEDULE, QUICK, Preset
@@ -105,7 +105,7 @@ class Gradients(Experiment):
     def figures(self, runs: Runs, folder: Path) -> list[tuple[str, Path]]:
         measured = self._measure(runs)
         lines, acf = folder / "gradients_along_the_line.png", folder / "gradient_autocorrelation.png"
-        fig = Figure(figsize=(11, 2.6 * len(self.depths) * 2))
+        fig = figure(figsize=(11, 2.6 * len(self.depths) * 2))
         axes = fig.subplots(len(self.depths) * 2, 2, squeeze=False)
         for row, (d, state) in enumerate((d, s) for d in self.depths for s in STATES):
             for ax, kind in zip(axes[row], KINDS):
@@ -113,7 +113,7 @@ class Gradients(Experiment):
                 ax.plot(np.linspace(0, 1, len(g)), g / (np.abs(g).max() or 1.0), lw=0.8)
                 ax.set(title=f"{kind}-{d}, {state}", xlabel="t", ylabel="gradient / max")
         save(fig, lines)
-        fig = Figure(figsize=(11, 4.2))
+        fig = figure(figsize=(11, 4.2))
         for ax, state in zip(fig.subplots(1, 2), STATES):
             for (kind, d), _ in self.nets.items():
                 style = "--" if kind == "plain" else "-"

@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from ... import run_folder
 from ...data.loader import make_loader
@@ -21,6 +20,7 @@ from ...data.sources import load_data
 from ...errors import UsageError
 from ...files import write_together
 from ...inference import load
+from ...plots import figure
 from ..driver import Experiment, Job, Runs, Settings
 from ..figures import save
 from ..loss_surface import convex_along, filter_normalized, grid, surface
@@ -158,14 +158,14 @@ class Landscape(Experiment):
     def figures(self, runs: Runs, folder: Path) -> list[tuple[str, Path]]:
         measured = self._measure(runs)
         curves, contours = folder / "loss_1d.png", folder / "loss_2d_contours.png"
-        fig = Figure(figsize=(6, 4.2))
+        fig = figure(figsize=(6, 4.2))
         ax = fig.subplots()
         for kind, m in measured.items():
             ax.plot([r["coords"][0] for r in m["curve"]], [r["loss"] for r in m["curve"]], label=kind)
         ax.set(xlabel="α (filter-normalized direction)", ylabel="training loss", title="Loss along one direction")
         ax.legend()
         save(fig, curves)
-        fig = Figure(figsize=(11, 4.6))
+        fig = figure(figsize=(11, 4.6))
         for ax, (kind, m) in zip(fig.subplots(1, 2), measured.items()):
             axis, losses = _plane(m["plane"], self.steps)
             drawn = ax.contour(axis, axis, losses, levels=LEVELS)

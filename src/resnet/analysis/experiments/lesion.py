@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from ...data.loader import make_loader
 from ...data.sources import load_data
 from ...files import write_together
 from ...inference import Classifier, family_config, from_weights, load
 from ...models.weights import read_weights
+from ...plots import figure
 from ...train.runtime import setup
 from .. import lesions, paths
 from ..driver import Experiment, Job, Runs, Settings
@@ -400,7 +400,7 @@ def _block_names(model) -> list[str]:
 
 
 def _single_figure(resnet: dict, plain: dict, depth: int, path: Path) -> None:
-    fig = Figure(figsize=(9, 4))
+    fig = figure(figsize=(9, 4))
     ax = fig.subplots()
     n = len(resnet["deleted"])
     for i in (i for i in range(n) if resnet["downsampling"][i]):
@@ -414,7 +414,7 @@ def _single_figure(resnet: dict, plain: dict, depth: int, path: Path) -> None:
 
 
 def _scatter_figure(path: Path, x: list, errors: list[float], intact: float, xlabel: str) -> None:
-    fig = Figure(figsize=(5, 4))
+    fig = figure(figsize=(5, 4))
     ax = fig.subplots()
     ax.plot(x, errors, "o", alpha=0.5)
     means = _mean_by(x, errors)
@@ -427,7 +427,7 @@ def _scatter_figure(path: Path, x: list, errors: list[float], intact: float, xla
 
 
 def _paths_figure(p: dict, path: Path) -> None:
-    fig = Figure(figsize=(12, 3.6))
+    fig = figure(figsize=(12, 3.6))
     axes = fig.subplots(1, 3)
     lengths = range(len(p["counts"]))
     axes[0].bar(lengths, np.array(p["counts"]) / sum(p["counts"]))
