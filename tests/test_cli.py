@@ -367,3 +367,11 @@ def test_the_default_output_folders_are_ignored_by_git():
         text=True,
     )
     assert ignored.stdout.split() == ["reproductions/shortcuts/report.html", "upscaled/ship_x2.png", "runs/r20/best.pt"]
+
+
+def test_a_preset_for_an_experiment_without_presets_names_those_that_have_them(capsys):
+    from resnet.analysis.reproduce import PRESETS
+
+    assert main(["reproduce", "mlp", "--preset", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "reproduce mlp has no presets" in err and all(name in err for name in PRESETS)

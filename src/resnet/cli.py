@@ -577,9 +577,10 @@ def _lesion_options(p: argparse.ArgumentParser) -> None:
 def _reproduce(args: argparse.Namespace) -> None:
     from . import analysis
     from .analysis.driver import QUICK_NOTE
+    from .analysis.reproduce import PRESETS
 
-    if args.experiment == "mlp" and args.preset:
-        raise UsageError("reproduce mlp has no presets (degradation, shortcuts and lesion have: --preset cpu)")
+    if args.preset and args.experiment not in PRESETS:
+        raise UsageError(f"reproduce {args.experiment} has no presets ({', '.join(PRESETS)} have them)")
     # each protocol its own default folder: a --quick or preset run never meets a full one's models
     variant = "-quick" if args.quick else f"-{args.preset}" if args.preset else ""
     common = dict(
