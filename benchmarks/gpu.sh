@@ -55,7 +55,7 @@ else
     # (benchmarks/table6_memory.py measures it); CUDA graphs, as the cifar section's end-to-end run
     iters=64000 concurrent=10 sets="--set compile=reduce-overhead"
     if [ -f "$bench/airbench-0.1.8.tar.gz" ]; then
-        tar xzf "$bench/airbench-0.1.8.tar.gz" -C /tmp && export PYTHONPATH="$PYTHONPATH:/tmp/airbench-0.1.8"
+        tar xzf "$bench/airbench-0.1.8.tar.gz" -C "$bench" && export PYTHONPATH="$PYTHONPATH:$bench/airbench-0.1.8"
     fi
 fi
 cap() { echo "$caps" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
