@@ -82,6 +82,18 @@ def test_errors_of_lineups_against_the_changed_networks(data):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the network itself untouched
 
 
+def test_blocks_compiled_by_an_engine_give_the_eager_errors(data):
+    pytest.importorskip("openvino")
+    model = _trained_like("resnet20")
+    blocks, shapes = ls.residual_blocks(model), ls.block_shapes(model, data[0][0])
+    lineups = [blocks, ls.delete(blocks, [4], shapes), ls.reorder(blocks, [0, 1, 2, 3, 5, 4, 6, 7, 8], shapes)]
+    assert ls.lineup_errors(model, lineups, data, engine="openvino") == ls.lineup_errors(model, lineups, data)
+    run, x = ls._Runner("openvino"), torch.relu(torch.randn(4, 16, 8, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(run(blocks[1], x), blocks[1](x), rtol=1e-4, atol=1e-4)
+    assert run.compiled[blocks[1]].engine == "openvino"  # compiled, and kept: its outputs were within tolerance
+
+
 def test_plain_blocks_are_replaced_by_the_identity(data):
     model = _trained_like("plain20")
     blocks, shapes = ls.residual_blocks(model), ls.block_shapes(model, data[0][0])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet.analysis.shattered import autocorrelation, calibrate_batchnorm, line_gradients
+from resnet.analysis.shattered import autocorrelation, calibrate_batchnorm, line_gradients, random_direction
 
 
 def test_autocorrelation_is_numpys():
@@ -47,6 +47,13 @@ def test_calibrated_batchnorm_holds_the_inputs_statistics():
     torch.testing.assert_close(bn.running_var, out.var((0, 2, 3)), rtol=0.1, atol=1e-4)  # the mean of each batch's
 
 
+def test_a_random_direction_has_the_length_asked_and_depends_on_the_seed_only():
+    a = torch.randn(3, 8, 8)
+    r = random_direction(a, norm=2.5, seed=0)
+    assert r.shape == a.shape and float(r.norm()) == pytest.approx(2.5, rel=1e-6)
+    assert torch.equal(r, random_direction(a + 1, norm=2.5, seed=0)) and not torch.equal(r, random_direction(a, 2.5, 1))
+
+
 def test_gradients_reproduction(tmp_path):
     from resnet.analysis import shattered_gradients
 
@@ -54,11 +61,20 @@ def test_gradients_reproduction(tmp_path):
     r = shattered_gradients([20], out=tmp_path, quick=True, iters=2, progress=False, device="cpu", overrides=small)
     saved = {p.name for p in (tmp_path / "gradients").iterdir()}
     assert saved == {f"{n}{d}-{s}.json" for n in ("plain", "resnet") for d in (20,) for s in ("init", "trained")}
+    stored = {name: json.loads((tmp_path / "gradients" / name).read_text()) for name in saved}
     lag1 = {
-        name: autocorrelation(np.array(json.loads((tmp_path / "gradients" / name).read_text())), 1)[1] for name in saved
+        (name, line): autocorrelation(np.array(g), 1)[1] for name, lines in stored.items() for line, g in lines.items()
     }
     first = r.findings[0]
-    assert first.holds is (lag1["resnet20-init.json"] > lag1["plain20-init.json"])
-    assert f"{lag1['resnet20-init.json']:.2f} against {lag1['plain20-init.json']:.2f}" in first.statement
-    assert len(r.findings) == 2 and "Lag-1 autocorrelation" in r.summary.read_text()
+    assert first.holds is (lag1["resnet20-init.json", "images"] > lag1["plain20-init.json", "images"])
+    assert (
+        f"{lag1['resnet20-init.json', 'images']:.2f} against {lag1['plain20-init.json', 'images']:.2f}"
+        in first.statement
+    )
+    random = r.findings[2]  # along a random direction, every state: the ResNet's the more correlated
+    states = ("init", "trained")
+    assert random.holds is all(
+        lag1[f"resnet20-{s}.json", "random"] > lag1[f"plain20-{s}.json", "random"] for s in states
+    )
+    assert len(r.findings) == 3 and "Lag-1 autocorrelation" in r.summary.read_text()
     assert (tmp_path / "figures" / "gradient_autocorrelation.png").stat().st_size > 10_000

@@ -113,36 +113,59 @@ def kendall_tau(order: list[int]) -> float:
 
 
 @torch.no_grad()
-def lineup_errors(model: nn.Module, lineups: list[Lineup], batches, calibration=None) -> list[float]:
+def lineup_errors(
+    model: nn.Module, lineups: list[Lineup], batches, calibration=None, engine: str | None = None
+) -> list[float]:
     """The top-1 error (%) of `model` with each of `lineups` in its blocks' places, over `batches`
     of (normalized images, labels). Batch norms keep the network's own statistics (eval mode);
     `calibration`, a list of (images, labels) of training data, re-estimates each lineup's from its
     first changed block on instead. The intact network's activations of each batch are computed
-    once; a lineup runs from the first block where it differs from them."""
+    once; a lineup runs from the first block where it differs from them. `engine` (one of
+    resnet.optimize's, e.g. "openvino"; None: eager PyTorch) runs each block, compiled once."""
     blocks = residual_blocks(model)
     starts = [
         next((i for i, (a, b) in enumerate(zip(lineup, blocks)) if a is not b), len(blocks)) for lineup in lineups
     ]
     if calibration is not None:
         lineups = [_recalibrated(model, lineup, start, calibration) for lineup, start in zip(lineups, starts)]
+        engine = None  # every lineup's blocks are copies of their own: compiling them would cost more than it saves
+    run = _Runner(engine)
     wrong, count = np.zeros(len(lineups)), 0
     with mode(model, training=False):
         for x, y in batches:
-            inputs = _inputs(model, blocks, x)
+            inputs = _inputs(model, blocks, x, run)
             for v, (lineup, start) in enumerate(zip(lineups, starts)):
                 h = inputs[start]
                 for block in lineup[start:]:
-                    h = block(h)
+                    h = run(block, h)
                 wrong[v] += (model.forward_head(h).argmax(1) != y).sum().item()
             count += len(y)
     return (100 * wrong / max(count, 1)).tolist()
 
 
-def _inputs(model: nn.Module, lineup: Lineup, x: torch.Tensor) -> list[torch.Tensor]:
+class _Runner:
+    """Runs a block on a batch: eagerly, or through `engine` of resnet.optimize, each block compiled
+    once (per input shape) and its outputs checked there against float32 within the engine's
+    tolerance. A deleted block (its shortcut: x, or x subsampled and zero-padded) stays eager."""
+
+    def __init__(self, engine: str | None) -> None:
+        self.engine, self.compiled = engine, {}
+
+    def __call__(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.engine is None or isinstance(block, Deleted):
+            return block(x)
+        if block not in self.compiled:
+            from ..optimize import for_inference  # the engines are imported only when asked for
+
+            self.compiled[block] = for_inference(block, device=x.device, precision="fp32", engine=self.engine)
+        return self.compiled[block](x)
+
+
+def _inputs(model: nn.Module, lineup: Lineup, x: torch.Tensor, run=None) -> list[torch.Tensor]:
     """The input of each block of `lineup` and, last, the output of the last one."""
     inputs = [model.forward_stem(x)]
     for block in lineup:
-        inputs.append(block(inputs[-1]))
+        inputs.append(run(block, inputs[-1]) if run else block(inputs[-1]))
     return inputs
 
 

@@ -5,6 +5,7 @@ it correlated (brown noise).
 
 from resnet.analysis.shattered import autocorrelation, line_gradients
 g = line_gradients(model, a, b, output=3)     # d f_3(x_t) / dt at 256 points x_t from a to b
+r = line_gradients(model, a, a + random_direction(a, norm=float((b - a).norm()), seed=0), output=3)
 acf = autocorrelation(g, lags=32)
 """
 
@@ -31,6 +32,14 @@ def line_gradients(
         (grad,) = torch.autograd.grad(model(x)[:, output].sum(), x)  # each output depends on its own input
         derivatives.append((grad * (b - a)).flatten(1).sum(1).detach())
     return torch.cat(derivatives).double().cpu().numpy()
+
+
+def random_direction(x: torch.Tensor, norm: float, seed: int) -> torch.Tensor:
+    """A Gaussian direction of the shape of `x`, of length `norm` (drawn from `seed`): the other end of
+    a random line from x, as long as the line between two images."""
+    generator = torch.Generator().manual_seed(seed)
+    r = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    return (r * (norm / float(r.norm()))).to(device=x.device, dtype=x.dtype)
 
 
 def autocorrelation(sequence: np.ndarray, lags: int) -> np.ndarray:

@@ -5,6 +5,7 @@ weights; the measurements are written under OUT/lesion/ as they finish, so the s
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -39,6 +40,11 @@ PAPER = {
 BATCH = 250  # images evaluated at once: every block's input of one batch is held
 PATH_IMAGES = 32  # test images whose gradient the path analysis follows
 SHARE = 0.9  # the share of the whole gradient that the effective path lengths carry
+# how the changed networks' blocks run, for the report
+_ENGINES = {
+    "openvino": "on OpenVINO (each compiled once, its outputs checked against PyTorch's float32 within 1e-4)",
+    None: "on PyTorch (eager, float32)",
+}
 CHANCE = 90.0  # % error of a guess among CIFAR-10's ten classes
 
 
@@ -100,7 +106,8 @@ class Lesion(Experiment):
             f"After Veit, Wilber and Belongie (2016), §4-5: blocks of ResNet-{self.depth} deleted and reordered at "
             f"test time, against plain-{self.depth}, and the gradient each path length carries. Networks: "
             f"{'; '.join([*given, networks])}. Evaluated on {self._count()} test images; batch-norm statistics: "
-            f"{norms}. Deleting a block keeps its shortcut (y = shortcut(x)); the downsampling blocks' shortcut "
+            f"{norms}; the blocks of the changed networks run {_ENGINES[self._engine]}. "
+            "Deleting a block keeps its shortcut (y = shortcut(x)); the downsampling blocks' shortcut "
             "is option A, which subsamples and zero-pads half of the channels (Veit's networks project them), "
             "so deleting one leaves the next stage with half its channels zero."
         )
@@ -165,7 +172,8 @@ class Lesion(Experiment):
                 return stored
         start, cpu = time.perf_counter(), time.process_time()
         value = measure()
-        stored = {"key": key, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu, **value}
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        stored = {"key": key, "seconds": seconds, "cpu_seconds": cpu, "engine": self._engine or "pytorch", **value}
         text = json.dumps(stored, indent=1).encode()
         write_together({path: lambda f: f.write(text)})
         return stored
@@ -197,10 +205,22 @@ class Lesion(Experiment):
         self._results = results
         return results
 
+    @cached_property
+    def _engine(self) -> str | None:
+        """What runs the blocks of the changed networks: OpenVINO on a CPU where it is installed (each
+        block compiled once, checked against float32), else eager PyTorch (None); eager too with
+        recalibration, whose every lineup has blocks of its own."""
+        device = setup(self.settings.device or "auto").device
+        return (
+            "openvino"
+            if device.type == "cpu" and importlib.util.find_spec("openvino") is not None and not self.recalibrate
+            else None
+        )
+
     def _errors(self, classifier: Classifier, lineups: list[lesions.Lineup]) -> list[float]:
         calibration = self._batches(classifier, "train", self.recalibrate) if self.recalibrate else None
         batches = self._batches(classifier, "test", self._count())
-        return lesions.lineup_errors(classifier.model, lineups, batches, calibration=calibration)
+        return lesions.lineup_errors(classifier.model, lineups, batches, calibration=calibration, engine=self._engine)
 
     def _setup(self, classifier: Classifier):
         model = classifier.model
@@ -322,14 +342,18 @@ class Lesion(Experiment):
             "reorder": "reordered",
             "paths": "path gradients",
         }
-        rows = [[label, f"{r[key]['seconds']:.0f}", f"{r[key]['cpu_seconds']:.0f}"] for key, label in parts.items()]
-        rows.append(["all", *(f"{sum(r[key][t] for key in parts):.0f}" for t in ("seconds", "cpu_seconds"))])
+        rows = [
+            [label, f"{r[key]['seconds']:.0f}", f"{r[key]['cpu_seconds']:.0f}", _engine_name(r[key], key)]
+            for key, label in parts.items()
+        ]
+        rows.append(["all", *(f"{sum(r[key][t] for key in parts):.0f}" for t in ("seconds", "cpu_seconds")), ""])
         return Table(
             "Time of each part (on the machine below)",
-            ["part", "wall clock (s)", "CPU time (s)"],
+            ["part", "wall clock (s)", "CPU time (s)", "blocks run by"],
             rows,
             "CPU time is this process's over all its threads: on a machine shared with other work the wall clock is "
-            "longer than on an idle one.",
+            "longer than on an idle one. OpenVINO runs each block compiled, its outputs checked against PyTorch's "
+            "float32 (resnet.optimize's tolerance, 1e-4 of the largest output); the path gradients need autograd.",
         )
 
     def findings(self, runs: Runs) -> list[Finding]:
@@ -369,6 +393,12 @@ class Lesion(Experiment):
             f"the gradient comes from short paths: {SHARE:.0%} of it through paths of {lo}-{hi} blocks, all "
             f"shorter than the typical path ({n / 2:g} of {n} blocks)",
         )
+
+
+def _engine_name(stored: dict, part: str) -> str:
+    if part == "paths":
+        return "PyTorch (autograd)"
+    return {"openvino": "OpenVINO", "pytorch": "PyTorch"}.get(stored.get("engine", "pytorch"), stored.get("engine"))
 
 
 def _smooth(intact: float, means: list[float]) -> bool:
