@@ -515,6 +515,12 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: 200 iterations on the subset")
     p.add_argument("--iters", type=_positive_int, help="iterations per model (default: the recipe's 64k)")
     p.add_argument(
+        "--networks",
+        type=Path,
+        help="the folder of the trained networks (default: OUT/runs); reproductions given the same one train a "
+        "network of the same settings once (e.g. lesion's and gradients' cpu presets share ResNet-56 and plain-56)",
+    )
+    p.add_argument(
         "--preset",
         choices=sorted({name for presets in PRESETS.values() for name in presets}),
         help="a named protocol: "
@@ -591,6 +597,7 @@ def _reproduce(args: argparse.Namespace) -> None:
         command="resnet " + " ".join(sys.argv[1:]),
         overrides=args.set,
         time_limit=args.time_limit,
+        networks=args.networks,
     )
     if args.experiment == "degradation":
         r = analysis.degradation(

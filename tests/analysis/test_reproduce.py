@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from resnet import UsageError, checkpoint
-from resnet.analysis import degradation, driver, shortcuts
+from resnet.analysis import degradation, driver, shattered_gradients, shortcuts
 from resnet.analysis.report import Finding, Table
 from resnet.data.loader import TensorLoader
 from resnet.errors import Stopped
@@ -127,6 +127,17 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
     degradation([20], out=tmp_path, **FAST)
     with pytest.raises(UsageError, match="holds a run with other settings .iters"):
         degradation([20], out=tmp_path, **{**FAST, "iters": 5})
+
+
+def test_reproductions_given_one_networks_folder_train_a_network_once(two_depths, tmp_path, monkeypatch):
+    networks = two_depths[0] / "runs"  # plain20 and resnet20, trained by the degradation reproduction
+    monkeypatch.setattr(api, "Trainer", lambda *a, **k: pytest.fail("trained again"))
+    r = shattered_gradients([20], out=tmp_path / "b", networks=networks, **FAST)
+    assert not (tmp_path / "b" / "runs").exists() and (tmp_path / "b" / "gradients" / "resnet20-trained.json").exists()
+    assert f"--out {networks / 'resnet20'}" in r.summary.read_text()
+    cosine = {**FAST, "overrides": {**FAST["overrides"], "schedule.name": "cosine"}}
+    with pytest.raises(UsageError, match=r"holds a run with other settings \(schedule.name: step there, cosine now"):
+        shattered_gradients([20], out=tmp_path / "c", networks=networks, **cosine)
 
 
 def test_shortcuts_report(tmp_path):

@@ -20,7 +20,9 @@ How a protocol is written (experiments/shortcuts.py is the smallest):
 - `figures(runs, folder)`: draw PNGs into `folder`, return their (caption, path); `tables(runs)`: a
   list of `Table`; `findings(runs)`: the paper's claims as `Finding`s, true or false by the numbers.
 
-`runs` maps each job to its `Run` (metrics rows, diagnostics, `final(key)`). An experiment that
+`runs` maps each job to its `Run` (metrics rows, diagnostics, `final(key)`). `settings.networks` names a folder of
+trained networks that several experiments share (a job whose folder there holds a run of the same
+settings is kept). An experiment that
 evaluates networks rather than trains them (a lesion study, a loss landscape) declares as jobs only the
 networks it needs trained (none when it is given weights); its measurements are its own methods, which
 write each result under `settings.out` as it is computed (so that the same command resumes them) and
@@ -55,7 +57,7 @@ QUICK_NOTE = (
     "few for its findings to mean anything (--preset cpu, or the paper's protocol, for evidence)."
 )
 # the settings a run folder must share with the job to be kept or resumed
-SAME = ("model", "model_options", "recipe", "iters", "epochs", "batch_size", "seed", "data", "optimizer")
+SAME = ("model", "model_options", "recipe", "iters", "epochs", "batch_size", "seed", "data", "optimizer", "schedule")
 
 
 @dataclass(frozen=True, eq=False)  # a job is known by itself (runs[job]), not by an equal one
@@ -105,6 +107,11 @@ class Settings:
     overrides: list[str] | dict | None = None  # "key=value" strings or a mapping; a mapping once completed
     time_limit: str | float | None = None
     deadline: float | None = None  # time.monotonic() by which the reproduction stops
+    networks: Path | None = None  # the folder of the trained networks (None: OUT/runs), shareable
+
+    def folder(self, job: Job) -> Path:
+        """Where `job` trains: networks/LABEL (OUT/runs/LABEL by default)."""
+        return Path(self.networks or self.out / "runs") / job.label
 
     def trained(self) -> str:
         """How the networks were trained, for an intro: "trained with the R recipe for N iterations on D"."""
@@ -204,7 +211,7 @@ def _complete(s: Settings, layers: list[Preset], diagnostics: bool) -> Settings:
 
 def _run(job: Job, s: Settings, position: str) -> Run:
     """Train `job` unless its folder holds it finished (resuming it when interrupted); its Run."""
-    folder = s.out / "runs" / job.label
+    folder = s.folder(job)
     fields = {"model": job.model, "data.source": s.data, "device": s.device}
     config = resolve(s.recipe, {**s.overrides, **job.overrides}, **fields, iters=s.iters)
     _check_same(folder, to_dict(config))
@@ -244,13 +251,14 @@ def _check_same(folder: Path, wanted: dict) -> None:
                 sub = next(k for k in {**there, **now} if there.get(k) != now.get(k))
                 key, there, now = f"{key}.{sub}", there.get(sub), now.get(sub)
             raise UsageError(
-                f"{folder} holds a run with other settings ({key}: {there} there, {now} now); use another --out"
+                f"{folder} holds a run with other settings ({key}: {there} there, {now} now); use another --out "
+                "(or --networks)"
             )
 
 
 def _train_command(job: Job, s: Settings) -> str:
     """The `resnet train` line that trains `job` alone."""
-    parts = ["resnet", "train", "--model", job.model, "--recipe", s.recipe, "--out", str(s.out / "runs" / job.label)]
+    parts = ["resnet", "train", "--model", job.model, "--recipe", s.recipe, "--out", str(s.folder(job))]
     if s.data:
         parts += ["--data", s.data]
     if s.iters:

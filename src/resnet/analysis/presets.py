@@ -22,3 +22,6 @@ QUICK = Preset("200 iterations on the embedded subset", iters=200, overrides={"l
 # `cpu`: the paper's three CIFAR findings in at most two hours on a 2-core CPU with native bf16 (the
 # trials behind these choices are in docs/reproductions.md).
 CPU_SCHEDULE = {"schedule.name": "cosine", "schedule.warmup": 0.05, "log.evals": 16}
+# the networks of the lesion and gradients cpu presets: 1,000 iterations of cifar-paper with the cosine
+# schedule, seed 1; the same settings, so that given one --networks folder they train ResNet-56 and plain-56 once
+SHORT_ITERS, SHORT_SCHEDULE = 1000, {**CPU_SCHEDULE, "seed": 1}

@@ -4,8 +4,9 @@ question at CIFAR scale), residual MLPs, the lesion study of Veit et al. 2016, t
 and sharpness (Li et al. 2018) and shattered gradients (Balduzzi et al. 2017). Each is a
 protocol in experiments/, run by driver.py.
 
-Every model trains in its own folder under OUT/runs/; a killed reproduction, run again, skips the
-finished models and resumes the interrupted one from its checkpoint.
+Every model trains in its own folder under OUT/runs/ (or `networks`, a folder several reproductions
+share: a network trained with the same settings is trained once); a killed reproduction, run again,
+skips the finished models and resumes the interrupted one from its checkpoint.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def degradation(
     command: str = "",
     overrides: list[str] | dict | None = None,
     time_limit: str | float | None = None,
+    networks: str | None = None,
     seeds: tuple[int, ...] | None = None,
     preset: str | None = None,
     add: tuple[int, ...] = (),
@@ -39,7 +41,9 @@ def degradation(
     strings or a mapping) change recipe keys of every model. With several `seeds` the ResNets
     train once per seed (the plain nets, whose finding has a wide margin, with the first), and the
     deeper ResNet counts as better only when all its seeds beat all the shallower one's. `preset`
-    names a protocol of PRESETS. Returns the paths of report.html and summary.md and the findings."""
+    names a protocol of PRESETS. `networks`: the folder of the trained networks (default OUT/runs),
+    which reproductions may share: a network there of the same settings is kept. Returns the paths of
+    report.html and summary.md and the findings."""
     return run_experiment(Degradation, settings(locals()), preset=preset, depths=depths, seeds=seeds, add=add)
 
 
@@ -55,6 +59,7 @@ def shortcuts(
     command: str = "",
     overrides: list[str] | dict | None = None,
     time_limit: str | float | None = None,
+    networks: str | None = None,
     preset: str | None = None,
 ) -> Reproduction:
     """Shortcut options A, B and C (and the plain net) at one CIFAR depth (default 32), in the spirit
@@ -74,6 +79,7 @@ def mlp_depth(
     command: str = "",
     overrides: list[str] | dict | None = None,
     time_limit: str | float | None = None,
+    networks: str | None = None,
 ) -> Reproduction:
     """Residual MLPs against plain ones of `blocks` dense blocks (3 layers each) on feature vectors
     (default: the embedded digits), trained with the mlp recipe: does the degradation of deep plain
@@ -94,6 +100,7 @@ def lesion(
     command: str = "",
     overrides: list[str] | dict | None = None,
     time_limit: str | float | None = None,
+    networks: str | None = None,
     preset: str | None = None,
     draws: int | None = None,
     images: int | None = None,
@@ -130,6 +137,7 @@ def landscape(
     command: str = "",
     overrides: list[str] | dict | None = None,
     time_limit: str | float | None = None,
+    networks: str | None = None,
     preset: str | None = None,
 ) -> Reproduction:
     """Li et al. 2018's loss landscape of ResNet-`depth` (option B) against plain-`depth` (default 56):
@@ -163,6 +171,7 @@ def shattered_gradients(
     command: str = "",
     overrides: list[str] | dict | None = None,
     time_limit: str | float | None = None,
+    networks: str | None = None,
     preset: str | None = None,
 ) -> Reproduction:
     """Balduzzi et al. 2017's shattered gradients: plain nets against ResNets of `depths` (default 20

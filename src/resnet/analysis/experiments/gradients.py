@@ -19,7 +19,7 @@ from ...models import create_model
 from ...plots import figure
 from ..driver import Experiment, Job, Runs, Settings
 from ..figures import save
-from ..presets import CPU_SCHEDULE, QUICK, Preset
+from ..presets import QUICK, SHORT_ITERS, SHORT_SCHEDULE, Preset
 from ..report import Finding, Table
 from ..shattered import POINTS, autocorrelation, calibrate_batchnorm, line_gradients, random_direction
 
@@ -41,10 +41,11 @@ class Gradients(Experiment):
     diagnostics = False
     presets = {
         "cpu": Preset(
-            "plain and ResNet 20 and 56, 3,500 iterations as the degradation cpu preset",
-            iters=3500,
+            "plain and ResNet 20 and 56, 1,000 iterations of cifar-paper with a cosine schedule (the lesion cpu "
+            "preset's networks: --networks shares them)",
+            iters=SHORT_ITERS,
             sizes={"depths": (20, 56)},
-            overrides=CPU_SCHEDULE,
+            overrides=SHORT_SCHEDULE,
         ),
     }
     quick = replace(QUICK, sizes={"depths": (20, 56)})

@@ -26,7 +26,7 @@ from ...train.runtime import setup
 from .. import lesions, paths
 from ..driver import Experiment, Job, Runs, Settings
 from ..figures import save
-from ..presets import CPU_SCHEDULE, QUICK, Preset
+from ..presets import QUICK, SHORT_ITERS, SHORT_SCHEDULE, Preset
 from ..report import Finding, Table
 
 # Veit et al.'s ResNet-110 on CIFAR-10 (54 blocks) and its plain counterpart (VGG-15), for the tables
@@ -60,9 +60,9 @@ class Lesion(Experiment):
         "cpu": Preset(
             "ResNet-56 and plain-56, 1,000 iterations of cifar-paper with a cosine schedule; the lesion study "
             "on the 10,000 test images",
-            iters=1000,
+            iters=SHORT_ITERS,
             sizes={"depth": 56},
-            overrides={**CPU_SCHEDULE, "seed": 1},
+            overrides=SHORT_SCHEDULE,
         ),
     }
     quick = replace(QUICK, sizes={"depth": 20, "draws": 2})
