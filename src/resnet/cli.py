@@ -542,6 +542,11 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
         "--depth", type=_depth, help="shortcuts: the depth (default 32); lesion, landscape: (default 56; --quick 20)"
     )
     p.add_argument("--steps", type=_positive_int, help="landscape: points per axis, odd (default 11; the paper's 51)")
+    p.add_argument(
+        "--shortcut",
+        choices=["A", "B", "C"],
+        help="landscape: the ResNet's shortcut option (default B; --preset cpu: A)",
+    )
     p.add_argument("--samples", type=_positive_int, help="landscape: Hutchinson vectors of the trace (default 20)")
     p.add_argument(
         "--blocks",
@@ -613,6 +618,7 @@ def _reproduce(args: argparse.Namespace) -> None:
             raise UsageError("landscape: give both --weights (the ResNet's checkpoint) and --plain-weights, or neither")
         weights = (args.weights, args.plain_weights) if args.weights else None
         sizes = dict(depth=args.depth, steps=args.steps, images=args.images, samples=args.samples, weights=weights)
+        sizes["shortcut"] = args.shortcut
         r = analysis.landscape(data=args.data, preset=args.preset, **sizes, **common)
     elif args.experiment == "gradients":
         r = analysis.shattered_gradients(depths=args.depths, data=args.data, preset=args.preset, **common)

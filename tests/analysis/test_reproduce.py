@@ -140,6 +140,27 @@ def test_reproductions_given_one_networks_folder_train_a_network_once(two_depths
         shattered_gradients([20], out=tmp_path / "c", networks=networks, **cosine)
 
 
+def test_the_cpu_presets_of_lesion_gradients_and_landscape_train_the_same_56_layer_networks(tmp_path):
+    from resnet.analysis.experiments import Gradients, Landscape, Lesion
+
+    configs = []
+    for experiment in (Lesion, Gradients, Landscape):
+        preset = experiment.presets["cpu"]
+        s = driver.complete(driver.Settings(out=tmp_path, data="cifar10-jpeg.tar.gz"), [preset], experiment.diagnostics)
+        jobs = {job.label: job for job in experiment(s, **preset.sizes).jobs()}
+        configs.append({label: _settings(driver.job_config(jobs[label], s)) for label in ("resnet56", "plain56")})
+    assert configs[0] == configs[1] == configs[2]
+    assert configs[0]["resnet56"]["iters"] == 1000 and configs[0]["resnet56"]["schedule"]["name"] == "cosine"
+
+
+def _settings(config):
+    """What decides whether a run folder holds this network (driver.SAME)."""
+    from resnet.config import to_dict
+
+    d = to_dict(config)
+    return {key: d.get(key) for key in driver.SAME}
+
+
 def test_shortcuts_report(tmp_path):
     r = shortcuts(20, out=tmp_path, **FAST)
     text = r.summary.read_text()

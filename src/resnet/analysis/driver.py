@@ -166,7 +166,7 @@ def run_experiment(
     layers = [p for p in (find_preset(experiment, preset), experiment.quick if settings.quick else None) if p]
     for p in layers:
         sizes.update({key: sizes.get(key) or value for key, value in p.sizes.items()})
-    protocol = experiment(_complete(settings, layers, experiment.diagnostics), **sizes)
+    protocol = experiment(complete(settings, layers, experiment.diagnostics), **sizes)
     s, jobs = protocol.settings, protocol.jobs()
     runs = {job: _run(job, s, f"[{i}/{len(jobs)}]") for i, job in enumerate(jobs, 1)}
     folder = s.out / "figures"
@@ -192,7 +192,7 @@ def find_preset(experiment: type[Experiment], name: str | None) -> Preset | None
     return experiment.presets[name]
 
 
-def _complete(s: Settings, layers: list[Preset], diagnostics: bool) -> Settings:
+def complete(s: Settings, layers: list[Preset], diagnostics: bool) -> Settings:
     """`s` with what `layers` (the preset, then --quick) set where the caller set nothing."""
     if s.data is None and not s.quick:
         raise UsageError(
@@ -211,9 +211,7 @@ def _complete(s: Settings, layers: list[Preset], diagnostics: bool) -> Settings:
 
 def _run(job: Job, s: Settings, position: str) -> Run:
     """Train `job` unless its folder holds it finished (resuming it when interrupted); its Run."""
-    folder = s.folder(job)
-    fields = {"model": job.model, "data.source": s.data, "device": s.device}
-    config = resolve(s.recipe, {**s.overrides, **job.overrides}, **fields, iters=s.iters)
+    folder, config = s.folder(job), job_config(job, s)
     _check_same(folder, to_dict(config))
     finished, started = run_folder.finished(folder), run_folder.started(folder)
     if s.progress:
@@ -223,6 +221,12 @@ def _run(job: Job, s: Settings, position: str) -> Run:
         left = None if s.deadline is None else max(1e-3, s.deadline - time.monotonic())
         _train(job, config, folder, s.progress, left)
     return Run(folder, run_folder.read(folder))
+
+
+def job_config(job: Job, s: Settings) -> TrainConfig:
+    """The training configuration of `job` under the completed settings `s`."""
+    fields = {"model": job.model, "data.source": s.data, "device": s.device}
+    return resolve(s.recipe, {**s.overrides, **job.overrides}, **fields, iters=s.iters)
 
 
 def _train(job: Job, config: TrainConfig, folder: Path, progress: bool, time_limit: float | None) -> None:

@@ -127,6 +127,7 @@ def landscape(
     images: int | None = None,
     samples: int | None = None,
     weights: tuple[str, str] | None = None,
+    shortcut: str | None = None,
     data: str | None = None,
     out="reproductions/landscape",
     quick: bool = False,
@@ -140,7 +141,8 @@ def landscape(
     networks: str | None = None,
     preset: str | None = None,
 ) -> Reproduction:
-    """Li et al. 2018's loss landscape of ResNet-`depth` (option B) against plain-`depth` (default 56):
+    """Li et al. 2018's loss landscape of ResNet-`depth` (`shortcut` option, default B as Li et al.'s;
+    the cpu preset: A) against plain-`depth` (default 56):
     the training loss at `steps` (odd) points along a filter-normalized random direction and `steps`²
     on a plane of two, on the first `images` training images, and the Hessian's top eigenvalue and
     trace (`samples` Hutchinson vectors). `weights`: two checkpoints of `resnet train` (the ResNet's,
@@ -156,6 +158,7 @@ def landscape(
         images=images,
         samples=samples,
         weights=weights,
+        shortcut=shortcut,
     )
 
 

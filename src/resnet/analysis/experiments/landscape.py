@@ -24,7 +24,7 @@ from ...plots import figure
 from ..driver import Experiment, Job, Runs, Settings
 from ..figures import save
 from ..loss_surface import convex_along, filter_normalized, grid, surface
-from ..presets import CPU_SCHEDULE, QUICK, Preset
+from ..presets import QUICK, SHORT_ITERS, SHORT_SCHEDULE, Preset
 from ..report import Finding, Table
 from ..sharpness import hessian_trace, top_eigenvalue, training_loss
 
@@ -34,39 +34,52 @@ LEVELS = np.arange(0.1, 10, 0.5)  # the contour levels of Li et al.'s plots
 SEEDS = (1, 2)  # of the x and y directions
 SPAN = 1.0  # coordinates from -SPAN to SPAN, as in the paper
 BATCH = 256  # images per forward pass; the first batch is the Hessian's
+# the shortcut options, as the intro names them (Li et al.'s ResNet-56 projects where the shape changes: B)
+SHORTCUTS = {
+    "A": "option A: identity shortcuts, zero-padded where the shape changes",
+    "B": "option B: projection shortcuts where the shape changes, as Li et al.'s",
+    "C": "option C: projection shortcuts everywhere",
+}
 POWER_ITERATIONS = 20  # at most, each a Hessian-vector product; stopping at a relative change of 1e-3
 
 
 class Landscape(Experiment):
-    """ResNet-`depth` (option B, as Li et al.'s) and plain-`depth`: the loss on `images` training images
-    at `steps` points along one direction and `steps`² on a plane, and the Hessian's top eigenvalue and
-    trace (`samples` Hutchinson vectors) on the first BATCH of them."""
+    """ResNet-`depth` (`shortcut` option B, as Li et al.'s, by default) and plain-`depth`: the loss on
+    `images` training images at `steps` points along one direction and `steps`² on a plane, and the
+    Hessian's top eigenvalue and trace (`samples` Hutchinson vectors) on the first BATCH of them."""
 
     name = "landscape"
     diagnostics = False
     presets = {
         "cpu": Preset(
-            "ResNet-20 and plain-20, 3,500 iterations as the degradation cpu preset, an 11×11 grid on 512 images",
-            iters=3500,
-            sizes={"depth": 20, "steps": 11, "images": 512, "samples": 20},
-            overrides=CPU_SCHEDULE,
+            "ResNet-56 (option A) and plain-56 of the lesion cpu preset (1,000 iterations, cosine: --networks "
+            "shares them), an 11×11 grid on 512 images",
+            iters=SHORT_ITERS,
+            sizes={"depth": 56, "shortcut": "A", "steps": 11, "images": 512, "samples": 20},
+            overrides=SHORT_SCHEDULE,
         ),
         "paper": Preset(
             "Li et al.'s protocol: ResNet-56 and plain-56, a 51×51 grid on all 50,000 training images",
-            sizes={"depth": 56, "steps": 51, "images": 50_000, "samples": 100},
+            sizes={"depth": 56, "shortcut": "B", "steps": 51, "images": 50_000, "samples": 100},
         ),
     }
     quick = replace(QUICK, sizes={"depth": 20, "steps": 5, "images": 128, "samples": 5})
 
-    def __init__(self, settings: Settings, depth=None, steps=None, images=None, samples=None, weights=None) -> None:
+    def __init__(
+        self, settings: Settings, depth=None, steps=None, images=None, samples=None, weights=None, shortcut=None
+    ) -> None:
         super().__init__(settings)
-        self.depth, self.steps = depth or 56, steps or 11
+        self.depth, self.steps, self.shortcut = depth or 56, steps or 11, shortcut or "B"
         self.images, self.samples = images or 512, samples or 20
         if self.steps < 3 or self.steps % 2 == 0:
             raise UsageError(f"--steps must be odd and at least 3 (the weights at the middle point), not {self.steps}")
-        d = self.depth
-        self.nets = {
-            "ResNet": Job(f"resnet{d}-B", f"resnet{d}", {"model_options": {"shortcut": "B"}}),
+        if self.shortcut not in SHORTCUTS:
+            raise UsageError(f"--shortcut {self.shortcut}: the options are {', '.join(SHORTCUTS)}")
+        d, option = self.depth, self.shortcut
+        self.nets = {  # option A is the CIFAR nets' own: the same job as the other reproductions'
+            "ResNet": Job(f"resnet{d}", f"resnet{d}")
+            if option == "A"
+            else Job(f"resnet{d}-{option}", f"resnet{d}", {"model_options": {"shortcut": option}}),
             "plain": Job(f"plain{d}", f"plain{d}"),
         }  # by kind
         if weights and len(weights) != 2:
@@ -86,7 +99,7 @@ class Landscape(Experiment):
 
     def intro(self) -> str:
         return (
-            f"ResNet-{self.depth} (projection shortcuts where the shape changes) and the same network without "
+            f"ResNet-{self.depth} ({SHORTCUTS[self.shortcut]}) and the same network without "
             f"shortcuts, {self._networks()}. The training loss (cross-entropy, BatchNorm in eval mode, no "
             f"augmentation) on the first {self.images} training images, at {self.steps} points along one "
             f"filter-normalized random direction and {self.steps}×{self.steps} points on a plane of two, "
@@ -104,7 +117,8 @@ class Landscape(Experiment):
 
     def command(self) -> str:
         return (
-            f"resnet reproduce landscape --depth {self.depth} --steps {self.steps} --images {self.images} "
+            f"resnet reproduce landscape --depth {self.depth} --shortcut {self.shortcut} --steps {self.steps} "
+            f"--images {self.images} "
             f"--samples {self.samples}"
         )
 
