@@ -123,10 +123,10 @@ def test_a_killed_reproduction_resumes(tmp_path, monkeypatch):
     assert checkpoint.load(tmp_path / "runs" / "resnet20" / "last.pt")["step"] == 4
 
 
-def test_other_settings_in_the_same_folder_are_refused(tmp_path):
-    degradation([20], out=tmp_path, **FAST)
+def test_other_settings_in_the_same_folder_are_refused(two_depths):
+    out, _ = two_depths  # refused before its first model trains: the shared folder is left as it was
     with pytest.raises(UsageError, match="holds a run with other settings .iters"):
-        degradation([20], out=tmp_path, **{**FAST, "iters": 5})
+        degradation([20], out=out, **{**FAST, "iters": 5})
 
 
 def test_shortcuts_report(tmp_path):
