@@ -237,6 +237,11 @@ def test_reproduce_command(tmp_path):
     holds = max(error[f"resnet20-{o}"] for o in "ABC") < error["plain20"]
     verdict = "✅ reproduced" if holds else "❌ not reproduced"
     assert f"- {verdict}: every shortcut option beats the plain net: plain " in done.stdout
+    summary = (tmp_path / "summary.md").read_text()
+    [line] = [x for x in done.stdout.splitlines() if "every shortcut option beats the plain net" in x]
+    assert line in summary.splitlines()  # the report says what the command printed
+    for row in ("| none | 269,722 |", "| A | 269,722 |", "| B | 272,474 |", "| C | 283,962 |"):  # each option's size
+        assert row in summary
 
 
 def test_reproduce_bad_depth():

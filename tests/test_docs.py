@@ -81,7 +81,7 @@ def tiny(argv: list[str]) -> list[str]:
         argv += ["--set", "batch_size=8"] if any(name in data for name in STAND_INS) else []
     sizes = {
         "mlp": ["--blocks", "1", "2"],
-        "degradation": ["--depths", "20", "32", "--seeds", "1"],
+        "degradation": ["--depths", "20", "--seeds", "1"],
         "shortcuts": ["--depth", "20"],
         "lesion": ["--depth", "20", "--images", "4", "--draws", "1"],
     }

@@ -123,10 +123,10 @@ def test_a_killed_reproduction_resumes(tmp_path, monkeypatch):
     assert checkpoint.load(tmp_path / "runs" / "resnet20" / "last.pt")["step"] == 4
 
 
-def test_other_settings_in_the_same_folder_are_refused(tmp_path):
-    degradation([20], out=tmp_path, **FAST)
+def test_other_settings_in_the_same_folder_are_refused(two_depths):
+    out, _ = two_depths  # refused before its first model trains: the shared folder is left as it was
     with pytest.raises(UsageError, match="holds a run with other settings .iters"):
-        degradation([20], out=tmp_path, **{**FAST, "iters": 5})
+        degradation([20], out=out, **{**FAST, "iters": 5})
 
 
 def test_reproductions_given_one_networks_folder_train_a_network_once(two_depths, tmp_path, monkeypatch):
@@ -161,16 +161,7 @@ def _settings(config):
     return {key: d.get(key) for key in driver.SAME}
 
 
-def test_shortcuts_report(tmp_path):
-    r = shortcuts(20, out=tmp_path, **FAST)
-    text = r.summary.read_text()
-    for row in ("| none | 269,722 |", "| A | 269,722 |", "| B | 272,474 |", "| C | 283,962 |"):
-        assert row in text
-    error = {p.name: _final(p, "test_error") for p in (tmp_path / "runs").iterdir()}
-    every, _ = r.findings
-    assert every.statement.startswith("every shortcut option beats the plain net")
-    assert every.holds == (max(error[f"resnet20-{o}"] for o in "ABC") < error["plain20"])
-    assert every.line() in text.splitlines()
+# A trained shortcuts report (its table and its verdict on the runs' own errors): test_cli's test_reproduce_command
 
 
 @pytest.mark.parametrize(

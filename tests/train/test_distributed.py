@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from resnet import checkpoint
@@ -62,12 +63,19 @@ def _close(a, b):
     return all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
 
-def test_two_processes_give_the_weights_of_one(image_folder, tmp_path):
+@pytest.fixture(scope="module")
+def one(image_folder, tmp_path_factory):
+    """The run of ARGS in one process that the runs on two must end as (do not modify: shared)."""
+    out = tmp_path_factory.mktemp("one")
+    done = _single("--data", image_folder, "--out", out, *ARGS)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_two_processes_give_the_weights_of_one(image_folder, one, tmp_path):
     two = _torchrun(2, "--data", image_folder, "--out", tmp_path / "two", *ARGS)
     assert two.returncode == 0, two.stderr[-2000:]
-    one = _single("--data", image_folder, "--out", tmp_path / "one", *ARGS)
-    assert one.returncode == 0, one.stderr
-    a, b = checkpoint.load(tmp_path / "one" / "last.pt"), checkpoint.load(tmp_path / "two" / "last.pt")
+    a, b = checkpoint.load(one / "last.pt"), checkpoint.load(tmp_path / "two" / "last.pt")
     assert _close(a["model"], b["model"])
     # only rank 0 writes and reports
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 2
@@ -75,15 +83,13 @@ def test_two_processes_give_the_weights_of_one(image_folder, tmp_path):
     assert b["config"]["batch_size"] == 32
 
 
-def test_a_checkpoint_resumes_on_another_number_of_processes(image_folder, tmp_path):
+def test_a_checkpoint_resumes_on_another_number_of_processes(image_folder, one, tmp_path):
     paused = _torchrun(2, "--data", image_folder, "--out", tmp_path / "run", *ARGS, "--stop-after", "3")
     assert paused.returncode == 0, paused.stderr[-2000:]
     assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == 3
     resumed = _single("--resume", "--out", tmp_path / "run")
     assert resumed.returncode == 0, resumed.stderr
-    one = _single("--data", image_folder, "--out", tmp_path / "one", *ARGS)
-    assert one.returncode == 0
-    a, b = checkpoint.load(tmp_path / "one" / "last.pt"), checkpoint.load(tmp_path / "run" / "last.pt")
+    a, b = checkpoint.load(one / "last.pt"), checkpoint.load(tmp_path / "run" / "last.pt")
     assert b["step"] == 6 and _close(a["model"], b["model"])
 
 
