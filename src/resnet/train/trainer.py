@@ -2,7 +2,7 @@
 
 `Trainer` is one run (api.py's `train()` makes it). A run folder holds `config.yaml` (the resolved
 config), `metrics.jsonl` (one row per evaluation), `last.pt` and `best.pt` (checkpoints),
-`curves.png` (Fig. 6 style) and `summary.json`.
+`curves.png` (Fig. 6 style), `summary.json`, and `skipped-images.txt` when unreadable images were left out.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class Trainer:
         with run_folder.lock(self.out) if runtime.is_main else nullcontext(), StopRequest(time_limit) as stop:
             if runtime.is_main:
                 run_folder.prepare(self.out, to_dict(cfg), self.step, (run_folder.METRICS, run_folder.DIAGNOSTICS))
+                run_folder.write_skipped(self.out, self.data.skipped)
             images = sum(self.data.size(split) for split in self.eval_loaders) * (2 if cfg.ema.decay else 1)
             every = eval_interval(cfg.log, self.total, cfg.batch_size, images)
             start_time, start_step = time.perf_counter(), self.step
@@ -349,7 +350,7 @@ class Trainer:
             "steps_this_session": steps,
             "final": rows[-1] if rows else {},
             "best_error": self.schedule.best_eval,
-            "skipped_images": self.data.skipped,
+            "skipped_images": len(self.data.skipped),
             "device": str(self.runtime.device),
             "world": self.runtime.world,
             "torch": torch.__version__,
