@@ -322,10 +322,19 @@ def test_a_new_length_or_setting_on_resume_is_refused_in_one_line(trained_run):
 
 
 def test_finetune_resumes_as_its_message_says_and_skips_bad_images(trained_run, tmp_path):
-    pets = Path(resnet.__file__).parent / "assets" / "examples" / "pets"
+    import shutil
+
+    pets = tmp_path / "pets"
+    shutil.copytree(Path(resnet.__file__).parent / "assets" / "examples" / "pets", pets)
+    broken = pets / "cat" / "broken.jpg"
+    broken.write_bytes((pets / "dog" / "0001.jpg").read_bytes()[:100])
     args = ["--from", trained_run / "best.pt", "--data", pets, "--iters", "4", "--set", "batch_size=8"]
     args += ["--set", "log.evals=1", "--skip-bad-images"]
-    assert _run("finetune", *args, "--out", tmp_path / "straight").returncode == 0
+    straight = _run("finetune", *args, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    listed = tmp_path / "straight" / "skipped-images.txt"
+    assert listed.read_text() == f"{broken}\n"
+    assert f"skipped 1 unreadable images (--skip-bad-images), listed in {listed}" in straight.stdout
     overrides = {"batch_size": 8, "log.evals": 1, "data.skip_bad_images": True}
     options = dict(data=str(pets), iters=4, overrides=overrides, progress=False)
     resnet.finetune(str(trained_run / "best.pt"), out=tmp_path / "resumed", stop_after=2, **options)
