@@ -166,30 +166,31 @@ def test_class_folder_without_images(tmp_path, image_folder):
 
 
 def test_bad_image_named_and_skipped(tmp_path, image_folder):
+    """An unreadable image stops the run naming it; --skip-bad-images leaves the corrupt JPEGs out and
+    lists each one in the run folder's skipped-images.txt, which the last lines name."""
     import shutil
+
+    from PIL import Image
 
     data = tmp_path / "data"
     shutil.copytree(image_folder, data)
-    bad = data / "train" / "red" / "007.png"
-    bad.write_bytes(bad.read_bytes()[:60])
-    _one_line_error(_run("train", "--data", data, "--out", tmp_path / "run", "--iters", "1"), "red/007.png")
-    done = _run(
-        "train",
-        "--data",
-        data,
-        "--out",
-        tmp_path / "run",
-        "--iters",
-        "2",
-        "--skip-bad-images",
-        "--set",
-        "batch_size=16",
-        "--device",
-        "cpu",
-    )
+    good = data / "train" / "red" / "good.jpg"
+    Image.open(data / "train" / "red" / "007.png").convert("RGB").save(good)
+    corrupt = {
+        data / "train" / "red" / "truncated.jpg": good.read_bytes()[:200],
+        data / "train" / "green" / "empty.jpg": b"",
+        data / "test" / "blue" / "text.jpg": b"not a JPEG at all",
+    }
+    for path, content in corrupt.items():
+        path.write_bytes(content)
+    _one_line_error(_run("train", "--data", data, "--out", tmp_path / "run", "--iters", "1"), ".jpg")
+    args = ["--data", data, "--out", tmp_path / "run", "--iters", "2", "--skip-bad-images", "--device", "cpu"]
+    done = _run("train", *args, "--set", "batch_size=16")
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["skipped_images"] == 1
-    assert "skipped 1 unreadable images (--skip-bad-images; skipped_images in summary.json)" in done.stdout
+    listed = tmp_path / "run" / "skipped-images.txt"
+    assert sorted(listed.read_text().splitlines()) == sorted(str(path) for path in corrupt)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["skipped_images"] == 3
+    assert f"skipped 3 unreadable images (--skip-bad-images), listed in {listed}" in done.stdout
 
 
 def test_an_option_and_a_contradicting_set_are_refused(tmp_path, capsys):
@@ -326,10 +327,19 @@ def test_a_new_length_or_setting_on_resume_is_refused_in_one_line(trained_run):
 
 
 def test_finetune_resumes_as_its_message_says_and_skips_bad_images(trained_run, tmp_path):
-    pets = Path(resnet.__file__).parent / "assets" / "examples" / "pets"
+    import shutil
+
+    pets = tmp_path / "pets"
+    shutil.copytree(Path(resnet.__file__).parent / "assets" / "examples" / "pets", pets)
+    broken = pets / "cat" / "broken.jpg"
+    broken.write_bytes((pets / "dog" / "0001.jpg").read_bytes()[:100])
     args = ["--from", trained_run / "best.pt", "--data", pets, "--iters", "4", "--set", "batch_size=8"]
     args += ["--set", "log.evals=1", "--skip-bad-images"]
-    assert _run("finetune", *args, "--out", tmp_path / "straight").returncode == 0
+    straight = _run("finetune", *args, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    listed = tmp_path / "straight" / "skipped-images.txt"
+    assert listed.read_text() == f"{broken}\n"
+    assert f"skipped 1 unreadable images (--skip-bad-images), listed in {listed}" in straight.stdout
     overrides = {"batch_size": 8, "log.evals": 1, "data.skip_bad_images": True}
     options = dict(data=str(pets), iters=4, overrides=overrides, progress=False)
     resnet.finetune(str(trained_run / "best.pt"), out=tmp_path / "resumed", stop_after=2, **options)

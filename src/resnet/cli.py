@@ -284,7 +284,11 @@ def add_train(commands: argparse._SubParsersAction) -> None:
 
 
 def _skip_bad_images_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip unreadable images instead of stopping; they are listed in the run folder's skipped-images.txt",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -321,7 +325,10 @@ def _report(result) -> None:
     """The last lines of a training command: the images skipped, where the run is, and its final accuracy
     (or the pause)."""
     if result.skipped_images:
-        print(f"skipped {result.skipped_images} unreadable images (--skip-bad-images; skipped_images in summary.json)")
+        from .run_folder import SKIPPED
+
+        listed = result.out / SKIPPED
+        print(f"skipped {result.skipped_images} unreadable images (--skip-bad-images), listed in {listed}")
     if not result.finished:
         print(f"paused at iteration {result.steps}: resnet train --resume --out {result.out} continues")
         return

@@ -53,7 +53,7 @@ class DataConfig:
     val_size: float = 0  # held out of train for validation: a count (≥ 1) or a fraction (< 1)
     test_fraction: float = 0.1  # held out as test when the source has no test/ or val/ split
     workers: int = 8  # stream mode: decoding processes
-    skip_bad_images: bool = False  # skip (and count) unreadable images instead of stopping
+    skip_bad_images: bool = False  # leave unreadable images out (listed in skipped-images.txt) instead of stopping
     classes: list[str] | None = None  # keep only these classes, in this order
     train_per_class: int = 0  # at most this many training images of each class (0: all)
 

@@ -1,6 +1,7 @@
 """The run folder, one protocol for every kind of run (`resnet train`, `resnet superres train`, the
 reproductions): `config.yaml` (the resolved config), `metrics.jsonl` (one JSON row per evaluation, with
-its "step"), `last.pt` and `best.pt` (checkpoints), `summary.json` (written once a run has finished).
+its "step"), `last.pt` and `best.pt` (checkpoints), `summary.json` (written once a run has finished),
+and `skipped-images.txt` (the unreadable images left out by data.skip_bad_images, one path a line).
 
 A folder holding a `last.pt` holds a run: a new run refuses it unless forced; `resume` continues it.
 Rows are appended before the checkpoint that follows them, so a resumed run drops the rows newer than
@@ -24,6 +25,7 @@ from .errors import UsageError
 
 RUNS = Path("runs")  # where a run goes without --out
 CONFIG, METRICS, DIAGNOSTICS, SUMMARY = "config.yaml", "metrics.jsonl", "diagnostics.jsonl", "summary.json"
+SKIPPED = "skipped-images.txt"
 LOCK = ".lock"  # held by the process writing the folder
 LAST, BEST = "last.pt", "best.pt"
 
@@ -116,6 +118,14 @@ def read_config(folder: Path) -> dict | None:
     """The config in `folder`'s config.yaml, or None if it has none."""
     path = folder / CONFIG
     return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def write_skipped(folder: Path, paths: list[str]) -> None:
+    """List `paths`, the unreadable images the run left out, in skipped-images.txt (none: no file)."""
+    if paths:
+        _write(folder / SKIPPED, "".join(f"{path}\n" for path in paths))
+    else:  # a run that replaces one with skipped images leaves no stale list
+        (folder / SKIPPED).unlink(missing_ok=True)
 
 
 def write_summary(folder: Path, summary: dict) -> None:

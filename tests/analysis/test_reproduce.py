@@ -4,6 +4,7 @@ import re
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -310,3 +311,60 @@ def test_a_signal_at_the_end_of_a_model_stops_the_reproduction_before_the_next(t
     assert done.stderr.strip().splitlines()[-1] == "resnet reproduce: interrupted"
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert len(runs) == 1 and (tmp_path / "runs" / runs[0] / "summary.json").exists()
+
+
+def test_after_each_model_the_reproduction_forecasts_the_models_left_by_their_cost(tmp_path, monkeypatch, capsys):
+    """On a clock where a model takes a minute per plain20's multiply-adds, each forecast equals the time
+    the unfinished models left then take; a model finished before is neither timed nor left."""
+    from types import SimpleNamespace
+
+    clock, took = [0.0], {}  # took: the seconds of each model trained
+    monkeypatch.setattr(driver, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+
+    def trained(job, config, s, position):
+        folder = s.out / "runs" / job.label
+        if not (folder / "summary.json").exists():
+            took[job.label] = 60 * driver._cost(config) / driver._cost(replace(config, model="plain20"))
+            clock[0] += took[job.label]
+            folder.mkdir(parents=True)
+            (folder / "last.pt").write_bytes(b"")
+            (folder / "summary.json").write_text("{}")
+        return driver.Run(folder, [])
+
+    class Depths(driver.Experiment):
+        name = "depths"
+
+        def jobs(self):
+            return [driver.Job(f"plain{d}", f"plain{d}") for d in (20, 32, 44)] + [self.again]
+
+        again = driver.Job("plain20-seed2", "plain20", {"seed": 2})
+
+        def title(self):
+            return "Depths"
+
+        def intro(self):
+            return "Plain networks."
+
+        def command(self):
+            return "resnet reproduce depths"
+
+        def figures(self, runs, folder):
+            return []
+
+        def tables(self, runs):
+            return []
+
+        def findings(self, runs):
+            return []
+
+    _finished_run(tmp_path / "runs" / "plain32", 0.5, 0.5)
+    (tmp_path / "runs" / "plain32" / "last.pt").write_bytes(b"")
+    monkeypatch.setattr(driver, "_run", trained)
+    driver.run_experiment(Depths, driver.Settings(out=tmp_path, quick=True, iters=4))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "trained in" in line]
+    duration, again = driver.format_duration, took["plain20-seed2"]
+    assert lines == [
+        f"[1/4] plain20: trained in 1m; the 2 left: about {duration(took['plain44'] + again)} to go",
+        f"[3/4] plain44: trained in {duration(took['plain44'])}; the 1 left: about {duration(again)} to go",
+    ]
+    assert took["plain44"] > 2 * took["plain20"] == 2 * again  # by their cost, not one model's time each

@@ -114,7 +114,7 @@ def test_bad_image_is_named_or_skipped(tmp_path):
     with pytest.raises(UsageError, match="train/red/001.png: not an image"):
         load_data(DataConfig(source=str(tmp_path)))
     data = load_data(DataConfig(source=str(tmp_path), skip_bad_images=True))
-    assert data.skipped == 1 and data.size("train") == 11
+    assert data.skipped == [str(tmp_path / "train" / "red" / "001.png")] and data.size("train") == 11
 
 
 def test_empty_folder(tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 
 from resnet.config import ScheduleConfig
-from resnet.train.schedule import LRSchedule
+from resnet.train.schedule import LRSchedule, evaluates, evaluations
 
 
 def test_step_schedule_of_the_paper():
@@ -56,3 +56,12 @@ def test_plateau_divides_when_the_error_stops_improving():
     t = LRSchedule(ScheduleConfig(name="plateau", patience=2), 0.1, 1000)
     t.load_state_dict(s.state_dict())
     assert t(500) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("total", [1, 7, 12, 50])
+@pytest.mark.parametrize("every", [1, 4, 5, 24])
+def test_the_evaluations_left_are_those_the_loop_does(total, every):
+    for after in range(total + 1):
+        for end in range(after, total + 1):
+            walked = sum(evaluates(step, every, total) for step in range(after + 1, end + 1))
+            assert evaluations(after, end, every, total) == walked, (after, end)

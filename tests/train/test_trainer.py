@@ -2,7 +2,9 @@ import json
 import os
 import re
 import sys
+import time
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -210,33 +212,70 @@ def test_the_full_paper_schedule_keeps_its_evaluation_every_1000_iterations():
     assert eval_interval(log, 4000, 128, 20000) == 469
 
 
+def _fake_clock(monkeypatch, *modules):
+    """A clock for `modules`' time.perf_counter that moves only when the test moves it: [seconds]."""
+    clock = [0.0]
+    fake = SimpleNamespace(perf_counter=lambda: clock[0], monotonic=time.monotonic)
+    for module in modules:
+        monkeypatch.setattr(module, "time", fake)
+    return clock
+
+
 def test_a_run_says_what_it_will_do_and_how_long_it_will_take(image_folder, tmp_path, monkeypatch, capsys):
+    """On a clock where the first step takes 5 s, each later one 1 s and each evaluation 3 s, the
+    forecast (after step 4's evaluation) and each ETA equal the time the rest of the run then takes."""
     from resnet.train import progress, trainer
 
     monkeypatch.setattr(trainer, "FORECAST_STEPS", 4)
     monkeypatch.setattr(progress, "LONG_RUN", 0)  # every run counts as long: the advice is shown
-    train(
-        "resnet20",
-        str(image_folder),
-        "cifar-paper",
-        tmp_path,
-        {**QUICK, "precision": "fp32", "log.eval_share": 1.0},
-        iters=12,
-        force=True,
-    )
+    clock = _fake_clock(monkeypatch, progress, trainer)
+    step, checkpoint_, log = trainer.Trainer.train_step, trainer.Trainer._checkpoint, progress.Progress.log
+
+    def timed_step(self, *args):
+        step(self, *args)
+        clock[0] += 5 if self.step == 0 else 1
+
+    def timed_evaluation(self, improved):  # the last part of an evaluation
+        checkpoint_(self, improved)
+        clock[0] += 3
+
+    logged = []  # (the clock, the line)
+    monkeypatch.setattr(trainer.Trainer, "train_step", timed_step)
+    monkeypatch.setattr(trainer.Trainer, "_checkpoint", timed_evaluation)
+    monkeypatch.setattr(progress.Progress, "log", lambda bar, text: logged.append((clock[0], text)) or log(bar, text))
+    settings = {**QUICK, "precision": "fp32", "log.eval_share": 1.0}
+    train("resnet20", str(image_folder), "cifar-paper", tmp_path, settings, iters=12, force=True)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
         f"resnet20, cifar-paper: 12 iterations of batch 16 ({12 / (120 // 16):.3g} epochs of 120 images), "
         "evaluating every 4 on test; "
         f"cpu, fp32, channels_last; run folder {tmp_path}"
     )
-    forecast = lines[1]
+    assert re.search(r"^step 4/12 .* · ETA 14s$", lines[1])  # 8 steps and 2 evaluations
+    forecast = lines[2]
     assert re.fullmatch(
-        r"\S+ s per iteration: about \d+s to go on this cpu\. Ctrl-C stops .*--recipe fast make it shorter", forecast
+        r"1 s per iteration: about 14s to go on this cpu\. Ctrl-C stops .*--recipe fast make it shorter", forecast
     )
-    assert re.search(r"^step 4/12 .* · ETA \d+s$", lines[2])
-    last = next(line for line in lines if line.startswith("step 12/12"))
-    assert "ETA" not in last  # none at the end
+    assert re.search(r"^step 8/12 .* · ETA 7s$", lines[3])
+    end = next(time for time, line in logged if line.startswith("step 12/12"))
+    for time_, line in logged:  # each forecast equals what the rest of the run took
+        if left := re.search(r"(?:ETA|about) (\d+)s", line):
+            assert int(left[1]) == end - time_, line
+    assert "ETA" not in lines[4]  # none at the end
+
+
+def test_before_an_evaluation_is_timed_its_cost_is_estimated_in_training_steps(monkeypatch):
+    from resnet.train import progress
+
+    clock = _fake_clock(monkeypatch, progress)
+    bar = progress.Progress(100, enabled=False, eval_steps=2.5)
+    clock[0] = 5.0  # the first step, with its one-time costs
+    bar.warm(1)
+    clock[0] += 19 * 2.0  # 19 steps of 2 s
+    assert bar.remaining(20, 100, 4) == 80 * 2.0 + 4 * 2.5 * 2.0
+    clock[0] += 3.0
+    bar.evaluated(3.0)  # an evaluation timed: its cost, not the estimate; the pace stays that of the steps
+    assert bar.remaining(20, 100, 4) == 80 * 2.0 + 4 * 3.0
 
 
 def _count_calls(monkeypatch, module, name: str, calls: Counter) -> None:

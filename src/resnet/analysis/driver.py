@@ -47,7 +47,7 @@ from .. import run_folder
 from ..config import TrainConfig, from_dict, parse_overrides, resolve, to_dict
 from ..errors import Stopped, UsageError
 from ..train.api import run
-from ..train.stop import parse_time_limit
+from ..train.stop import format_duration, parse_time_limit
 from .presets import QUICK, Preset
 from .report import Finding, Report, Reproduction, Table
 
@@ -168,7 +168,7 @@ def run_experiment(
         sizes.update({key: sizes.get(key) or value for key, value in p.sizes.items()})
     protocol = experiment(complete(settings, layers, experiment.diagnostics), **sizes)
     s, jobs = protocol.settings, protocol.jobs()
-    runs = {job: _run(job, s, f"[{i}/{len(jobs)}]") for i, job in enumerate(jobs, 1)}
+    runs = _train_all(jobs, s)
     folder = s.out / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     report = Report(
@@ -209,9 +209,44 @@ def complete(s: Settings, layers: list[Preset], diagnostics: bool) -> Settings:
     return replace(s, out=Path(s.out), iters=iters, overrides=overrides, deadline=deadline)
 
 
-def _run(job: Job, s: Settings, position: str) -> Run:
-    """Train `job` unless its folder holds it finished (resuming it when interrupted); its Run."""
-    folder, config = s.folder(job), job_config(job, s)
+def _train_all(jobs: list[Job], s: Settings) -> Runs:
+    """Each job's Run (`_run`), in turn; after each one trained from its start, how long it took and how
+    long the unfinished ones left will take at its pace (`forecast`), by their cost (`_cost`)."""
+    configs = [job_config(job, s) for job in jobs]
+    runs: Runs = {}
+    timed = []  # (seconds, config) of each job trained from its start by this call
+    for i, (job, config) in enumerate(zip(jobs, configs), 1):
+        fresh, start = not run_folder.started(s.folder(job)), time.monotonic()
+        runs[job] = _run(job, config, s, f"[{i}/{len(jobs)}]")
+        if fresh:
+            timed.append((time.monotonic() - start, config))
+        left = [c for j, c in zip(jobs[i:], configs[i:]) if not run_folder.finished(s.folder(j))]
+        if fresh and left and s.progress:
+            took = format_duration(timed[-1][0])
+            rest = format_duration(forecast([(seconds, _cost(c)) for seconds, c in timed], [_cost(c) for c in left]))
+            print(f"[{i}/{len(jobs)}] {job.label}: trained in {took}; the {len(left)} left: about {rest} to go")
+    return runs
+
+
+def forecast(timed: list[tuple[float, float]], left: list[float]) -> float:
+    """The seconds that jobs of costs `left` will take, at the seconds per unit of cost of the `timed`
+    ones (their seconds and cost: everything a job takes, its set-up, evaluations and plots included)."""
+    return sum(seconds for seconds, _ in timed) / sum(cost for _, cost in timed) * sum(left)
+
+
+def _cost(config: TrainConfig) -> float:
+    """What training `config` costs, in multiply-adds: its network's per image × its images (epochs
+    stand for images when the length is in epochs: the jobs of an experiment share their data)."""
+    from ..models.complexity import describe  # counts on the meta device; cached on disk
+
+    macs = describe(config.model, config.data.image_size, **config.model_options)["macs"]
+    return macs * config.batch_size * (config.iters or config.epochs)
+
+
+def _run(job: Job, config: TrainConfig, s: Settings, position: str) -> Run:
+    """Train `job` as `config` says unless its folder holds it finished (resuming it when interrupted);
+    its Run."""
+    folder = s.folder(job)
     _check_same(folder, to_dict(config))
     finished, started = run_folder.finished(folder), run_folder.started(folder)
     if s.progress:

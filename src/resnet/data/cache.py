@@ -12,7 +12,7 @@ import numpy as np
 
 from ..cache import cache_dir
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a folder's entry lists its skipped images by name (1 counted them)
 
 
 def fingerprint(path: Path) -> list:

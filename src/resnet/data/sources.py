@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from itertools import repeat
@@ -53,7 +53,7 @@ class Data:
     source: str
     splits: dict[str, Split]
     kind: str
-    skipped: int = 0  # unreadable images left out (data.skip_bad_images)
+    skipped: list[str] = field(default_factory=list)  # the unreadable images left out (data.skip_bad_images)
 
     @property
     def split_names(self) -> list[str]:
@@ -72,14 +72,14 @@ class Data:
 class Source(NamedTuple):
     """What a reader finds in a source: what to call it, its class names, each split's items (decoded
     images, feature vectors, or file names) with their labels, how they are held (`kind`, and `hold`
-    which makes a split of them), and the unreadable images skipped."""
+    which makes a split of them), and the paths of the unreadable images skipped."""
 
     title: str
     classes: list[str]
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     kind: str
     hold: Callable[[np.ndarray, np.ndarray, list[str]], Split]
-    skipped: int = 0
+    skipped: tuple[str, ...] = ()
 
 
 def load_data(cfg: DataConfig, cache: bool = True) -> Data:
@@ -89,7 +89,7 @@ def load_data(cfg: DataConfig, cache: bool = True) -> Data:
     splits = hold_out(source.splits, test_fraction=cfg.test_fraction, val_size=cfg.val_size)
     splits, classes = select(splits, source.classes, keep=cfg.classes, per_class=cfg.train_per_class)
     held = {s: source.hold(items, labels, classes) for s, (items, labels) in splits.items()}
-    return Data(classes, source.title, held, source.kind, source.skipped)
+    return Data(classes, source.title, held, source.kind, list(source.skipped))
 
 
 def read_path(path: Path, cfg: DataConfig, cache: bool = True, title: str | None = None) -> Source:
@@ -121,7 +121,8 @@ def read_folder(path: Path, cfg: DataConfig, cache: bool) -> Source:
     if mode == "tensor":
         key = {"folder": fingerprint(path), "size": cfg.image_size, "skip_bad": cfg.skip_bad_images}
         build = partial(decode_layout, layout, cfg.image_size, cfg.skip_bad_images)
-        return _from_arrays(cached_arrays(key, build, cache), IMAGES)
+        source = _from_arrays(cached_arrays(key, build, cache), IMAGES)
+        return source._replace(skipped=tuple(str(path / name) for name in source.skipped))
     if is_archive(path):
         raise UsageError(f"{path}: streaming large images needs an extracted folder, not an archive")
     names = {
@@ -185,12 +186,12 @@ NAMED = {  # the sources given by name (data.source), each with its reader; any 
 
 
 def _from_arrays(arrays: dict[str, np.ndarray], kind: str) -> Source:
-    """A Source of `kind` from arrays named classes, <split>_images, <split>_labels (and skipped)."""
+    """A Source of `kind` from arrays named classes, <split>_images, <split>_labels (and skipped: names)."""
     splits = {
         s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in ("train", "val", "test") if f"{s}_images" in arrays
     }
     classes = [str(c) for c in arrays["classes"]]
-    return Source("", classes, splits, kind, _arrays, int(arrays.get("skipped", 0)))
+    return Source("", classes, splits, kind, _arrays, tuple(str(name) for name in arrays.get("skipped", ())))
 
 
 def _arrays(items: np.ndarray, labels: np.ndarray, classes: list[str]) -> ArrayDataset:
@@ -209,10 +210,12 @@ def _auto_mode(layout: FolderLayout) -> str:
 
 def decode_layout(layout: FolderLayout, size: int, skip_bad: bool) -> dict[str, np.ndarray]:
     """Every image of every split decoded to uint8 3×size×size (resized and center-cropped if needed),
-    in parallel processes for large sets. Unreadable images stop the decode, or are skipped and counted."""
+    in parallel processes for large sets. Unreadable images stop the decode, or are skipped and listed
+    ("skipped": their names in the layout)."""
     wanted = {name for files in layout.splits.values() for name, _ in files}
     blobs = dict(iter_archive(layout.root, wanted)) if is_archive(layout.root) else {}
-    arrays: dict[str, np.ndarray] = {"skipped": np.array(0), "classes": np.array(layout.classes)}
+    arrays: dict[str, np.ndarray] = {"classes": np.array(layout.classes)}
+    skipped: list[str] = []
     workers = min(os.cpu_count() or 1, 16) if len(wanted) > 4096 else 1
     with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
         for split, files in layout.splits.items():
@@ -230,9 +233,10 @@ def decode_layout(layout: FolderLayout, size: int, skip_bad: bool) -> dict[str, 
             good = [i for i, image in enumerate(images) if not isinstance(image, str)]
             if not good:
                 raise UsageError(f"{layout.root}: no readable image in the {split} split")
-            arrays["skipped"] += len(bad)
+            skipped += bad
             arrays[f"{split}_images"] = np.stack([images[i] for i in good]).transpose(0, 3, 1, 2).copy()
             arrays[f"{split}_labels"] = np.array([files[i][1] for i in good], dtype=np.int64)
+    arrays["skipped"] = np.array(skipped, dtype=str)
     return arrays
 
 

@@ -32,7 +32,9 @@ class RunResult:
     plot: Path
     rank: int = 0  # the process of a distributed run that returned this (rank 0 reports)
     finished: bool = True  # False when paused by stop_after
-    skipped_images: int = 0  # unreadable images left out (data.skip_bad_images), also in summary.json
+    skipped_images: int = (
+        0  # unreadable images left out (data.skip_bad_images): the count in summary.json, listed in skipped-images.txt
+    )
 
     @property
     def test_accuracy(self) -> float:

@@ -17,8 +17,9 @@ LONG_RUN = 30 * 60  # seconds: a run this long is told how to stop or shorten it
 class Progress:
     """Tracks steps and images; `log` prints a line above the bar. Prints nothing when disabled."""
 
-    def __init__(self, total: int, start: int = 0, enabled: bool = True) -> None:
-        self.total, self.start, self.enabled = total, start, enabled
+    def __init__(self, total: int, start: int = 0, enabled: bool = True, eval_steps: float = 0.0) -> None:
+        """`eval_steps`: what an evaluation costs in training steps, for forecasts before one is timed."""
+        self.total, self.start, self.enabled, self.eval_steps = total, start, enabled, eval_steps
         self.console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
         self._bar = None
         if enabled and self.console.is_terminal:
@@ -38,6 +39,8 @@ class Progress:
         self._t0 = self._mark = time.perf_counter()
         self._images = 0
         self._rate = 0.0
+        self._warm: tuple[int, float] | None = None  # the step and time the pace is measured from
+        self._evals, self._eval_seconds = 0, 0.0  # the evaluations timed since then, and their seconds
 
     def __enter__(self) -> Progress:
         if self._bar:
@@ -64,17 +67,34 @@ class Progress:
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
 
-    def remaining(self, step: int) -> float:
-        """Seconds to the last step at the pace since the start (evaluations included)."""
-        done = step - self.start
-        return self.elapsed() / done * (self.total - step) if done > 0 else float("nan")
+    def warm(self, step: int) -> None:
+        """Mark the end of `step`, the first of the session: its one-time costs (allocations,
+        compilation, caches) are paid, and the pace of the steps is measured from here."""
+        self._warm = (step, time.perf_counter())
 
-    def forecast(self, step: int, end: int, eval_share: float, device: str) -> str:
-        """The time the rest of the run (to `end`) will take at the pace of its steps so far, with
-        evaluations taking `eval_share` more; a long run is told how to stop or shorten it."""
-        per_step = self.elapsed() / (step - self.start)
-        left = per_step * (end - step) * (1 + eval_share)
-        text = f"{per_step:.3g} s per iteration: about {format_duration(left)} to go"
+    def evaluated(self, seconds: float) -> None:
+        """Record an evaluation (with its logs and checkpoints) that took `seconds`."""
+        self._evals += 1
+        self._eval_seconds += seconds
+
+    def pace(self, step: int) -> float:
+        """Seconds per training step since `warm` (since the start, at the warm step), the evaluations'
+        time left out."""
+        warm_step, warm_time = self._warm if self._warm and step > self._warm[0] else (self.start, self._t0)
+        return (time.perf_counter() - warm_time - self._eval_seconds) / (step - warm_step)
+
+    def remaining(self, step: int, end: int, evaluations: int) -> float:
+        """Seconds from `step` to `end` with `evaluations` to do on the way: the steps at the pace so far,
+        and each evaluation at the mean time of those timed (`eval_steps` steps before the first)."""
+        per_step = self.pace(step)
+        per_eval = self._eval_seconds / self._evals if self._evals else self.eval_steps * per_step
+        return per_step * (end - step) + per_eval * evaluations
+
+    def forecast(self, step: int, end: int, evaluations: int, device: str) -> str:
+        """The time the rest of the run (to `end`, with `evaluations` on the way) will take (`remaining`);
+        a long run is told how to stop or shorten it."""
+        left = self.remaining(step, end, evaluations)
+        text = f"{self.pace(step):.3g} s per iteration: about {format_duration(left)} to go"
         if left > LONG_RUN:
             text += (
                 f" on this {device}. Ctrl-C stops with a checkpoint (--resume continues); "

@@ -101,3 +101,15 @@ def eval_interval(log: LogConfig, total: int, batch_size: int, eval_images: int)
         return log.every
     least = EVAL_COST * eval_images * (1 - log.eval_share) / (log.eval_share * batch_size)
     return max(1, total // log.evals, math.ceil(least))
+
+
+def evaluates(step: int, every: int, total: int) -> bool:
+    """Whether a run of `total` iterations evaluating every `every` evaluates after `step`: at every
+    interval and at the end, but not twice in the last half interval."""
+    return step == total or (step % every == 0 and total - step >= every / 2)
+
+
+def evaluations(after: int, end: int, every: int, total: int) -> int:
+    """How many of the steps after `after` up to `end` evaluate (`evaluates`), counted, not walked."""
+    last = min(end, total - math.ceil(every / 2))  # the last interval's step that evaluates
+    return max(0, last // every - after // every) + (end == total > after)

@@ -2,7 +2,7 @@
 
 `Trainer` is one run (api.py's `train()` makes it). A run folder holds `config.yaml` (the resolved
 config), `metrics.jsonl` (one row per evaluation), `last.pt` and `best.pt` (checkpoints),
-`curves.png` (Fig. 6 style) and `summary.json`.
+`curves.png` (Fig. 6 style), `summary.json`, and `skipped-images.txt` when unreadable images were left out.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from .build import build_model, build_optimizer, forward_pass, peak_lr, rng_stat
 from .ema import EMA
 from .evaluate import split_metrics
 from .finetune import apply_freezing, parts, read_pretrained, source_normalize
-from .logs import RunLogs, RunResult
+from .logs import DIAGNOSTIC_BATCH, RunLogs, RunResult
 from .loss import training_loss
 from .meter import Meter, NonFiniteGuard
 from .modes import freeze_batch_norm
 from .progress import Progress
 from .runtime import resolve_precision, setup
-from .schedule import LRSchedule, eval_interval
+from .schedule import EVAL_COST, LRSchedule, eval_interval, evaluates, evaluations
 from .stop import StopRequest, format_duration
 
 SYNC_EVERY = 10  # steps between reads of the running loss and error (and the non-finite check)
@@ -123,6 +123,7 @@ class Trainer:
         with run_folder.lock(self.out) if runtime.is_main else nullcontext(), StopRequest(time_limit) as stop:
             if runtime.is_main:
                 run_folder.prepare(self.out, to_dict(cfg), self.step, (run_folder.METRICS, run_folder.DIAGNOSTICS))
+                run_folder.write_skipped(self.out, self.data.skipped)
             images = sum(self.data.size(split) for split in self.eval_loaders) * (2 if cfg.ema.decay else 1)
             every = eval_interval(cfg.log, self.total, cfg.batch_size, images)
             start_time, start_step = time.perf_counter(), self.step
@@ -130,13 +131,16 @@ class Trainer:
                 self.logs.diagnostics(self.step, self.model, self.train_loader, self.eval_loaders)
             if time_limit:
                 self.save("last.pt")  # measures how long a checkpoint takes: the limit must leave time for one
-            with Progress(self.total, self.step, enabled=self.show_progress and runtime.is_main) as bar:
+            # an evaluation in training steps, until one is timed: a forward of each image evaluated, and
+            # with diagnostics a training step and a forward of their two batches
+            cost = EVAL_COST * images + (DIAGNOSTIC_BATCH * (1 + EVAL_COST) if cfg.log.diagnostics else 0)
+            shown = self.show_progress and runtime.is_main
+            with Progress(self.total, self.step, enabled=shown, eval_steps=cost / cfg.batch_size) as bar:
                 bar.log(self.plan(every))
                 for step in self.steps(end, log=bar.log):
-                    if step == start_step + FORECAST_STEPS and end - step > FORECAST_STEPS:
-                        bar.log(bar.forecast(step, end, cfg.log.eval_share, runtime.device.type))
-                    # at every interval and at the end, but not twice in the last half interval
-                    evaluate = step == self.total or (step % every == 0 and self.total - step >= every / 2)
+                    if step == start_step + 1:
+                        bar.warm(step)
+                    evaluate = evaluates(step, every, self.total)
                     save = (cfg.log.checkpoint_every and step % cfg.log.checkpoint_every == 0) or (
                         cfg.log.checkpoint_minutes
                         and time.monotonic() - self._saved_at >= 60 * cfg.log.checkpoint_minutes
@@ -144,9 +148,13 @@ class Trainer:
                     if evaluate or save or step % SYNC_EVERY == 0:
                         self._sync(bar)
                     if evaluate:
-                        self._evaluate_and_save(bar)
+                        self._evaluate_and_save(bar, every)
                     elif save:
                         self.save("last.pt")
+                    # after this step's evaluation: the forecast is of the steps after it
+                    if step == start_step + FORECAST_STEPS and end - step > FORECAST_STEPS:
+                        left = evaluations(step, end, every, self.total)
+                        bar.log(bar.forecast(step, end, left, runtime.device.type))
                     if self._stop_requested(stop, step) and step < end:
                         self._stop(bar, stop)
                 if self.step < self.total:
@@ -224,8 +232,10 @@ class Trainer:
 
     # -- evaluations and checkpoints --------------------------------------------------------
 
-    def _evaluate_and_save(self, bar: Progress) -> None:
-        """An evaluation: the metrics row, the best error, the logs, then the checkpoints."""
+    def _evaluate_and_save(self, bar: Progress, every: int) -> None:
+        """An evaluation: the metrics row, the best error, the logs, then the checkpoints, timed for the
+        forecasts; its line ends with the time to the end of the run."""
+        start = time.perf_counter()
         row = self.evaluate(bar)
         improved = self._record(row.get("val_error", row.get("test_error")), bar)
         # Logs first, checkpoints last: a resumed run drops log rows newer than its checkpoint.
@@ -233,12 +243,16 @@ class Trainer:
             self.logs.diagnostics(self.step, self.model, self.train_loader, self.eval_loaders)
         self.logs.metrics(row)
         self._checkpoint(improved)
+        bar.evaluated(time.perf_counter() - start)
         evals = " · ".join(f"{s} error {100 * row[f'{s}_error']:.2f}%" for s in self.eval_loaders)
-        bar.log(
+        line = (
             f"step {self.step}/{self.total} · epoch {row['epoch']:.1f} · lr {row['lr']:.4g} · "
             f"train error {100 * row['train_error']:.2f}% · {evals}"
-            + (f" · ETA {format_duration(bar.remaining(self.step))}" if self.step < self.total else "")
         )
+        if self.step < self.total:
+            left = bar.remaining(self.step, self.total, evaluations(self.step, self.total, every, self.total))
+            line += f" · ETA {format_duration(left)}"
+        bar.log(line)
 
     def evaluate(self, bar: Progress) -> dict:
         """The metrics row of this step: the learning rate of the last step, the training loss and error
@@ -349,7 +363,7 @@ class Trainer:
             "steps_this_session": steps,
             "final": rows[-1] if rows else {},
             "best_error": self.schedule.best_eval,
-            "skipped_images": self.data.skipped,
+            "skipped_images": len(self.data.skipped),
             "device": str(self.runtime.device),
             "world": self.runtime.world,
             "torch": torch.__version__,
