@@ -103,3 +103,15 @@ def policies(request, monkeypatch):
     )
     monkeypatch.setitem(sys.modules, "torchvision", types.SimpleNamespace(transforms=transforms))
     return transforms
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lesions_on_pytorch():
+    """Lesion studies run in the test process evaluate on PyTorch: OpenVINO's runtime, once loaded into
+    it, has made a later test's SIGTERM crash the process (a segmentation fault). The OpenVINO path has
+    its own test, in a process of its own (tests/analysis/test_lesion.py)."""
+    from resnet.analysis.experiments.lesion import Lesion
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Lesion, "_engine", None)
+        yield

@@ -37,18 +37,6 @@ def _trained_like(name, seed=0):
     return model.eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def eager_blocks():
-    """The reproductions of this module evaluate on PyTorch: OpenVINO's runtime, once loaded into the
-    test process, has made a later test's SIGTERM crash it (a segmentation fault). The engine has its
-    own test below, in a process of its own."""
-    from resnet.analysis.experiments.lesion import Lesion
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Lesion, "_engine", None)
-        yield
-
-
 @pytest.fixture(scope="module")
 def data():
     torch.manual_seed(1)
