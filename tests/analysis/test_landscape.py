@@ -136,6 +136,7 @@ def quick_landscape(tmp_path_factory):
 
 
 def test_landscape_report_measures_the_trained_networks(quick_landscape):
+    from resnet.data.dataset import sample
     from resnet.data.loader import make_loader
     from resnet.data.sources import load_data
     from resnet.inference import load
@@ -144,18 +145,23 @@ def test_landscape_report_measures_the_trained_networks(quick_landscape):
     assert {p.name for p in (out / "runs").iterdir()} == {"resnet20-B", "plain20"}
     classifier = load(out / "runs" / "plain20" / "last.pt", device="cpu")
     data_cfg = classifier.config.data
-    loader = make_loader(load_data(data_cfg), "train", data_cfg, train=False, batch_size=8, device="cpu",
+    data = load_data(data_cfg)
+    data.splits["train"] = sample(data.splits["train"], 8)  # the images the landscape measures on
+    loader = make_loader(data, "train", data_cfg, train=False, batch_size=8, device="cpu",
                          normalize=classifier.normalize)  # fmt: skip
     x, y = next(loader.eval_batches())
+    assert len(y.unique()) == 8  # eight classes, not the first class's first images
     with torch.no_grad():
         expected = F.cross_entropy(classifier.model(x), y).item()
-    curve = [json.loads(line) for line in (out / "landscape" / "plain20-8images-1d.jsonl").read_text().splitlines()]
+    curve = [
+        json.loads(line) for line in (out / "landscape" / "plain20-8images-balanced-1d.jsonl").read_text().splitlines()
+    ]
     assert [row["coords"] for row in curve] == [[-1.0], [0.0], [1.0]]
     assert curve[1]["loss"] == pytest.approx(expected, rel=1e-5)
-    plane = (out / "landscape" / "resnet20-B-8images-2d.jsonl").read_text().splitlines()
+    plane = (out / "landscape" / "resnet20-B-8images-balanced-2d.jsonl").read_text().splitlines()
     assert len(plane) == 9
     sharp = {
-        k: json.loads((out / "landscape" / f"{k}-sharpness-8images-2.json").read_text())
+        k: json.loads((out / "landscape" / f"{k}-sharpness-8images-balanced-2.json").read_text())
         for k in ("resnet20-B", "plain20")
     }
     larger = sharp["plain20"]["top_eigenvalue"] > sharp["resnet20-B"]["top_eigenvalue"]
@@ -169,7 +175,7 @@ def test_landscape_resumes_from_the_points_it_wrote(quick_landscape):
     from resnet.analysis import landscape
 
     out, _ = quick_landscape
-    path = out / "landscape" / "plain20-8images-1d.jsonl"
+    path = out / "landscape" / "plain20-8images-balanced-1d.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[0]["loss"] = 7.0  # a point the next run must read, not compute
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -196,8 +202,8 @@ def test_landscape_of_given_checkpoints_trains_nothing(quick_landscape, tmp_path
     weights = (str(out / "runs" / "resnet20-B" / "last.pt"), str(out / "runs" / "plain20" / "last.pt"))
     r = landscape(weights=weights, out=tmp_path, quick=True, progress=False, device="cpu", steps=3, images=8, samples=2)
     assert not (tmp_path / "runs").exists()
-    [curve] = (tmp_path / "landscape").glob("plain-*-8images-1d.jsonl")  # named by the file's digest
-    trained = (out / "landscape" / "plain20-8images-1d.jsonl").read_text().splitlines()
+    [curve] = (tmp_path / "landscape").glob("plain-*-8images-balanced-1d.jsonl")  # named by the file's digest
+    trained = (out / "landscape" / "plain20-8images-balanced-1d.jsonl").read_text().splitlines()
     assert [json.loads(x)["loss"] for x in curve.read_text().splitlines()][1:] == pytest.approx(
         [json.loads(x)["loss"] for x in trained][1:]  # the same network and directions (the first was edited)
     )

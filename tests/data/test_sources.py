@@ -8,7 +8,7 @@ from datasets import make_cifar_archive, make_image_folder
 from resnet import UsageError
 from resnet.config import DataConfig
 from resnet.data import sources
-from resnet.data.dataset import ArrayDataset, FileList, stratified_split
+from resnet.data.dataset import ArrayDataset, FileList, sample, stratified_split
 from resnet.data.sources import load_data
 
 
@@ -94,6 +94,19 @@ def test_stratified_split_is_deterministic_and_even():
     assert np.array_equal(held, stratified_split(labels, 10)[1])
     assert np.bincount(labels[held]).tolist() == [3, 3, 2, 2]
     assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == 100
+
+
+def test_a_sample_takes_every_class_evenly_and_its_first_items_mix_them():
+    labels = torch.arange(4).repeat_interleave(25)  # read class by class, as a folder of class folders
+    split = ArrayDataset(images=torch.arange(100).view(100, 1), labels=labels, classes=list("abcd"))
+    drawn = sample(split, 40)
+    assert drawn.labels.bincount().tolist() == [10] * 4 and torch.equal(drawn.labels, labels[drawn.images[:, 0]])
+    assert len(set(drawn.images[:, 0].tolist())) == 40 and torch.equal(drawn.images, sample(split, 40).images)
+    assert len(drawn.labels[:8].unique()) >= 3  # not the first class only
+    assert not torch.equal(drawn.images, sample(split, 40, seed=1).images)
+    files = sample(FileList(layout=None, files=[(f"{i}.jpg", int(c)) for i, c in enumerate(labels)]), 8)
+    assert sorted(label for _, label in files.files) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert sorted(i for (i,) in sample(split, 500).images.tolist()) == list(range(100))  # more than there are: all
 
 
 def test_cifar_archive_by_path(tmp_path):

@@ -144,7 +144,7 @@ def landscape(
     """Li et al. 2018's loss landscape of ResNet-`depth` (`shortcut` option, default B as Li et al.'s;
     the cpu preset: A) against plain-`depth` (default 56):
     the training loss at `steps` (odd) points along a filter-normalized random direction and `steps`²
-    on a plane of two, on the first `images` training images, and the Hessian's top eigenvalue and
+    on a plane of two, on `images` training images drawn evenly from the classes, and the Hessian's top eigenvalue and
     trace (`samples` Hutchinson vectors). `weights`: two checkpoints of `resnet train` (the ResNet's,
     the plain net's) measured in place of training. Computed points are kept under OUT/landscape/, so
     the same call resumes. Other arguments as `degradation`. Returns the paths of report.html and summary.md

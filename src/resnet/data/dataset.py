@@ -64,6 +64,20 @@ def stratified_split(labels: np.ndarray, holdout: int | float, seed: int = 0) ->
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
 
 
+def sample(split: Split, count: int, seed: int = 0) -> Split:
+    """`count` items of `split` drawn evenly from its classes (as `stratified_split` holds out), in an
+    order shuffled by `seed` so that any first part of them mixes the classes too: the splits of a
+    folder of class folders are read class by class, so their first items are of one class."""
+    labels = split.labels.numpy() if isinstance(split, ArrayDataset) else np.array([label for _, label in split.files])
+    rng = np.random.default_rng(seed)
+    chosen = np.arange(len(labels)) if count >= len(labels) else stratified_split(labels, count, seed)[1]
+    order = rng.permutation(chosen)
+    if isinstance(split, ArrayDataset):
+        index = torch.from_numpy(order)
+        return ArrayDataset(split.images[index], split.labels[index], split.classes)
+    return FileList(split.layout, [split.files[i] for i in order])
+
+
 def hold_out(splits: Pairs, test_fraction: float, val_size: float) -> Pairs:
     """The splits with a test part held out of train (`test_fraction`, when the source has no test or
     val split) and a validation part (`val_size`: a count ≥ 1, a fraction < 1, or 0 for none)."""

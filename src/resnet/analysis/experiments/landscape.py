@@ -5,7 +5,6 @@ eigenvalue and the trace of the Hessian, as PyHessian measures them)."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import run_folder
+from ...data.dataset import sample
 from ...data.loader import make_loader
 from ...data.sources import load_data
 from ...errors import UsageError
@@ -45,8 +45,9 @@ POWER_ITERATIONS = 20  # at most, each a Hessian-vector product; stopping at a r
 
 class Landscape(Experiment):
     """ResNet-`depth` (`shortcut` option B, as Li et al.'s, by default) and plain-`depth`: the loss on
-    `images` training images at `steps` points along one direction and `steps`² on a plane, and the
-    Hessian's top eigenvalue and trace (`samples` Hutchinson vectors) on the first BATCH of them."""
+    `images` training images (drawn evenly from the classes, seed 0) at `steps` points along one
+    direction and `steps`² on a plane, and the Hessian's top eigenvalue and trace (`samples` Hutchinson
+    vectors) on the first BATCH of them."""
 
     name = "landscape"
     diagnostics = False
@@ -101,12 +102,13 @@ class Landscape(Experiment):
         return (
             f"ResNet-{self.depth} ({SHORTCUTS[self.shortcut]}) and the same network without "
             f"shortcuts, {self._networks()}. The training loss (cross-entropy, BatchNorm in eval mode, no "
-            f"augmentation) on the first {self.images} training images, at {self.steps} points along one "
+            f"augmentation) on {self.images} training images drawn evenly from the classes (seed 0), "
+            f"at {self.steps} points along one "
             f"filter-normalized random direction and {self.steps}×{self.steps} points on a plane of two, "
             f"coordinates from -{SPAN} to {SPAN} (Li et al. 2018: 51×51 on all 50,000 images); the Hessian's top "
             f"eigenvalue (power iteration, at most {POWER_ITERATIONS} steps) and trace (Hutchinson, "
             f"{self.samples} vectors) of the loss on the first "
-            f"{min(self.images, BATCH)} training images."
+            f"{min(self.images, BATCH)} of them."
         )
 
     def _networks(self) -> str:
@@ -139,20 +141,20 @@ class Landscape(Experiment):
         if self.settings.data:
             data_cfg = replace(data_cfg, source=self.settings.data)
         data = load_data(data_cfg)
+        data = replace(data, splits={**data.splits, "train": sample(data.splits["train"], self.images)})
         loader = make_loader(
             data, "train", data_cfg, train=False, batch_size=BATCH, device=classifier.device,
             normalize=classifier.normalize,
         )  # fmt: skip
-        batches = list(itertools.islice(loader.eval_batches(), -(-self.images // BATCH)))
-        batches[-1] = tuple(t[: self.images - BATCH * (len(batches) - 1)] for t in batches[-1])
-        x, y = batches[0]  # the Hessian's batch: the first images
+        batches = list(loader.eval_batches())
+        x, y = batches[0]  # the Hessian's batch: the first images of the sample, of every class
         directions = [filter_normalized(model, seed) for seed in SEEDS]
-        folder, name = self.settings.out / "landscape", f"{label}-{self.images}images"
+        folder, name = self.settings.out / "landscape", f"{label}-{self.images}images-balanced"
         start = time.monotonic()
         curve = surface(model, batches, directions[:1], grid(-SPAN, SPAN, self.steps, 1), folder / f"{name}-1d.jsonl")
         plane = surface(model, batches, directions, grid(-SPAN, SPAN, self.steps, 2), folder / f"{name}-2d.jsonl")
         seconds = time.monotonic() - start
-        sharp = self._sharpness(model, x, y, folder / f"{label}-sharpness-{len(y)}images-{self.samples}.json")
+        sharp = self._sharpness(model, x, y, folder / f"{label}-sharpness-{len(y)}images-balanced-{self.samples}.json")
         return {"curve": curve, "plane": plane, "seconds": seconds, **sharp}
 
     def _sharpness(self, model, images, labels, path: Path) -> dict:
