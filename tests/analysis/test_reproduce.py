@@ -134,7 +134,10 @@ def test_reproductions_given_one_networks_folder_train_a_network_once(two_depths
     networks = two_depths[0] / "runs"  # plain20 and resnet20, trained by the degradation reproduction
     monkeypatch.setattr(api, "Trainer", lambda *a, **k: pytest.fail("trained again"))
     r = shattered_gradients([20], out=tmp_path / "b", networks=networks, **FAST)
-    assert not (tmp_path / "b" / "runs").exists() and (tmp_path / "b" / "gradients" / "resnet20-trained.json").exists()
+    assert (
+        not (tmp_path / "b" / "runs").exists()
+        and (tmp_path / "b" / "gradients" / "resnet20-trained-balanced.json").exists()
+    )
     assert f"--out {networks / 'resnet20'}" in r.summary.read_text()
     cosine = {**FAST, "overrides": {**FAST["overrides"], "schedule.name": "cosine"}}
     with pytest.raises(UsageError, match=r"holds a run with other settings \(schedule.name: step there, cosine now"):

@@ -60,21 +60,23 @@ def test_gradients_reproduction(tmp_path):
     small = {"batch_size": 8, "log.evals": 1}
     r = shattered_gradients([20], out=tmp_path, quick=True, iters=2, progress=False, device="cpu", overrides=small)
     saved = {p.name for p in (tmp_path / "gradients").iterdir()}
-    assert saved == {f"{n}{d}-{s}.json" for n in ("plain", "resnet") for d in (20,) for s in ("init", "trained")}
+    assert saved == {
+        f"{n}{d}-{s}-balanced.json" for n in ("plain", "resnet") for d in (20,) for s in ("init", "trained")
+    }
     stored = {name: json.loads((tmp_path / "gradients" / name).read_text()) for name in saved}
     lag1 = {
         (name, line): autocorrelation(np.array(g), 1)[1] for name, lines in stored.items() for line, g in lines.items()
     }
-    first = r.findings[0]
-    assert first.holds is (lag1["resnet20-init.json", "images"] > lag1["plain20-init.json", "images"])
-    assert (
-        f"{lag1['resnet20-init.json', 'images']:.2f} against {lag1['plain20-init.json', 'images']:.2f}"
-        in first.statement
+    first, resnet, plain = (
+        r.findings[0],
+        lag1["resnet20-init-balanced.json", "images"],
+        lag1["plain20-init-balanced.json", "images"],
     )
+    assert first.holds is (resnet > plain) and f"{resnet:.2f} against {plain:.2f}" in first.statement
     random = r.findings[2]  # along a random direction, every state: the ResNet's the more correlated
     states = ("init", "trained")
     assert random.holds is all(
-        lag1[f"resnet20-{s}.json", "random"] > lag1[f"plain20-{s}.json", "random"] for s in states
+        lag1[f"resnet20-{s}-balanced.json", "random"] > lag1[f"plain20-{s}-balanced.json", "random"] for s in states
     )
     assert len(r.findings) == 3 and "Lag-1 autocorrelation" in r.summary.read_text()
     assert (tmp_path / "figures" / "gradient_autocorrelation.png").stat().st_size > 10_000

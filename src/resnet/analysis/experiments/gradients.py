@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ... import run_folder
+from ...data.dataset import sample
 from ...data.loader import make_loader
 from ...data.sources import load_data
 from ...files import write_together
@@ -25,17 +26,19 @@ from ..shattered import POINTS, autocorrelation, calibrate_batchnorm, line_gradi
 
 KINDS = {"plain": "plain", "ResNet": "resnet"}  # each kind's name in the report and in the registry
 STATES = ("init", "trained")
-# the lines the gradient is followed along: from the first training image to the second, and from
+# the lines the gradient is followed along: from the first image of the sample to the second, and from
 # the first along a random Gaussian direction of the same length
 LINES = {"images": "to the second image", "random": "along a random direction"}
 LAGS = 32  # of the autocorrelation plotted
 SEED = 0  # of the initialized networks
+IMAGES = 256  # training images drawn evenly from the classes: the initialized BatchNorms' statistics, the lines' ends
 
 
 class Gradients(Experiment):
-    """Plain nets and ResNets of `depths` (default 20 and 56): the derivative of the first training
-    image's class score along the line from it to the second training image (POINTS inputs), with the
-    trained weights and with freshly initialized ones (BatchNorm statistics measured on training images)."""
+    """Plain nets and ResNets of `depths` (default 20 and 56): the derivative of the class score of
+    one training image along the line from it to another (the first two of IMAGES drawn evenly from the
+    classes; POINTS inputs), with the trained weights and with freshly initialized ones (BatchNorm
+    statistics measured on the IMAGES)."""
 
     name = "gradients"
     diagnostics = False
@@ -65,9 +68,10 @@ class Gradients(Experiment):
     def intro(self) -> str:
         return (
             f"Plain and residual networks of {', '.join(map(str, self.depths))} layers {self.settings.trained()}, "
-            f"and the same networks freshly initialized (seed {SEED}; BatchNorm statistics measured on the "
-            f"training images). For each, the derivative of the first training image's class score along the line "
-            f"from that image to the second one, at {POINTS} equally spaced inputs (BatchNorm in eval mode), and its "
+            f"and the same networks freshly initialized (seed {SEED}; BatchNorm statistics measured on {IMAGES} "
+            f"training images drawn evenly from the classes). For each, the derivative of the class score of the "
+            f"first of those images along the line from it to the second one, at {POINTS} equally spaced inputs "
+            "(BatchNorm in eval mode), and its "
             "autocorrelation (Balduzzi et al. 2017: white noise in deep plain nets, correlated in ResNets)."
         )
 
@@ -80,7 +84,7 @@ class Gradients(Experiment):
             self.measured = {}
             for (kind, d), job in self.nets.items():
                 for state in STATES:
-                    path = self.settings.out / "gradients" / f"{job.label}-{state}.json"
+                    path = self.settings.out / "gradients" / f"{job.label}-{state}-balanced.json"
                     lines = self._derivatives(runs[job].folder / run_folder.LAST, state, path)
                     self.measured.update({(kind, d, state, line): g for line, g in lines.items()})
         return self.measured
@@ -94,8 +98,10 @@ class Gradients(Experiment):
                 return {line: np.array(g) for line, g in stored.items()}
         classifier = load(checkpoint, device=self.settings.device or "auto")
         data_cfg = classifier.config.data
+        data = load_data(data_cfg)
+        data = replace(data, splits={**data.splits, "train": sample(data.splits["train"], IMAGES)})
         loader = make_loader(
-            load_data(data_cfg), "train", data_cfg, train=False, batch_size=256, device=classifier.device,
+            data, "train", data_cfg, train=False, batch_size=IMAGES, device=classifier.device,
             normalize=classifier.normalize,
         )  # fmt: skip
         images, labels = next(loader.eval_batches())

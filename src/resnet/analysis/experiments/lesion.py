@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...data.dataset import sample
 from ...data.loader import make_loader
 from ...data.sources import load_data
 from ...files import write_together
@@ -140,27 +141,14 @@ class Lesion(Experiment):
         return classifier, f"{Path(path).resolve()}@{os.stat(path).st_mtime_ns}"
 
     def _batches(self, classifier: Classifier, split: str, images: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """`images` images of `split` evenly spaced over it (splits are often ordered by class),
-        normalized for `classifier`, in batches."""
+        """`images` images of `split` drawn evenly from its classes (`dataset.sample`), normalized for
+        `classifier`, in batches."""
+        data = replace(self._data, splits={**self._data.splits, split: sample(self._data.splits[split], images)})
         loader = make_loader(
-            self._data,
-            split,
-            self._data_config,
-            train=False,
-            batch_size=BATCH,
-            device=classifier.device,
+            data, split, self._data_config, train=False, batch_size=BATCH, device=classifier.device,
             normalize=classifier.normalize,
-        )
-        size = self._data.size(split)
-        chosen = torch.zeros(size, dtype=torch.bool)
-        chosen[torch.linspace(0, size - 1, min(images, size)).round().long()] = True
-        batches, start = [], 0
-        for x, y in loader.eval_batches():
-            keep = chosen[start : start + len(y)].to(y.device)
-            start += len(y)
-            if keep.any():
-                batches.append((x[keep], y[keep]))
-        return batches
+        )  # fmt: skip
+        return list(loader.eval_batches())
 
     def _measured(self, name: str, key: dict, measure) -> dict:
         """`measure()` (a dict), or what OUT/lesion/NAME.json holds when it was measured with `key`;
