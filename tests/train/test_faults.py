@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from resnet import checkpoint
+from resnet.cli import main
 from resnet.train.stop import parse_duration
 
 ARGS = [
@@ -162,10 +163,12 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-def test_a_bad_time_limit_is_a_usage_error(image_folder, tmp_path):
-    process = _train("--data", image_folder, "--out", tmp_path / "run", *ARGS, "--time-limit", "soon")
-    _, err = process.communicate()
-    assert process.returncode == 2 and "--time-limit: 'soon' is not a duration" in err and "Traceback" not in err
+def test_a_bad_time_limit_is_a_usage_error(image_folder, tmp_path, capsys):
+    # in this process: refused before any training starts
+    code = main(["train", "--data", str(image_folder), "--out", str(tmp_path / "run"), *ARGS, "--time-limit", "soon"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--time-limit: 'soon' is not a duration" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_second_run_into_the_same_folder_is_refused_and_a_killed_runs_lock_is_not(image_folder, tmp_path):
