@@ -78,7 +78,13 @@ SIZES = {
             "image_size": 224,
             "workers": 15,
         },
-        "cifar": {"model": "resnet56", "iters": 64000, "compile": "reduce-overhead", "peer_steps": 3 * 390},
+        "cifar": {
+            "model": "resnet56",
+            "iters": 64000,
+            "compile": "reduce-overhead",
+            "peer_steps": 3 * 390,
+            "overrides": {},
+        },
         "speedrun": {"epochs": (6, 8, 10, 12), "seeds": 5, "warmup": True, "overrides": {}},
     },
     "quick": {
@@ -95,19 +101,25 @@ SIZES = {
             "train_steps": 3,
             "rounds": 1,
         },
-        "inference": {"model": "resnet18", "batch": 4, "image_size": 64, "reps": 3, "compile": False},
-        "throughput": {"models": ("resnet18",), "batch": 8, "image_size": 64, "reps": 3, "compile": "none"},
+        "inference": {"model": "resnet18", "batch": 4, "image_size": 32, "reps": 3, "compile": False},
+        "throughput": {"models": ("resnet18",), "batch": 4, "image_size": 32, "reps": 3, "compile": "none"},
         "feeding": {
             "model": "resnet18",
             "jpeg_size": (160, 120),
-            "batch": 8,
+            "batch": 4,
             "steps": 3,
-            "image_size": 64,
+            "image_size": 32,
             "workers": 2,
         },
-        "cifar": {"model": "resnet20", "iters": 6, "compile": "none", "peer_steps": 5},
+        "cifar": {
+            "model": "resnet20",
+            "iters": 4,
+            "compile": "none",
+            "peer_steps": 3,
+            "overrides": {"batch_size": 16, "log.evals": 1},
+        },
         "speedrun": {
-            "epochs": (1,),
+            "epochs": (0.25,),
             "seeds": 1,
             "warmup": False,
             "overrides": {"model_options": {"width": 8}, "batch_size": 64},
@@ -642,12 +654,13 @@ def cifar(sizes: dict, device: torch.device, data: str | None) -> list[dict]:
         "log.evals": 4,
     }
     start = time.perf_counter()
-    config = resolve("cifar-paper", {"data.source": data, **fast}, model=name, device=str(device), iters=iters)
+    overrides = {"data.source": data, **fast, **sizes["overrides"]}
+    config = resolve("cifar-paper", overrides, model=name, device=str(device), iters=iters)
     with temporary_trainer(config) as trainer:
         result = trainer.run()
         ours = time.perf_counter() - start
     peer_steps = sizes["peer_steps"]
-    peer_seconds, peer_accuracy = eager_cifar_loop(name, data, device, peer_steps, iters)
+    peer_seconds, peer_accuracy = eager_cifar_loop(name, data, device, peer_steps, iters, batch=config.batch_size)
     return [
         row(
             f"cifar-paper {name}, {iters} iterations, end to end",

@@ -16,10 +16,22 @@ sys.path.insert(0, str(FIXTURES))
 from datasets import QUICK, make_image_folder  # noqa: E402
 
 
+def pytest_configure(config):
+    """A pytest-xdist worker (the suite runs one per core) computes on one thread, and so do the
+    processes its tests start: two threads per worker would contend for the cores the other worker uses."""
+    if hasattr(config, "workerinput"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
-    """Decoded data sets are cached in a folder of the test session, not the user's."""
-    os.environ["RESNET_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    """Decoded data sets and model descriptions are cached in a folder of the test session, not the user's,
+    one for all its xdist workers (entries are written whole, by a rename)."""
+    root = tmp_path_factory.getbasetemp()
+    cache = (root.parent if "PYTEST_XDIST_WORKER" in os.environ else root) / "cache"
+    cache.mkdir(exist_ok=True)
+    os.environ["RESNET_CACHE"] = str(cache)
 
 
 @pytest.fixture(autouse=True)
