@@ -9,7 +9,7 @@ nbclient = pytest.importorskip("nbclient", reason="executing the tutorial needs 
 nbformat = pytest.importorskip("nbformat", reason="executing the tutorial needs nbformat (the test extra)")
 
 TUTORIAL = Path(__file__).parents[1] / "docs" / "tutorial.ipynb"
-CELL_SECONDS = 600  # a hung or runaway cell; the longest, its CIFAR training, takes under a minute on an idle 2-core CPU
+CELL_SECONDS = 600  # longer than this, a cell has hung or run away
 
 
 def test_the_tutorial_runs_in_quick_mode_and_its_claims_hold(monkeypatch):
