@@ -57,7 +57,7 @@ def recorded(block: str, sandbox: Path) -> list[list[str]]:
     """The resnet commands `block` runs, as argument lists, expanded by bash."""
     script = block.replace(".venv/bin/resnet", "resnet").replace("scripts/setup.sh", "true")
     script = re.sub(
-        r"(\.venv/bin/)?python -m (resnet|pytest)\b", lambda m: "resnet" if m[2] == "resnet" else ":", script
+        r"(\.venv/bin/)?python -m (resnet|pytest|jupyter)\b", lambda m: "resnet" if m[2] == "resnet" else ":", script
     )
     record = sandbox / ".record"
     record.write_bytes(b"")
