@@ -21,3 +21,6 @@ def test_the_tutorial_runs_in_quick_mode_and_its_claims_hold(monkeypatch):
     client.execute()  # CellExecutionError (a failed assert among them) or CellTimeoutError fail the test
     printed = "".join(out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", []))
     assert "QUICK=True" in printed and "quick run:" in printed.lower()
+    for cell in notebook.cells:  # every figure the text shows is drawn: a cell that shows one outputs an image
+        if "plt.show()" in cell.source:
+            assert any("image/png" in out.get("data", {}) for out in cell.outputs), cell.source
