@@ -59,3 +59,18 @@ def test_other_formats(tmp_path, payload, message):
 def test_missing(tmp_path):
     with pytest.raises(UsageError, match="no such checkpoint"):
         checkpoint.load(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard link", "copy"])
+def test_duplicate_is_a_second_name_that_later_saves_leave_alone(tmp_path, monkeypatch, links):
+    if not links:  # a file system without hard links: the checkpoint is copied
+        monkeypatch.setattr(checkpoint.os, "link", lambda *a: (_ for _ in ()).throw(OSError(1, "not permitted")))
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    checkpoint.save({"step": 1}, best)
+    checkpoint.save({"step": 2, "w": torch.arange(3.0)}, last)
+    checkpoint.duplicate(last, best)
+    assert checkpoint.load(best)["step"] == 2 and torch.equal(checkpoint.load(best)["w"], torch.arange(3.0))
+    assert (best.stat().st_ino == last.stat().st_ino) is links
+    checkpoint.save({"step": 3}, last)  # the next evaluation's last.pt, not an improvement
+    assert checkpoint.load(best)["step"] == 2 and checkpoint.load(last)["step"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # no temporary file left

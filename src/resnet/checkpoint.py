@@ -8,6 +8,7 @@ import hashlib
 import os
 import pickle
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -34,6 +35,24 @@ def save(payload: dict, path: Path) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise write_failed(path, e, "the previous checkpoint is intact") from None
+
+
+def duplicate(source: Path, path: Path) -> None:
+    """Make `path` a second name of the checkpoint `source` (best.pt of last.pt) without writing it
+    again: a hard link where the file system has them, else a copy, put in place atomically. `save`
+    replaces a file with a new one and never writes into it, so the two stay apart afterwards."""
+    source, path = Path(source), Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links here (some network and FAT file systems)
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
         tmp.unlink(missing_ok=True)
         raise write_failed(path, e, "the previous checkpoint is intact") from None
 

@@ -3,7 +3,7 @@ import torch
 from reference_weights import REFERENCE
 
 from resnet import create_model, describe
-from resnet.models.complexity import count_parameters
+from resnet.models.complexity import count_macs, count_parameters
 
 PARAMETERS = {
     "resnet18": 11_689_512,
@@ -78,3 +78,15 @@ def test_option_b_adds_the_projections():
 def test_plain_networks_match_option_a_in_size():
     assert describe("plain56")["params"] == describe("resnet56")["params"]
     assert describe("plain56")["shortcut"] == "none"
+
+
+def test_counting_leaves_a_real_network_as_it_was():
+    """count_macs passes over batch norms and ReLUs while it counts; afterwards they compute again."""
+    torch.manual_seed(0)
+    model = create_model("resnet20").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+        assert count_macs(model, (3, 32, 32)) == describe("resnet20")["macs"]
+        assert torch.equal(model(x), before)
+    assert not any("forward" in vars(m) for m in model.modules())

@@ -57,8 +57,11 @@ def blocks_per_stage(depth: int, layers_per_block: int, extra: int, networks: st
 
 def he_init(model: nn.Module) -> None:
     """He et al. 2015 ("Delving deep into rectifiers") normal init of every convolution, as torchvision
-    and the authors' code do; batch norms start as the identity."""
+    and the authors' code do; batch norms start as the identity. A network on the meta device (counted,
+    never run) has no values to set: it is left as it is, which spares `resnet models` seconds a network."""
     for m in model.modules():
+        if any(p.is_meta for p in m.parameters(recurse=False)):
+            continue
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):

@@ -64,7 +64,7 @@ class ResidualMLP(ClassifierHead):
         self.num_features = width
         self.fc = nn.Linear(width, num_classes)
         for m in self.modules():
-            if isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear) and not m.weight.is_meta:  # on the meta device, nothing to set
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 

@@ -251,7 +251,7 @@ class SuperResTrainer:
         self.best = max(self.best, row["psnr"])
         self._save("last.pt", step, row)
         if improved:
-            self._save("best.pt", step, row)
+            checkpoint.duplicate(self.out / "last.pt", self.out / "best.pt")
         loss = "" if train_loss is None else f"train loss {train_loss:.4f} · "
         bar.log(
             f"step {step}/{cfg.iters} · {loss}PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f} "

@@ -286,10 +286,10 @@ class Trainer:
         return improved
 
     def _checkpoint(self, improved: bool) -> None:
-        """last.pt, and best.pt when the evaluation error is the best so far."""
+        """last.pt, and best.pt (the same file under a second name) when the evaluation error is the best so far."""
         self.save("last.pt")
-        if improved:
-            self.save("best.pt")
+        if improved and self.runtime.is_main:
+            checkpoint.duplicate(self.out / "last.pt", self.out / "best.pt")
 
     def save(self, name: str) -> None:
         """The checkpoint `name` in the run folder (written by the main process), timed."""
