@@ -24,6 +24,16 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+# The suite's longest files, started first: the workers take files in the order collected, and one long
+# file taken last would run alone at the end while the other worker waits.
+LONGEST_FIRST = ("test_tutorial.py", "test_benchmarks.py", "test_docs.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
     """Decoded data sets and model descriptions are cached in a folder of the test session, not the user's,

@@ -64,7 +64,7 @@ def digest(payload: dict) -> str:
     def walk(obj) -> None:
         if isinstance(obj, torch.Tensor):
             h.update(f"{obj.dtype}{tuple(obj.shape)}".encode())
-            h.update(obj.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            h.update(obj.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # no copy
         elif isinstance(obj, dict):
             for key in sorted(obj, key=str):
                 if key != "digest":
