@@ -26,7 +26,15 @@ def pytest_configure(config):
 
 # The suite's longest files, started first: the workers take files in the order collected, and one long
 # file taken last would run alone at the end while the other worker waits.
-LONGEST_FIRST = ("test_tutorial.py", "test_benchmarks.py", "test_docs.py")
+LONGEST_FIRST = (
+    "test_tutorial.py",
+    "test_benchmarks.py",
+    "test_faults.py",
+    "test_reproduce.py",
+    "test_docs.py",
+    "test_distributed.py",
+    "test_cli.py",
+)
 
 
 def pytest_collection_modifyitems(items):

@@ -336,3 +336,10 @@ def test_mixing_keeps_a_channels_last_batch_channels_last(kind):
     out, _ = mixing(x.contiguous(memory_format=torch.channels_last), y, 0)
     assert mixing.draw(0, 12, 10)[0] == kind
     assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+
+
+def test_no_more_decoding_workers_than_usable_cpus(monkeypatch):
+    from resnet.data import loader
+
+    monkeypatch.setattr(loader.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert [loader.usable_workers(n) for n in (0, 1, 2, 8)] == [0, 1, 2, 2]  # data.workers=8 on 2 cores: 2

@@ -209,3 +209,33 @@ def test_a_full_disk_is_one_line_and_leaves_the_last_checkpoint(image_folder, tm
     assert "Traceback" not in err
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".last")) == []  # no temporary file
     assert checkpoint.load(out / "last.pt")["step"] == 3
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_image_unreadable_mid_run_stops_it_with_a_checkpoint_and_one_line(tmp_path, capsys, monkeypatch, workers):
+    from datasets import make_image_folder
+
+    from resnet.data import loader
+    from resnet.errors import UsageError
+
+    root = make_image_folder(tmp_path / "data", {"train": 4, "test": 2}, size=(40, 30))  # 12 images: 3 steps of 4
+    read = loader._FileDataset.__getitem__
+
+    def breaks_in_the_second_epoch(self, key):  # as a file whose disk fails while the run goes on
+        if self.train and key[0] >= 1:
+            raise UsageError(f"{self.files.files[key[1]][0]}: unreadable image (broken data stream)")
+        return read(self, key)
+
+    monkeypatch.setattr(loader._FileDataset, "__getitem__", breaks_in_the_second_epoch)  # the workers fork with it
+    out = tmp_path / "run"
+    args = ["train", "--data", str(root), "--out", str(out), "--iters", "12", "--device", "cpu"]
+    settings = ("batch_size=4", "precision=fp32", "data.mode=stream", "data.image_size=24", f"data.workers={workers}")
+    for setting in settings:
+        args += ["--set", setting]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert err[0].startswith("resnet train: error: train/")
+    assert ".png: unreadable image (broken data stream); " in err[0]
+    assert "stopped at step 3 with a checkpoint" in err[0] and f"resnet train --out {out} --resume" in err[0]
+    assert checkpoint.load(out / "last.pt")["step"] == 3

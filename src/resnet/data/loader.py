@@ -13,6 +13,7 @@ batch.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -271,8 +272,8 @@ class StreamLoader(Loader):
         """The evaluation views of about NORMALIZE_SAMPLE images spread over the split."""
         every = FileList(split.layout, split.files[:: max(1, len(split) // NORMALIZE_SAMPLE)])
         view = partial(_evaluation_view, shorter=round(cfg.image_size * cfg.eval_resize), crop=cfg.image_size)
-        loader = DataLoader(_FileDataset(every, view), batch_size=64, num_workers=cfg.workers)
-        return torch.cat([x for x, _ in loader])
+        loader = DataLoader(_FileDataset(every, view), batch_size=64, num_workers=usable_workers(cfg.workers))
+        return torch.cat([x for x, _ in unwrapped(loader)])
 
     def _take(self, split: FileList) -> None:
         cfg = self.cfg
@@ -280,7 +281,11 @@ class StreamLoader(Loader):
         transform = dict(augment=cfg.augment, size=cfg.image_size, pad=cfg.pad, scale=tuple(cfg.scale))
         view = partial(_training_view, **transform, area=tuple(cfg.area), policy=policy)
         self.files, self.dataset = split, _FileDataset(split, view, self.seed, train=True)
-        self.workers, self.eval_size, self.eval_resize = cfg.workers, cfg.eval_size or cfg.image_size, cfg.eval_resize
+        self.workers, self.eval_size, self.eval_resize = (
+            usable_workers(cfg.workers),
+            cfg.eval_size or cfg.image_size,
+            cfg.eval_resize,
+        )
 
     def _loader(self, dataset: Dataset, **kwargs) -> DataLoader:
         return DataLoader(dataset, num_workers=self.workers, pin_memory=self.device.type == "cuda", **kwargs)
@@ -297,7 +302,7 @@ class StreamLoader(Loader):
                 persistent_workers=False,
                 prefetch_factor=prefetch_factor(self.workers, self.batch_size * 3 * self.cfg.image_size**2),
             )
-            for (x, y), step in zip(loader, steps):
+            for (x, y), step in zip(unwrapped(loader), steps):
                 x = self._finish_training(x.to(self.device, non_blocking=True), step)
                 yield x, y.to(self.device, non_blocking=True)
             epoch, offset = epoch + 1, 0
@@ -315,7 +320,7 @@ class StreamLoader(Loader):
             view = partial(_evaluation_view, shorter=shorter, crop=shorter if tta == "10crop" else size)
         indices = list(range(self.rank, len(self.files), self.world))
         loader = self._loader(_FileDataset(self.files, view), batch_size=batch_size or self.batch_size, sampler=indices)
-        for x, y in loader:
+        for x, y in unwrapped(loader):
             y = y.to(self.device, non_blocking=True)
             if tta == "10crop":
                 yield torch.stack([self._finish(v) for v in ten_crop(x.to(self.device), size)]), y
@@ -323,6 +328,26 @@ class StreamLoader(Loader):
                 yield [self._finish(v) for v in x], y
             else:
                 yield self._finish(x), y
+
+
+def usable_workers(workers: int) -> int:
+    """data.workers, at most one per CPU this process may use: more only contend (torch warns of it)."""
+    return min(workers, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def unwrapped(loader: DataLoader) -> Iterator:
+    """The batches of `loader`; a UsageError of a worker (an unreadable image) as its own line, not inside
+    the worker's traceback, which is how DataLoader passes it on."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except UsageError as e:
+            last = str(e).rstrip().splitlines()[-1]
+            raise UsageError(last.removeprefix(f"{UsageError.__module__}.{UsageError.__qualname__}: ")) from None
+        yield batch
 
 
 PREFETCH = 4  # batches each worker decodes ahead, where shared memory allows

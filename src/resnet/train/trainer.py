@@ -185,7 +185,7 @@ class Trainer:
         end = self.total if end is None else end
         self.model.train()
         self._freeze()
-        for x, y in islice(self.train_loader.batches(self.step), max(0, end - self.step)):
+        for x, y in islice(self._batches(), max(0, end - self.step)):
             self.train_step(x, y, self.schedule(self.step))
             self.step += 1
             if self.ema:
@@ -194,6 +194,25 @@ class Trainer:
                 self._freeze()
                 log(f"step {self.step}: unfreezing the next part of the backbone")
             yield self.step
+
+    def _batches(self):
+        """The training batches from this step on. An unreadable streamed image stops the run with a
+        checkpoint of the steps done (one UsageError line naming the file): hours of work are kept."""
+        batches, start = self.train_loader.batches(self.step), self.step
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except UsageError as e:
+                if self.step == start or not self.runtime.is_main or self.runtime.world > 1:
+                    raise
+                self.save("last.pt")
+                raise UsageError(
+                    f"{e}; the run stopped at step {self.step} with a checkpoint: replace or remove the file, "
+                    f"then resume with: resnet train --out {self.out} --resume"
+                ) from None
+            yield batch
 
     def _freeze(self) -> None:
         """Freeze what should be frozen at this step: fine-tuning's frozen parts, and BN if asked."""
