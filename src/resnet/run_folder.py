@@ -120,6 +120,12 @@ def read_config(folder: Path) -> dict | None:
     return yaml.safe_load(path.read_text()) if path.exists() else None
 
 
+def read_skipped(folder: Path) -> list[str]:
+    """The paths listed in `folder`'s skipped-images.txt (none without it)."""
+    path = folder / SKIPPED
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def write_skipped(folder: Path, paths: list[str]) -> None:
     """List `paths`, the unreadable images the run left out, in skipped-images.txt (none: no file)."""
     if paths:

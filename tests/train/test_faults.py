@@ -239,3 +239,23 @@ def test_an_image_unreadable_mid_run_stops_it_with_a_checkpoint_and_one_line(tmp
     assert ".png: unreadable image (broken data stream); " in err[0]
     assert "stopped at step 3 with a checkpoint" in err[0] and f"resnet train --out {out} --resume" in err[0]
     assert checkpoint.load(out / "last.pt")["step"] == 3
+
+
+def test_skip_bad_images_leaves_unreadable_streamed_files_out_and_lists_them(tmp_path, capsys):
+    from datasets import make_image_folder
+
+    root = make_image_folder(tmp_path / "data", {"train": 4, "test": 2}, size=(40, 30))
+    bad = [sorted((root / split).rglob("*.png"))[1] for split in ("train", "test")]
+    for image in bad:
+        image.write_bytes(b"not a png")
+    out = tmp_path / "run"
+    args = ["train", "--data", str(root), "--out", str(out), "--iters", "6", "--device", "cpu"]
+    for setting in ("batch_size=4", "precision=fp32", "data.mode=stream", "data.image_size=24", "data.workers=2"):
+        args += ["--set", setting]
+    assert main(args) == 2 and "not an image" in capsys.readouterr().err  # without the option: stopped, named
+    assert main([*args, "--skip-bad-images", "--stop-after", "3", "--force"]) == 0
+    listed = (out / "skipped-images.txt").read_text().splitlines()
+    assert listed == [str(bad[0])]  # the training file, met in the first epoch (steps 1-3); no evaluation yet
+    assert main(["train", "--out", str(out), "--resume"]) == 0  # a later session keeps it and adds the test file
+    assert (out / "skipped-images.txt").read_text().splitlines() == sorted(map(str, bad))
+    assert json.loads((out / "summary.json").read_text())["skipped_images"] == 2

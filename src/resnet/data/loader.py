@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from ..config import DataConfig, check_supported
 from ..errors import UsageError
@@ -105,6 +105,7 @@ class Loader:
 
     eval_resize = 1.0  # an evaluation view's shorter side, as a multiple of its crop: as they are
     channels = True  # the items are images, whose channels channels_last puts last
+    skipped: frozenset[str] | set[str] = frozenset()  # the unreadable files left out as met (streamed files)
 
     @classmethod
     def supports(cls, split: Split) -> dict[str, tuple[tuple, str]]:
@@ -272,15 +273,17 @@ class StreamLoader(Loader):
         """The evaluation views of about NORMALIZE_SAMPLE images spread over the split."""
         every = FileList(split.layout, split.files[:: max(1, len(split) // NORMALIZE_SAMPLE)])
         view = partial(_evaluation_view, shorter=round(cfg.image_size * cfg.eval_resize), crop=cfg.image_size)
-        loader = DataLoader(_FileDataset(every, view), batch_size=64, num_workers=usable_workers(cfg.workers))
-        return torch.cat([x for x, _ in unwrapped(loader)])
+        dataset = _FileDataset(every, view, skip_bad=cfg.skip_bad_images)
+        loader = DataLoader(dataset, batch_size=64, num_workers=usable_workers(cfg.workers), collate_fn=_collate)
+        return torch.cat([batch[0] for batch, _ in unwrapped(loader) if batch is not None])
 
     def _take(self, split: FileList) -> None:
         cfg = self.cfg
         policy = auto_augment_policy(cfg.auto_augment, cfg.randaugment_ops, cfg.randaugment_magnitude)
         transform = dict(augment=cfg.augment, size=cfg.image_size, pad=cfg.pad, scale=tuple(cfg.scale))
         view = partial(_training_view, **transform, area=tuple(cfg.area), policy=policy)
-        self.files, self.dataset = split, _FileDataset(split, view, self.seed, train=True)
+        self.files, self.dataset = split, _FileDataset(split, view, self.seed, True, cfg.skip_bad_images)
+        self.skipped = set()
         self.workers, self.eval_size, self.eval_resize = (
             usable_workers(cfg.workers),
             cfg.eval_size or cfg.image_size,
@@ -288,7 +291,16 @@ class StreamLoader(Loader):
         )
 
     def _loader(self, dataset: Dataset, **kwargs) -> DataLoader:
-        return DataLoader(dataset, num_workers=self.workers, pin_memory=self.device.type == "cuda", **kwargs)
+        return DataLoader(
+            dataset, num_workers=self.workers, pin_memory=self.device.type == "cuda", collate_fn=_collate, **kwargs
+        )
+
+    def _read(self, loader: DataLoader) -> Iterator:
+        """The batches of `loader`, less the unreadable files (data.skip_bad_images), which join `skipped`."""
+        for batch, left_out in unwrapped(loader):
+            self.skipped.update(str(self.files.layout.root / name) for name in left_out)
+            if batch is not None:
+                yield batch
 
     def batches(self, start: int = 0) -> Iterator[Batch]:
         epoch, offset = divmod(start, self.steps_per_epoch)
@@ -302,7 +314,7 @@ class StreamLoader(Loader):
                 persistent_workers=False,
                 prefetch_factor=prefetch_factor(self.workers, self.batch_size * 3 * self.cfg.image_size**2),
             )
-            for (x, y), step in zip(unwrapped(loader), steps):
+            for (x, y), step in zip(self._read(loader), steps):
                 x = self._finish_training(x.to(self.device, non_blocking=True), step)
                 yield x, y.to(self.device, non_blocking=True)
             epoch, offset = epoch + 1, 0
@@ -319,8 +331,9 @@ class StreamLoader(Loader):
         else:
             view = partial(_evaluation_view, shorter=shorter, crop=shorter if tta == "10crop" else size)
         indices = list(range(self.rank, len(self.files), self.world))
-        loader = self._loader(_FileDataset(self.files, view), batch_size=batch_size or self.batch_size, sampler=indices)
-        for x, y in unwrapped(loader):
+        dataset = _FileDataset(self.files, view, skip_bad=self.cfg.skip_bad_images)
+        loader = self._loader(dataset, batch_size=batch_size or self.batch_size, sampler=indices)
+        for x, y in self._read(loader):
             y = y.to(self.device, non_blocking=True)
             if tta == "10crop":
                 yield torch.stack([self._finish(v) for v in ten_crop(x.to(self.device), size)]), y
@@ -393,8 +406,8 @@ class _FileDataset(Dataset):
     """The images of a file list, decoded and made tensors by `view(image, rng)`. Training items are
     keyed (epoch, index), and their augmentation seeded by the key; evaluation items by index."""
 
-    def __init__(self, files: FileList, view, seed: int = 0, train: bool = False) -> None:
-        self.files, self.view, self.seed, self.train = files, view, seed, train
+    def __init__(self, files: FileList, view, seed: int = 0, train: bool = False, skip_bad: bool = False) -> None:
+        self.files, self.view, self.seed, self.train, self.skip_bad = files, view, seed, train, skip_bad
 
     def __len__(self) -> int:
         return len(self.files)
@@ -405,9 +418,17 @@ class _FileDataset(Dataset):
         rng = random.Random(derive_seed(self.seed, AUGMENT, epoch, index)) if self.train else None
         try:
             image = decode_image(self.files.layout.read(name), name)
-        except OSError as e:
-            raise UsageError(f"{name}: unreadable ({e.strerror or e})") from None
+        except (OSError, UsageError) as e:
+            if self.skip_bad:
+                return None, name  # left out of its batch by _collate
+            raise e if isinstance(e, UsageError) else UsageError(f"{name}: unreadable ({e.strerror or e})") from None
         return self.view(image, rng), label
+
+
+def _collate(items: list[tuple]) -> tuple:
+    """(the batch of the items read, or None if none was; the names of the files left out unread)."""
+    kept = [item for item in items if item[0] is not None]
+    return (default_collate(kept) if kept else None), [name for view, name in items if view is None]
 
 
 def _training_view(image: Image.Image, rng: random.Random, **transform) -> torch.Tensor:

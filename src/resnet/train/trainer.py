@@ -82,6 +82,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.runtime.device.type, enabled=config.precision == "fp16")
         self.step = 0  # the step to do next
         self._saved_at, self._save_seconds = time.monotonic(), 0.0  # the last checkpoint: when, and the longest
+        self._skipped_before: list[str] = []  # unreadable streamed files met by the sessions before this one
         self.meter = Meter(self.runtime.device)
         self.guard = NonFiniteGuard(config.nonfinite, self.model, self.runtime.device)
         if state is not None:
@@ -123,7 +124,9 @@ class Trainer:
         with run_folder.lock(self.out) if runtime.is_main else nullcontext(), StopRequest(time_limit) as stop:
             if runtime.is_main:
                 run_folder.prepare(self.out, to_dict(cfg), self.step, (run_folder.METRICS, run_folder.DIAGNOSTICS))
-                run_folder.write_skipped(self.out, self.data.skipped)
+                # a resumed run of streamed files keeps those its earlier sessions met
+                self._skipped_before = run_folder.read_skipped(self.out) if self.step else []
+                self._write_skipped()
             images = sum(self.data.size(split) for split in self.eval_loaders) * (2 if cfg.ema.decay else 1)
             every = eval_interval(cfg.log, self.total, cfg.batch_size, images)
             start_time, start_step = time.perf_counter(), self.step
@@ -315,8 +318,17 @@ class Trainer:
         start = time.monotonic()
         if self.runtime.is_main:
             checkpoint.save(self._state(), self.out / name)
+            self._write_skipped()
         self._saved_at = time.monotonic()
         self._save_seconds = max(self._save_seconds, self._saved_at - start)
+
+    def _write_skipped(self) -> list[str]:
+        """skipped-images.txt: the unreadable images left out (data.skip_bad_images), those of a decoded
+        data set, and the streamed files met so far in this session and those before; the list."""
+        loaders = (self.train_loader, *self.eval_loaders.values())
+        paths = sorted(set(self.data.skipped).union(self._skipped_before, *(loader.skipped for loader in loaders)))
+        run_folder.write_skipped(self.out, paths)
+        return paths
 
     def _state(self) -> dict:
         return {
@@ -382,7 +394,7 @@ class Trainer:
             "steps_this_session": steps,
             "final": rows[-1] if rows else {},
             "best_error": self.schedule.best_eval,
-            "skipped_images": len(self.data.skipped),
+            "skipped_images": len(self._write_skipped()) if self.runtime.is_main else len(self.data.skipped),
             "device": str(self.runtime.device),
             "world": self.runtime.world,
             "torch": torch.__version__,
