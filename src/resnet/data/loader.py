@@ -351,15 +351,24 @@ def usable_workers(workers: int) -> int:
 def unwrapped(loader: DataLoader) -> Iterator:
     """The batches of `loader`; a UsageError of a worker (an unreadable image) as its own line, not inside
     the worker's traceback, which is how DataLoader passes it on."""
-    batches = iter(loader)
+
+    def own_line(e: UsageError) -> UsageError:
+        last = str(e).rstrip().splitlines()[-1]
+        return UsageError(last.removeprefix(f"{UsageError.__module__}.{UsageError.__qualname__}: "))
+
+    return reraised(loader, own_line)
+
+
+def reraised(batches, error) -> Iterator:
+    """The items of `batches`; a UsageError while making one is raised as `error(it)` instead."""
+    batches = iter(batches)
     while True:
         try:
             batch = next(batches)
         except StopIteration:
             return
         except UsageError as e:
-            last = str(e).rstrip().splitlines()[-1]
-            raise UsageError(last.removeprefix(f"{UsageError.__module__}.{UsageError.__qualname__}: ")) from None
+            raise error(e) from None
         yield batch
 
 

@@ -17,7 +17,7 @@ import torch
 from .. import checkpoint, run_folder
 from ..config import TrainConfig, to_dict
 from ..data.augment import Normalize
-from ..data.loader import fit_normalize, make_loader
+from ..data.loader import fit_normalize, make_loader, reraised
 from ..data.mixing import Mixing
 from ..data.sources import load_data
 from ..errors import Stopped, UsageError
@@ -201,21 +201,18 @@ class Trainer:
     def _batches(self):
         """The training batches from this step on. An unreadable streamed image stops the run with a
         checkpoint of the steps done (one UsageError line naming the file): hours of work are kept."""
-        batches, start = self.train_loader.batches(self.step), self.step
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except UsageError as e:
-                if self.step == start or not self.runtime.is_main or self.runtime.world > 1:
-                    raise
-                self.save("last.pt")
-                raise UsageError(
-                    f"{e}; the run stopped at step {self.step} with a checkpoint: replace or remove the file, "
-                    f"then resume with: resnet train --out {self.out} --resume"
-                ) from None
-            yield batch
+        start = self.step
+
+        def stopped(e: UsageError) -> UsageError:
+            if self.step == start or not self.runtime.is_main or self.runtime.world > 1:
+                return e
+            self.save("last.pt")
+            return UsageError(
+                f"{e}; the run stopped at step {self.step} with a checkpoint: replace or remove the file, "
+                f"then resume with: resnet train --out {self.out} --resume"
+            )
+
+        return reraised(self.train_loader.batches(self.step), stopped)
 
     def _freeze(self) -> None:
         """Freeze what should be frozen at this step: fine-tuning's frozen parts, and BN if asked."""
