@@ -319,13 +319,14 @@ class Trainer:
         self._saved_at = time.monotonic()
         self._save_seconds = max(self._save_seconds, self._saved_at - start)
 
-    def _write_skipped(self) -> list[str]:
-        """skipped-images.txt: the unreadable images left out (data.skip_bad_images), those of a decoded
-        data set, and the streamed files met so far in this session and those before; the list."""
+    def _skipped_images(self) -> list[str]:
+        """The unreadable images left out (data.skip_bad_images): those of a decoded data set, and the
+        streamed files met so far in this session and those before."""
         loaders = (self.train_loader, *self.eval_loaders.values())
-        paths = sorted(set(self.data.skipped).union(self._skipped_before, *(loader.skipped for loader in loaders)))
-        run_folder.write_skipped(self.out, paths)
-        return paths
+        return sorted(set(self.data.skipped).union(self._skipped_before, *(loader.skipped for loader in loaders)))
+
+    def _write_skipped(self) -> None:
+        run_folder.write_skipped(self.out, self._skipped_images())
 
     def _state(self) -> dict:
         return {
@@ -391,7 +392,7 @@ class Trainer:
             "steps_this_session": steps,
             "final": rows[-1] if rows else {},
             "best_error": self.schedule.best_eval,
-            "skipped_images": len(self._write_skipped()) if self.runtime.is_main else len(self.data.skipped),
+            "skipped_images": len(self._skipped_images()),  # listed by the last checkpoint's _write_skipped
             "device": str(self.runtime.device),
             "world": self.runtime.world,
             "torch": torch.__version__,
