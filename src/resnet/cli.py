@@ -468,6 +468,39 @@ def _eval(args: argparse.Namespace) -> None:
     )
 
 
+def add_compare(commands: argparse._SubParsersAction) -> None:
+    """`resnet compare`: resnet.compare."""
+    p = commands.add_parser(
+        "compare", help="runs side by side: final and last-three test error, training error, time, hardware; curves"
+    )
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders (of resnet train)")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="their curves in one figure (Fig. 6 style)")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    _json_option(p)
+    p.set_defaults(run=_compare)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from .compare import as_dicts, cells, compare, header, markdown, plot
+
+    rows = compare(args.runs)
+    if args.json:
+        print(json.dumps(as_dicts(rows), indent=2))
+    elif args.markdown:
+        print(markdown(rows), end="")
+    else:
+        table = Table(*header(rows), box=box.SIMPLE_HEAD)
+        for row in rows:
+            table.add_row(*cells(row))
+        Console(width=200).print(table)
+    if args.plot:
+        print(f"wrote {plot(args.runs, args.plot)}", file=sys.stderr if args.json else sys.stdout)
+
+
 def add_predict(commands: argparse._SubParsersAction) -> None:
     """`resnet predict`: resnet.inference.load, then Classifier.predict."""
     p = commands.add_parser("predict", help="the most probable classes of images")
@@ -769,6 +802,7 @@ COMMANDS = (
     add_train,
     add_finetune,
     add_eval,
+    add_compare,
     add_predict,
     add_reproduce,
     add_superres,

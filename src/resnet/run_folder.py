@@ -1,7 +1,9 @@
 """The run folder, one protocol for every kind of run (`resnet train`, `resnet superres train`, the
 reproductions): `config.yaml` (the resolved config), `metrics.jsonl` (one JSON row per evaluation, with
-its "step"), `last.pt` and `best.pt` (checkpoints), `summary.json` (written once a run has finished),
-and `skipped-images.txt` (the unreadable images left out by data.skip_bad_images, one path a line).
+its "step"), `sessions.jsonl` (a row at each checkpoint: the session of training it ends, on which
+hardware and in which precision), `last.pt` and `best.pt` (checkpoints), `summary.json` (written once a
+run has finished), and `skipped-images.txt` (the unreadable images left out by data.skip_bad_images,
+one path a line).
 
 A folder holding a `last.pt` holds a run: a new run refuses it unless forced; `resume` continues it.
 Rows are appended before the checkpoint that follows them, so a resumed run drops the rows newer than
@@ -25,6 +27,7 @@ from .errors import UsageError
 
 RUNS = Path("runs")  # where a run goes without --out
 CONFIG, METRICS, DIAGNOSTICS, SUMMARY = "config.yaml", "metrics.jsonl", "diagnostics.jsonl", "summary.json"
+SESSIONS = "sessions.jsonl"
 SKIPPED = "skipped-images.txt"
 LOCK = ".lock"  # held by the process writing the folder
 LAST, BEST = "last.pt", "best.pt"
@@ -112,6 +115,14 @@ def read(folder: Path, log: str = METRICS) -> list[dict]:
         except json.JSONDecodeError:
             break
     return rows
+
+
+def sessions(folder: Path) -> list[dict]:
+    """The sessions that trained the run in `folder`, in order: for each, the last row its checkpoints
+    wrote (steps `from` to `step`, `seconds`, `hardware`, `precision`, ...); sessions that trained no
+    step are left out. A run carried from machine to machine says here which stretch ran where."""
+    last = {row["started"]: row for row in read(folder, SESSIONS)}
+    return [row for row in last.values() if row["step"] > row["from"]]
 
 
 def read_config(folder: Path) -> dict | None:

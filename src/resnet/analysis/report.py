@@ -6,7 +6,6 @@ import base64
 import datetime
 import html
 import os
-import platform
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from ..files import write_together
+from ..train.runtime import cpu_name
 
 
 @dataclass
@@ -125,12 +125,7 @@ def machine() -> str:
     """The GPU's name, or the CPU's model and core count."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        name = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or platform.machine()
-    return f"CPU {name} × {os.cpu_count()}"
+    return f"CPU {cpu_name()} × {os.cpu_count()}"
 
 
 def versions_line() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,36 @@ class Runtime:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+
+# the CPU's widest vector units, best first: what its speed (and bf16, see native_bf16) depends on
+CPU_FEATURES = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from the kernel), or what the platform says of it."""
+    try:
+        lines = CPUINFO.read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def hardware(device: torch.device) -> str:
+    """What computes on `device`, for the record of a run: the GPU's name, or the CPU's model, its widest
+    vector units and the threads torch uses ("AMD EPYC, AVX2, 2 threads")."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type != "cpu":
+        return device.type
+    try:
+        flags = set(CPUINFO.read_text().split())
+    except OSError:
+        flags = set()
+    units = next((name for flag, name in CPU_FEATURES if flag in flags), None)
+    threads = torch.get_num_threads()
+    return ", ".join(filter(None, (cpu_name(), units, f"{threads} thread{'s' if threads > 1 else ''}")))
 
 
 def native_bf16(device: torch.device) -> bool:

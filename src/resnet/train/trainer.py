@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from .loss import training_loss
 from .meter import Meter, NonFiniteGuard
 from .modes import freeze_batch_norm
 from .progress import Progress
-from .runtime import resolve_precision, setup
+from .runtime import hardware, resolve_precision, setup
 from .schedule import EVAL_COST, LRSchedule, eval_interval, evaluates, evaluations
 from .stop import StopRequest, format_duration
 
@@ -83,6 +84,8 @@ class Trainer:
         self.step = 0  # the step to do next
         self._saved_at, self._save_seconds = time.monotonic(), 0.0  # the last checkpoint: when, and the longest
         self._skipped_before: list[str] = []  # unreadable streamed files met by the sessions before this one
+        self._session: dict | None = None  # this session's row of sessions.jsonl, written at each checkpoint
+        self._session_start = 0.0
         self.meter = Meter(self.runtime.device)
         self.guard = NonFiniteGuard(config.nonfinite, self.model, self.runtime.device)
         if state is not None:
@@ -123,7 +126,9 @@ class Trainer:
         end = min(self.total, self.step + stop_after) if stop_after else self.total
         with run_folder.lock(self.out) if runtime.is_main else nullcontext(), StopRequest(time_limit) as stop:
             if runtime.is_main:
-                run_folder.prepare(self.out, to_dict(cfg), self.step, (run_folder.METRICS, run_folder.DIAGNOSTICS))
+                logs = (run_folder.METRICS, run_folder.DIAGNOSTICS, run_folder.SESSIONS)
+                run_folder.prepare(self.out, to_dict(cfg), self.step, logs)
+                self._session, self._session_start = self._session_record(), time.monotonic()
                 # a resumed run of streamed files keeps those its earlier sessions met
                 self._skipped_before = run_folder.read_skipped(self.out) if self.step else []
                 self._write_skipped()
@@ -316,8 +321,23 @@ class Trainer:
         if self.runtime.is_main:
             checkpoint.save(self._state(), self.out / name)
             self._write_skipped()
+            if self._session:
+                row = {"step": self.step, **self._session, "seconds": round(start - self._session_start, 1)}
+                run_folder.append(self.out, row, run_folder.SESSIONS)
         self._saved_at = time.monotonic()
         self._save_seconds = max(self._save_seconds, self._saved_at - start)
+
+    def _session_record(self) -> dict:
+        """The row of sessions.jsonl of the session starting now (its `step` and `seconds` added when written)."""
+        cfg, runtime = self.config, self.runtime
+        return {
+            "from": self.step,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "hardware": hardware(runtime.device),
+            "precision": resolve_precision(cfg.precision, runtime.device),
+            "world": runtime.world,
+            "torch": torch.__version__,
+        }
 
     def _skipped_images(self) -> list[str]:
         """The unreadable images left out (data.skip_bad_images): those of a decoded data set, and the

@@ -1,0 +1,148 @@
+"""Runs side by side, as a reproduction is judged: for each run folder the final test error (the last
+evaluation, not the best one: choosing on the test set would flatter it), the mean of its last three
+evaluations, the training error, how far it went, its time and the hardware of each session; and
+their curves in one figure in the style of the paper's Fig. 6 (training error dashed, test error solid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from . import run_folder
+from .errors import UsageError
+from .plots import error_curves
+from .train.stop import format_duration
+
+LAST = 3  # evaluations averaged: the end of a curve, less the noise of one evaluation
+
+
+@dataclass
+class Compared:
+    """One run folder's row of the comparison; errors are fractions, `seconds` the training time of the
+    sessions recorded in sessions.jsonl, which cover the steps after `timed_from` (0: all of them)."""
+
+    run: str
+    model: str
+    recipe: str
+    data: str
+    step: int
+    total: int  # the iterations the run is set to (0 when it is set in epochs)
+    split: str  # test, or val for data without a test split
+    final_error: float
+    last_mean_error: float
+    train_error: float
+    seconds: float
+    timed_from: int
+    sessions: list[dict]
+
+    @property
+    def finished(self) -> bool:
+        return self.total > 0 and self.step >= self.total
+
+
+def summarize(folder: str | Path) -> Compared:
+    """The comparison row of the run in `folder` (UsageError, naming it, for a folder without a run
+    or without an evaluation yet)."""
+    folder = Path(folder)
+    try:
+        config = run_folder.read_config(folder)
+    except yaml.YAMLError:
+        raise UsageError(f"{folder / run_folder.CONFIG}: damaged (not YAML)") from None
+    if not isinstance(config, dict) or not isinstance(config.get("data"), dict) or "model" not in config:
+        raise UsageError(f"{folder}: not a run folder (no {run_folder.CONFIG} of a training run)")
+    rows = [row for row in run_folder.read(folder) if "train_error" in row]
+    split = "test" if rows and "test_error" in rows[-1] else "val"
+    rows = [row for row in rows if f"{split}_error" in row]
+    if not rows:
+        raise UsageError(f"{folder}: the run has not been evaluated yet (no rows in {run_folder.METRICS})")
+    sessions = run_folder.sessions(folder)
+    errors = [row[f"{split}_error"] for row in rows[-LAST:]]
+    return Compared(
+        run=folder.name,
+        model=config["model"],
+        recipe=str(config.get("recipe")),
+        data=Path(str(config["data"]["source"] or "embedded")).name,
+        step=rows[-1]["step"],
+        total=int(config.get("iters") or 0),
+        split=split,
+        final_error=errors[-1],
+        last_mean_error=sum(errors) / len(errors),
+        train_error=rows[-1]["train_error"],
+        seconds=sum(s["seconds"] for s in sessions),
+        timed_from=min((s["from"] for s in sessions), default=rows[-1]["step"]),
+        sessions=sessions,
+    )
+
+
+def compare(folders: list[str | Path]) -> list[Compared]:
+    return [summarize(folder) for folder in folders]
+
+
+def as_dicts(rows: list[Compared]) -> list[dict]:
+    return [{**asdict(row), "finished": row.finished} for row in rows]
+
+
+def hours(row: Compared) -> str:
+    """The training time, said with what it covers: "3h06m", or "≥ 2h01m (timed from step 19,587)"."""
+    if not row.sessions:
+        return "not recorded"
+    text = format_duration(row.seconds)
+    return text if row.timed_from == 0 else f"≥ {text} (timed from step {row.timed_from:,})"
+
+
+def stretches(row: Compared) -> list[str]:
+    """Which steps ran on which hardware and in which precision, one line per run of like sessions."""
+    merged: list[list] = []
+    for s in row.sessions:
+        processes = f" × {s['world']} processes" if s.get("world", 1) > 1 else ""
+        where = f"{s['hardware']}{processes}, {s['precision']}"
+        if merged and merged[-1][0] == where and merged[-1][2] == s["from"]:
+            merged[-1][2] = s["step"]
+        else:
+            merged.append([where, s["from"], s["step"]])
+    return [f"{first:,} – {last:,}: {where}" for where, first, last in merged]
+
+
+def header(rows: list[Compared]) -> list[str]:
+    split = rows[0].split if rows else "test"
+    return [
+        "run",
+        "model",
+        "iterations",
+        f"{split} error (last evaluation)",
+        f"mean of the last {LAST}",
+        "training error",
+        "training time",
+        "hardware and precision, by iterations",
+    ]
+
+
+def cells(row: Compared) -> list[str]:
+    """The row's columns of `header`, as text."""
+    reached = f"{row.step:,} of {row.total:,}" if row.total else f"{row.step:,}"
+    errors = (f"{e:.2%}" for e in (row.final_error, row.last_mean_error, row.train_error))
+    return [row.run, row.model, reached, *errors, hours(row), "; ".join(stretches(row)) or "not recorded"]
+
+
+def markdown(rows: list[Compared]) -> str:
+    """The comparison as a Markdown table."""
+    lines = [header(rows), ["---"] * len(header(rows)), *map(cells, rows)]
+    return "".join(f"| {' | '.join(line)} |\n" for line in lines)
+
+
+def plot(folders: list[str | Path], path: str | Path, title: str = "") -> Path:
+    """The runs' error curves in one panel (Fig. 6's style), written to `path` as a PNG; the error axis
+    ends at 2.5× the largest final error, as the paper's ends at 20%, so that the ends are told apart."""
+    rows = compare(folders)
+    models = [r.model for r in rows]
+    labels = [r.model if models.count(r.model) == 1 else r.run for r in rows]
+    runs = {label: run_folder.read(Path(folder)) for label, folder in zip(labels, folders)}
+    split = rows[0].split
+    ax = error_curves(runs, eval_key=f"{split}_error", title=title or f"training error (dashed), {split} error (solid)")
+    ax.set_ylim(0, min(100, 250 * max(r.last_mean_error for r in rows)))
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=120)
+    return Path(path)

@@ -1,0 +1,90 @@
+"""Runs side by side (`resnet compare`), and the record of the sessions that trained a run."""
+
+import json
+import shutil
+from statistics import mean
+
+import pytest
+from datasets import QUICK
+
+import resnet
+from resnet import UsageError, run_folder
+from resnet.cli import main
+from resnet.compare import compare, hours, markdown, stretches, summarize
+from resnet.train.runtime import hardware, resolve_precision
+from resnet.train.stop import format_duration
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A resnet20 trained in two sessions: 3 steps, then (resumed) the other 3; between them, a row of
+    sessions.jsonl as a process killed after its checkpoint would leave it."""
+    out = tmp_path_factory.mktemp("compare") / "resnet20"
+    resnet.train("resnet20", None, "cifar-paper", out, QUICK, iters=6, progress=False, stop_after=3)
+    stale = {**run_folder.read(out, run_folder.SESSIONS)[-1], "step": 5, "seconds": 99.0}
+    run_folder.append(out, stale, run_folder.SESSIONS)
+    resnet.train(out=out, resume=True, progress=False)
+    return out
+
+
+def test_each_session_is_recorded_once_with_its_hardware(run):
+    sessions = run_folder.sessions(run)
+    assert [(s["from"], s["step"]) for s in sessions] == [(0, 3), (3, 6)]  # the stale row was dropped on resuming
+    here = (hardware("cpu"), resolve_precision("auto", "cpu"))
+    assert all((s["hardware"], s["precision"]) == here for s in sessions)
+    assert all(0 < s["seconds"] < 99 for s in sessions) and sessions[0]["started"] <= sessions[1]["started"]
+
+
+def test_the_row_is_the_last_evaluation_not_the_best(run):
+    row = summarize(run)
+    evals = [r["test_error"] for r in run_folder.read(run)]
+    assert (row.step, row.total, row.finished, row.model, row.recipe) == (6, 6, True, "resnet20", "cifar-paper")
+    assert row.final_error == evals[-1] and row.last_mean_error == pytest.approx(mean(evals[-3:]))
+    assert row.train_error == run_folder.read(run)[-1]["train_error"]
+    assert row.seconds == pytest.approx(sum(s["seconds"] for s in run_folder.sessions(run)))
+    assert hours(row) == format_duration(row.seconds)
+    assert stretches(row) == [f"0 – 6: {hardware('cpu')}, {resolve_precision('auto', 'cpu')}"]
+
+
+def test_a_better_earlier_evaluation_is_not_chosen(run, tmp_path):
+    folder = shutil.copytree(run, tmp_path / "run")
+    rows = [{"step": s, "train_error": 0.2, "test_error": e} for s, e in ((1, 0.5), (2, 0.3), (3, 0.4), (4, 0.35))]
+    (folder / run_folder.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    row = summarize(folder)
+    assert (row.step, row.final_error, row.finished) == (4, 0.35, False)
+    assert row.last_mean_error == pytest.approx((0.3 + 0.4 + 0.35) / 3)
+    assert "| 4 of 6 | 35.00% | 35.00% | 20.00% |" in markdown([row])
+
+
+def test_time_not_recorded_is_said_so(run, tmp_path):
+    older = shutil.copytree(run, tmp_path / "older")
+    (older / run_folder.SESSIONS).unlink()
+    assert hours(summarize(older)) == "not recorded" and stretches(summarize(older)) == []
+    later = run_folder.sessions(run)[1:]  # a run begun before sessions were recorded
+    (older / run_folder.SESSIONS).write_text("".join(json.dumps(s) + "\n" for s in later))
+    assert hours(summarize(older)).startswith("≥ ") and "(timed from step 3)" in hours(summarize(older))
+
+
+def test_cli_table_json_and_figure(run, tmp_path, capsys):
+    png = tmp_path / "curves.png"
+    assert main(["compare", str(run), str(run), "--markdown", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(markdown(compare([run, run]))) and f"wrote {png}" in out
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert main(["compare", str(run), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["finished"] and row["final_error"] == run_folder.read(run)[-1]["test_error"]
+
+
+def test_bad_folders_are_one_line(run, tmp_path, capsys):
+    assert main(["compare", str(tmp_path)]) == 2
+    error = f"resnet compare: error: {tmp_path}: not a run folder (no config.yaml of a training run)"
+    assert capsys.readouterr().err.strip() == error
+    damaged = shutil.copytree(run, tmp_path / "damaged")
+    (damaged / run_folder.CONFIG).write_text("model: [resnet20\n")
+    with pytest.raises(UsageError, match="config.yaml: damaged"):
+        summarize(damaged)
+    (damaged / run_folder.CONFIG).write_text((run / run_folder.CONFIG).read_text())
+    (damaged / run_folder.METRICS).write_text("")
+    with pytest.raises(UsageError, match="not been evaluated yet"):
+        summarize(damaged)
