@@ -29,6 +29,34 @@ def test_archive_with_a_top_folder(tmp_path, image_folder):
     assert layout.splits["train"][0][0].startswith("colors/train/blue/")
 
 
+def test_an_archive_made_from_inside_its_folder_reads_the_same(tmp_path, image_folder):
+    """`tar czf x.tar.gz .` names its members ./train/...: the same layout as train/... ."""
+    dotted, plain = tmp_path / "dotted.tar.gz", tmp_path / "plain.tar.gz"
+    for archive, name in ((dotted, "."), (plain, "")):
+        with tarfile.open(archive, "w:gz") as tar:
+            for path in sorted(image_folder.rglob("*")):
+                tar.add(path, arcname=f"{name}/{path.relative_to(image_folder).as_posix()}".lstrip("/"), recursive=False)
+    assert scan(dotted).splits["train"][0][0].startswith("./train/")
+    same = scan(dotted).classes == scan(plain).classes
+    assert same and {s: [label for _, label in f] for s, f in scan(dotted).splits.items()} == {
+        s: [label for _, label in f] for s, f in scan(plain).splits.items()
+    }
+
+
+def test_an_archive_replaced_by_another_is_read_again(tmp_path, image_folder):
+    """What is kept of an archive (its listing, whether its images are small) goes with its size and time."""
+    from resnet.config import DataConfig
+    from resnet.data.sources import load_data
+
+    archive = tmp_path / "colors.tar.gz"
+    for classes in (("blue", "green", "red"), ("green", "red")):
+        with tarfile.open(archive, "w:gz") as tar:
+            for cls in classes:
+                tar.add(image_folder / "train" / cls, arcname=f"train/{cls}")
+                tar.add(image_folder / "test" / cls, arcname=f"test/{cls}")
+        assert load_data(DataConfig(source=str(archive), workers=0)).classes == list(classes)
+
+
 def test_val_folder_is_a_split(tmp_path):
     make_image_folder(tmp_path, {"train": 2, "validation": 1})
     assert set(scan(tmp_path).splits) == {"train", "val"}

@@ -66,7 +66,7 @@ def detect(path: Path) -> CifarArchive | None:
         names = {p.name for p in path.rglob("*") if p.is_file()}
     elif path.is_file() and path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
         try:
-            names = {PurePosixPath(name).name for name in archive_listing(path)[0]}
+            names = {name.rsplit("/", 1)[-1] for name in archive_listing(path)[0]}
         except (tarfile.TarError, OSError, EOFError):
             return None
     else:

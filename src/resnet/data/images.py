@@ -17,7 +17,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 
 def is_image_name(name: str) -> bool:
     """Whether a file name has an image extension (case-insensitive)."""
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+    base = name.rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    return 0 < dot < len(base) - 1 and base[dot:].lower() in IMAGE_EXTENSIONS  # Path(name).suffix, without a Path
 
 
 def decode_image(source: bytes | str | Path, name: str | None = None) -> Image.Image:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from importlib import resources
 from itertools import repeat
 from pathlib import Path
@@ -203,8 +203,22 @@ def _file_list(layout: FolderLayout, names: np.ndarray, labels: np.ndarray, clas
 
 
 def _auto_mode(layout: FolderLayout) -> str:
+    """tensor when the first training image is small (SMALL_IMAGE), else stream."""
     name = layout.splits["train"][0][0]
-    source = next(iter_archive(layout.root, {name}))[1] if is_archive(layout.root) else layout.read(name)
+    if is_archive(layout.root):
+        stat = layout.root.stat()
+        return _archive_mode(str(layout.root.resolve()), stat.st_size, stat.st_mtime_ns, name)
+    return _mode_of(layout.read(name), name)
+
+
+@lru_cache(maxsize=16)
+def _archive_mode(path: str, size: int, mtime_ns: int, name: str) -> str:
+    """`_auto_mode` of an archive, kept while its size and modification time stay (finding an image in a
+    compressed archive reads it up to there)."""
+    return _mode_of(next(iter_archive(Path(path), {name}))[1], name)
+
+
+def _mode_of(source: bytes, name: str) -> str:
     return "tensor" if max(decode_image(source, name).size) <= SMALL_IMAGE else "stream"
 
 
