@@ -773,7 +773,11 @@ def add_features(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="the .npy file; the image list goes beside it (.csv)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch")
     _device_option(p)
-    p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave unreadable images out instead of stopping; their count and the first are printed",
+    )
     p.set_defaults(run=_features)
 
 
