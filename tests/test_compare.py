@@ -10,7 +10,7 @@ from datasets import QUICK
 import resnet
 from resnet import UsageError, run_folder
 from resnet.cli import main
-from resnet.compare import compare, hours, markdown, stretches, summarize
+from resnet.compare import compare, hours, markdown, paper_error, stretches, summarize
 from resnet.train.runtime import hardware, resolve_precision
 from resnet.train.stop import format_duration
 
@@ -40,7 +40,7 @@ def test_the_row_is_the_last_evaluation_not_the_best(run):
     evals = [r["test_error"] for r in run_folder.read(run)]
     assert (row.step, row.total, row.finished, row.model, row.recipe) == (6, 6, True, "resnet20", "cifar-paper")
     assert row.final_error == evals[-1] and row.last_mean_error == pytest.approx(mean(evals[-3:]))
-    assert row.train_error == run_folder.read(run)[-1]["train_error"]
+    assert row.train_error == run_folder.read(run)[-1]["train_error"] and row.paper_error == 0.0875  # Table 6
     assert row.seconds == pytest.approx(sum(s["seconds"] for s in run_folder.sessions(run)))
     assert hours(row) == format_duration(row.seconds)
     assert stretches(row) == [f"0 – 6: {hardware('cpu')}, {resolve_precision('auto', 'cpu')}"]
@@ -54,6 +54,14 @@ def test_a_better_earlier_evaluation_is_not_chosen(run, tmp_path):
     assert (row.step, row.final_error, row.finished) == (4, 0.35, False)
     assert row.last_mean_error == pytest.approx((0.3 + 0.4 + 0.35) / 3)
     assert "| 4 of 6 | 35.00% | 35.00% | 20.00% |" in markdown([row])
+
+
+def test_the_papers_figure_is_given_only_for_its_own_networks_and_recipe():
+    assert paper_error("resnet56", "cifar-paper", {}) == 0.0697
+    assert paper_error("resnet110", "cifar-paper", {}) == 0.0643
+    assert paper_error("resnet56", "cifar-paper", {"shortcut": "B"}) is None  # Table 6 is of option A
+    assert paper_error("resnet56", "fast", {}) is None and paper_error("plain56", "cifar-paper", {}) is None
+    assert paper_error("resnet50", "cifar-paper", {}) is None  # an ImageNet network
 
 
 def test_time_not_recorded_is_said_so(run, tmp_path):

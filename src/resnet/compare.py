@@ -13,6 +13,8 @@ import yaml
 
 from . import run_folder
 from .errors import UsageError
+from .models import get_spec
+from .models.resnet import PAPER_TABLE6
 from .plots import error_curves
 from .train.stop import format_duration
 
@@ -37,6 +39,7 @@ class Compared:
     seconds: float
     timed_from: int
     sessions: list[dict]
+    paper_error: float | None = None  # the paper's Table 6 figure, for a CIFAR ResNet trained with cifar-paper
 
     @property
     def finished(self) -> bool:
@@ -74,7 +77,18 @@ def summarize(folder: str | Path) -> Compared:
         seconds=sum(s["seconds"] for s in sessions),
         timed_from=min((s["from"] for s in sessions), default=rows[-1]["step"]),
         sessions=sessions,
+        paper_error=paper_error(config["model"], str(config.get("recipe")), config.get("model_options") or {}),
     )
+
+
+def paper_error(model: str, recipe: str, options: dict) -> float | None:
+    """The paper's CIFAR-10 test error (Table 6, a fraction) of `model` trained with `recipe`: given for
+    the CIFAR ResNets as the paper has them (no model options) under its own recipe, cifar-paper; None
+    for any other network, option or recipe."""
+    if recipe != "cifar-paper" or options or get_spec(model).family != "cifar" or not model.startswith("resnet"):
+        return None
+    depth = get_spec(model).depth
+    return PAPER_TABLE6[depth] / 100 if depth in PAPER_TABLE6 else None
 
 
 def compare(folders: list[str | Path]) -> list[Compared]:
@@ -117,6 +131,7 @@ def header(rows: list[Compared]) -> list[str]:
         "training error",
         "training time",
         "hardware and precision, by iterations",
+        "paper (Table 6)",
     ]
 
 
@@ -124,7 +139,8 @@ def cells(row: Compared) -> list[str]:
     """The row's columns of `header`, as text."""
     reached = f"{row.step:,} of {row.total:,}" if row.total else f"{row.step:,}"
     errors = (f"{e:.2%}" for e in (row.final_error, row.last_mean_error, row.train_error))
-    return [row.run, row.model, reached, *errors, hours(row), "; ".join(stretches(row)) or "not recorded"]
+    paper = f"{row.paper_error:.2%}" if row.paper_error is not None else "–"
+    return [row.run, row.model, reached, *errors, hours(row), "; ".join(stretches(row)) or "not recorded", paper]
 
 
 def markdown(rows: list[Compared]) -> str:

@@ -35,7 +35,8 @@ def test_an_archive_made_from_inside_its_folder_reads_the_same(tmp_path, image_f
     for archive, name in ((dotted, "."), (plain, "")):
         with tarfile.open(archive, "w:gz") as tar:
             for path in sorted(image_folder.rglob("*")):
-                tar.add(path, arcname=f"{name}/{path.relative_to(image_folder).as_posix()}".lstrip("/"), recursive=False)
+                arcname = f"{name}/{path.relative_to(image_folder).as_posix()}".lstrip("/")
+                tar.add(path, arcname=arcname, recursive=False)
     assert scan(dotted).splits["train"][0][0].startswith("./train/")
     same = scan(dotted).classes == scan(plain).classes
     assert same and {s: [label for _, label in f] for s, f in scan(dotted).splits.items()} == {

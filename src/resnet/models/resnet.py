@@ -36,6 +36,8 @@ NEEDS_SHORTCUTS = {
 IMAGENET_WIDTHS = (64, 128, 256, 512)
 # §4.2: 6n+2 layers, n basic blocks in each of three stages of 16/32/64 filters.
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+# Table 6: CIFAR-10 test error (%) of the ResNets of each depth, on the original binaries (110: best of 5 runs).
+PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 CIFAR_WIDTHS = (16, 32, 64)
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from ...models import describe
+from ...models.resnet import PAPER_TABLE6
 from ...plots import cycle, figure
 from ..driver import Experiment, Job, Run, Runs, Settings
 from ..figures import save, side_by_side
 from ..presets import CPU_SCHEDULE, QUICK, Preset
 from ..report import Finding, Table
 
-# Table 6: CIFAR-10 test error (%) of the ResNets, on the original binaries (110: best of 5 runs).
-PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 KINDS = (("plain", "--"), ("ResNet", "-"))  # each kind's name in legends and its line style
 
 
