@@ -55,6 +55,18 @@ def test_a_resumed_run_keeps_the_rows_up_to_its_checkpoint(tmp_path):
     assert [r["step"] for r in run_folder.read(tmp_path, run_folder.DIAGNOSTICS)] == [0, 10, 20]
 
 
+def test_a_damaged_line_costs_only_itself(tmp_path):
+    """A line damaged by hand or by the disk, in the middle of a log: the rows around it are kept when
+    the run resumes (not a traceback, not every row after it dropped)."""
+    rows = [json.dumps({"step": s}) for s in (10, 20, 30, 40)]
+    damaged = [rows[0], '{"step": 2', rows[1], '{"no": "step"}', "[1, 2]", rows[2], "\x00\x00", rows[3]]
+    (tmp_path / run_folder.METRICS).write_text("\n".join(damaged) + "\n")
+    (tmp_path / run_folder.SESSIONS).write_text('{"step": 5}\n')  # a session row without its keys
+    run_folder.prepare(tmp_path, {}, 30, (run_folder.METRICS, run_folder.SESSIONS))
+    assert (tmp_path / run_folder.METRICS).read_text() == "".join(row + "\n" for row in rows[:3])
+    assert run_folder.sessions(tmp_path) == []
+
+
 def test_a_run_from_step_0_starts_with_empty_logs(tmp_path):
     _log(tmp_path, [0, 10])  # an older run in the folder, replaced with --force
     _log(tmp_path, [0, 10], run_folder.DIAGNOSTICS)

@@ -56,7 +56,7 @@ def summarize(folder: str | Path) -> Compared:
         raise UsageError(f"{folder / run_folder.CONFIG}: damaged (not YAML)") from None
     if not isinstance(config, dict) or not isinstance(config.get("data"), dict) or "model" not in config:
         raise UsageError(f"{folder}: not a run folder (no {run_folder.CONFIG} of a training run)")
-    rows = [row for row in run_folder.read(folder) if "train_error" in row]
+    rows = [row for row in run_folder.read(folder) if {"step", "train_error"} <= row.keys()]
     split = "test" if rows and "test_error" in rows[-1] else "val"
     rows = [row for row in rows if f"{split}_error" in row]
     if not rows:

@@ -28,6 +28,7 @@ from .errors import UsageError
 RUNS = Path("runs")  # where a run goes without --out
 CONFIG, METRICS, DIAGNOSTICS, SUMMARY = "config.yaml", "metrics.jsonl", "diagnostics.jsonl", "summary.json"
 SESSIONS = "sessions.jsonl"
+SESSION_KEYS = {"step", "from", "started", "seconds", "hardware", "precision"}  # what every row of it has
 SKIPPED = "skipped-images.txt"
 LOCK = ".lock"  # held by the process writing the folder
 LAST, BEST = "last.pt", "best.pt"
@@ -92,7 +93,8 @@ def prepare(folder: Path, config: dict, step: int, logs: tuple[str, ...] = (METR
     folder.mkdir(parents=True, exist_ok=True)
     _write(folder / CONFIG, yaml.safe_dump(config, sort_keys=False))
     for log in logs:
-        rows = [row for row in read(folder, log) if row["step"] <= step] if step else []
+        rows = [row for row in read(folder, log) if isinstance(row.get("step"), int) and row["step"] <= step]
+        rows = rows if step else []
         _write(folder / log, "".join(json.dumps(row) + "\n" for row in rows))
 
 
@@ -103,17 +105,20 @@ def append(folder: Path, row: dict, log: str = METRICS) -> None:
 
 
 def read(folder: Path, log: str = METRICS) -> list[dict]:
-    """The rows of the log `log` of `folder`: none if it is missing; a half-written last line (a run
-    killed while appending) and anything after it are ignored."""
+    """The rows (JSON objects) of the log `log` of `folder`: none if it is missing. A line that is no
+    row is left out, the rest kept: a half-written last line (a run killed while appending), or a
+    line damaged since."""
     path = folder / log
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            break
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
 
 
@@ -121,7 +126,8 @@ def sessions(folder: Path) -> list[dict]:
     """The sessions that trained the run in `folder`, in order: for each, the last row its checkpoints
     wrote (steps `from` to `step`, `seconds`, `hardware`, `precision`, ...); sessions that trained no
     step are left out. A run carried from machine to machine says here which stretch ran where."""
-    last = {row["started"]: row for row in read(folder, SESSIONS)}
+    rows = [row for row in read(folder, SESSIONS) if SESSION_KEYS <= row.keys()]
+    last = {row["started"]: row for row in rows}
     return [row for row in last.values() if row["step"] > row["from"]]
 
 
