@@ -140,6 +140,8 @@ def _not_checkpoints(folder):
     (folder / "model.bin").write_bytes(model)
     Image.new("RGB", (8, 8)).save(folder / "cat.png")
     (folder / "noise.pt").write_bytes(np.random.default_rng(0).bytes(2000))
+    lfs = "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize 2243673\n".format("0" * 64)
+    (folder / "last.pt").write_text(lfs)  # a clone without Git LFS
     return folder
 
 
@@ -150,6 +152,7 @@ def _not_checkpoints(folder):
         ("model.bin", "model.bin: an ONNX model, not a checkpoint"),
         ("cat.png", "cat.png: a PNG image, not a checkpoint: resnet predict CHECKPOINT"),
         ("noise.pt", "noise.pt: not a checkpoint: neither a PyTorch file"),
+        ("last.pt", "last.pt: a Git LFS pointer, not a checkpoint: the file itself is fetched by `git lfs pull`"),
     ],
 )
 def test_a_file_that_is_no_checkpoint_is_named_for_what_it_is(tmp_path, name, text):

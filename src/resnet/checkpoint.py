@@ -88,6 +88,7 @@ OTHER_KINDS = (
     (b"\xff\xd8\xff", "a JPEG image", PREDICT),
     (b"GIF8", "a GIF image", PREDICT),
     (b"<?xml", "an XML file (OpenVINO's models are FILE.xml and FILE.bin)", "run it with OpenVINO"),
+    (b"version https://git-lfs", "a Git LFS pointer", "the file itself is fetched by `git lfs pull`"),
 )
 ONNX = "run it with ONNX Runtime or OpenVINO; resnet eval and predict take the checkpoint it was exported from"
 NOT_TORCH = "neither a PyTorch file (a zip archive or a pickle) nor safetensors"
@@ -97,7 +98,7 @@ def file_kind(path: Path) -> str | None:
     """What the file at `path` is and what to do with it, when its first bytes say it is no PyTorch file;
     None when it may be one (or is empty: a truncated one)."""
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(32)
     if (
         not head
         or head.startswith(b"PK\x03\x04")
