@@ -86,8 +86,11 @@ def test_cli_table_json_and_figure(run, tmp_path, capsys):
 
 def test_bad_folders_are_one_line(run, tmp_path, capsys):
     assert main(["compare", str(tmp_path)]) == 2
-    error = f"resnet compare: error: {tmp_path}: not a run folder (no config.yaml of a training run)"
+    error = f"resnet compare: error: {tmp_path}: not a run folder (no config.yaml)"
     assert capsys.readouterr().err.strip() == error
+    (tmp_path / "config.yaml").write_text("model: vdsr\nscale: 2\ndata: images/\n")  # a superres run's
+    with pytest.raises(UsageError, match="not a run of resnet train or finetune"):
+        summarize(tmp_path)
     damaged = shutil.copytree(run, tmp_path / "damaged")
     (damaged / run_folder.CONFIG).write_text("model: [resnet20\n")
     with pytest.raises(UsageError, match="config.yaml: damaged"):

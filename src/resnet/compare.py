@@ -54,8 +54,10 @@ def summarize(folder: str | Path) -> Compared:
         config = run_folder.read_config(folder)
     except yaml.YAMLError:
         raise UsageError(f"{folder / run_folder.CONFIG}: damaged (not YAML)") from None
+    if config is None:
+        raise UsageError(f"{folder}: not a run folder (no {run_folder.CONFIG})")
     if not isinstance(config, dict) or not isinstance(config.get("data"), dict) or "model" not in config:
-        raise UsageError(f"{folder}: not a run folder (no {run_folder.CONFIG} of a training run)")
+        raise UsageError(f"{folder}: not a run of resnet train or finetune (its {run_folder.CONFIG} is of another kind of run)")
     rows = [row for row in run_folder.read(folder) if {"step", "train_error"} <= row.keys()]
     split = "test" if rows and "test_error" in rows[-1] else "val"
     rows = [row for row in rows if f"{split}_error" in row]
