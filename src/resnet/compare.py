@@ -57,7 +57,8 @@ def summarize(folder: str | Path) -> Compared:
     if config is None:
         raise UsageError(f"{folder}: not a run folder (no {run_folder.CONFIG})")
     if not isinstance(config, dict) or not isinstance(config.get("data"), dict) or "model" not in config:
-        raise UsageError(f"{folder}: not a run of resnet train or finetune (its {run_folder.CONFIG} is of another kind of run)")
+        kind = f"its {run_folder.CONFIG} is of another kind of run"
+        raise UsageError(f"{folder}: not a run of resnet train or finetune ({kind})")
     rows = [row for row in run_folder.read(folder) if {"step", "train_error"} <= row.keys()]
     split = "test" if rows and "test_error" in rows[-1] else "val"
     rows = [row for row in rows if f"{split}_error" in row]
