@@ -130,8 +130,8 @@ def sandboxes(tmp_path_factory):
 
 
 def _sandbox(root: Path, readme: Path | None) -> Path:
-    """A working folder with the stand-ins, the examples at the paths the docs give, and the quick
-    start's runs/r20 (the README's, when its examples ran first)."""
+    """A working folder with the stand-ins, the examples at the paths the docs give, the run folders of
+    results/, and the quick start's runs/r20 (the README's, when its examples ran first)."""
     (root / "src" / "resnet" / "assets").mkdir(parents=True)
     shutil.copytree(EXAMPLES, root / "src" / "resnet" / "assets" / "examples")
     rng = np.random.default_rng(0)
@@ -143,6 +143,8 @@ def _sandbox(root: Path, readme: Path | None) -> Path:
                 _image(rng, 32).save(staging / split / name / f"{i:04d}.jpg")
     with tarfile.open(root / "cifar10-jpeg.tar.gz", "w:gz") as tar:
         tar.add(staging, arcname="cifar10-jpeg")
+    # the long runs carried in the repository, without their checkpoints: `resnet compare` reads them
+    shutil.copytree(ROOT / "results", root / "results", ignore=shutil.ignore_patterns("*.pt", "*.log", ".lock"))
     for name in ("cat", "dog"):
         (root / "photos" / name).mkdir(parents=True)
         for i in range(5):
