@@ -498,7 +498,7 @@ def _compare(args: argparse.Namespace) -> None:
             table.add_row(*cells(row))
         Console(width=200).print(table)
     if args.plot:
-        print(f"wrote {plot(args.runs, args.plot)}", file=sys.stderr if args.json else sys.stdout)
+        print(f"wrote {plot(rows, args.plot)}", file=sys.stderr if args.json else sys.stdout)
 
 
 def add_predict(commands: argparse._SubParsersAction) -> None:

@@ -27,6 +27,7 @@ class Compared:
     sessions recorded in sessions.jsonl, which cover the steps after `timed_from` (0: all of them)."""
 
     run: str
+    folder: str
     model: str
     recipe: str
     data: str
@@ -68,6 +69,7 @@ def summarize(folder: str | Path) -> Compared:
     errors = [row[f"{split}_error"] for row in rows[-LAST:]]
     return Compared(
         run=folder.name,
+        folder=str(folder),
         model=config["model"],
         recipe=str(config.get("recipe")),
         data=Path(str(config["data"]["source"] or "embedded")).name,
@@ -88,10 +90,10 @@ def paper_error(model: str, recipe: str, options: dict) -> float | None:
     """The paper's CIFAR-10 test error (Table 6, a fraction) of `model` trained with `recipe`: given for
     the CIFAR ResNets as the paper has them (no model options) under its own recipe, cifar-paper; None
     for any other network, option or recipe."""
-    if recipe != "cifar-paper" or options or get_spec(model).family != "cifar" or not model.startswith("resnet"):
+    spec = get_spec(model)
+    if recipe != "cifar-paper" or options or spec.family != "cifar" or not model.startswith("resnet"):
         return None
-    depth = get_spec(model).depth
-    return PAPER_TABLE6[depth] / 100 if depth in PAPER_TABLE6 else None
+    return PAPER_TABLE6[spec.depth] / 100 if spec.depth in PAPER_TABLE6 else None
 
 
 def compare(folders: list[str | Path]) -> list[Compared]:
@@ -152,13 +154,12 @@ def markdown(rows: list[Compared]) -> str:
     return "".join(f"| {' | '.join(line)} |\n" for line in lines)
 
 
-def plot(folders: list[str | Path], path: str | Path, title: str = "") -> Path:
-    """The runs' error curves in one panel (Fig. 6's style), written to `path` as a PNG; the error axis
-    ends at 2.5× the largest final error, as the paper's ends at 20%, so that the ends are told apart."""
-    rows = compare(folders)
+def plot(rows: list[Compared], path: str | Path, title: str = "") -> Path:
+    """The error curves of the compared runs in one panel (Fig. 6's style), written to `path` as a PNG;
+    the error axis ends at 2.5× the largest final error, as the paper's ends at 20%, so that the ends
+    are told apart."""
     models = [r.model for r in rows]
-    labels = [r.model if models.count(r.model) == 1 else r.run for r in rows]
-    runs = {label: run_folder.read(Path(folder)) for label, folder in zip(labels, folders)}
+    runs = {r.model if models.count(r.model) == 1 else r.run: run_folder.read(Path(r.folder)) for r in rows}
     split = rows[0].split
     ax = error_curves(runs, eval_key=f"{split}_error", title=title or f"training error (dashed), {split} error (solid)")
     ax.set_ylim(0, min(100, 250 * max(r.last_mean_error for r in rows)))
