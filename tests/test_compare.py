@@ -35,6 +35,15 @@ def test_each_session_is_recorded_once_with_its_hardware(run):
     assert all(0 < s["seconds"] < 99 for s in sessions) and sessions[0]["started"] <= sessions[1]["started"]
 
 
+def test_sessions_started_within_the_same_second_are_two(tmp_path):
+    row = {"started": "2026-12-04T07:00:00+00:00", "hardware": "cpu", "precision": "fp32"}
+    rows = [{**row, "from": 0, "step": 2, "seconds": 1.0}, {**row, "from": 0, "step": 3, "seconds": 1.5}]
+    rows += [{**row, "from": 3, "step": 4, "seconds": 0.5}, {**row, "from": 4, "step": 4, "seconds": 0.1}]
+    for r in rows:
+        run_folder.append(tmp_path, r, run_folder.SESSIONS)
+    assert [(s["from"], s["step"], s["seconds"]) for s in run_folder.sessions(tmp_path)] == [(0, 3, 1.5), (3, 4, 0.5)]
+
+
 def test_the_row_is_the_last_evaluation_not_the_best(run):
     row = summarize(run)
     evals = [r["test_error"] for r in run_folder.read(run)]

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import groupby
 from pathlib import Path
 
 import yaml
@@ -127,8 +128,9 @@ def sessions(folder: Path) -> list[dict]:
     wrote (steps `from` to `step`, `seconds`, `hardware`, `precision`, ...); sessions that trained no
     step are left out. A run carried from machine to machine says here which stretch ran where."""
     rows = [row for row in read(folder, SESSIONS) if SESSION_KEYS <= row.keys()]
-    last = {row["started"]: row for row in rows}
-    return [row for row in last.values() if row["step"] > row["from"]]
+    # a session's rows are consecutive; two short sessions may start within the same second
+    last = [list(group)[-1] for _, group in groupby(rows, key=lambda row: (row["from"], row["started"]))]
+    return [row for row in last if row["step"] > row["from"]]
 
 
 def read_config(folder: Path) -> dict | None:
