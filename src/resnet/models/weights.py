@@ -208,7 +208,7 @@ def read_weights(path: str | Path) -> Weights:
     else:
         obj = checkpoint.safe_load(path)
         if isinstance(obj, dict) and obj.get("format") == checkpoint.FORMAT:
-            payload = checkpoint.load(path)  # read again to check its version and digest the one way
+            payload = checkpoint.checked(obj, path)
             state = payload["model"]
             meta = {k: payload[k] for k in ("model_name", "model_options", "classes", "image_size") if k in payload}
             meta["normalize"] = {k: v.tolist() for k, v in payload.get("normalize", {}).items()}
