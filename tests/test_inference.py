@@ -158,6 +158,19 @@ def test_auto_runs_small_jobs_uncompiled_and_large_ones_on_the_fastest_engine(tr
     assert classifier.inference(2) is small  # built once
 
 
+def test_the_torch_engine_compiles_only_a_job_worth_it(trained_run, monkeypatch):
+    import resnet
+    from resnet import inference
+
+    classifier = load(trained_run / "best.pt", engine="torch")
+    classes = len(classifier.classes)
+    assert classifier.image_size == 32 and classifier.macs() == resnet.describe("resnet20", num_classes=classes)["macs"]
+    monkeypatch.setattr(inference, "COMPILE_MACS", 10 * classifier.macs())
+    small, large = classifier.inference(9), classifier.inference(10)  # compiled at its first call, not here
+    assert small.engine == large.engine == "torch" and small is not large
+    assert set(classifier._engines) == {("torch", False), ("torch", True)}
+
+
 def test_unknown_engine_is_refused(trained_run):
     with pytest.raises(UsageError, match="unknown inference engine 'tpu'"):
         load(trained_run / "best.pt", engine="tpu")

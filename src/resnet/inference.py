@@ -22,13 +22,18 @@ from .data.sources import Data, load_data
 from .errors import UsageError
 from .files import write_together
 from .models import create_model, get_spec
+from .models.complexity import count_macs
 from .models.weights import classifier_name, head_size, is_safetensors, load_weights, read_weights
 from .optimize import ENGINES, Inference, for_inference
 from .train.evaluate import TTA, evaluate_batches
 from .train.finetune import source_normalize
 from .train.runtime import setup
 
-SMALL_JOB = 256  # images: fewer run uncompiled (torch.compile takes seconds; OpenVINO's compilation about one)
+SMALL_JOB = 256  # images: with engine auto, fewer run uncompiled (OpenVINO compiles in about a second)
+# multiply-adds of a whole job below which the torch engine runs uncompiled: torch.compile takes 5-10 s,
+# and on a 2-core AVX2 EPYC a job of resnet20 on 1,000 images (4e10) took 1.5 s uncompiled against 12.5 s,
+# resnet50 on 64 224×224 images (2.6e11) 8.5 s against 17 s (one-off readings, 2026-12-04)
+COMPILE_MACS = 4e11
 
 
 @dataclass
@@ -45,16 +50,27 @@ class Classifier:
     config: TrainConfig
     engine: str = "auto"  # what computes the outputs: one of optimize.ENGINES
     _engines: dict = field(default_factory=dict, repr=False, compare=False)
+    _macs: int | None = field(default=None, repr=False, compare=False)
 
     def inference(self, images: int) -> Inference:
-        """What computes the outputs for a job of `images` images: `engine`, except that with "auto" a
-        job under SMALL_JOB images runs the folded model uncompiled, as compiling costs more than it saves."""
+        """What computes the outputs for a job of `images` images: `engine`, except where compiling would
+        cost more than it saves: then the folded model runs uncompiled. With "auto" that is a job under
+        SMALL_JOB images; with "torch", one of fewer than COMPILE_MACS multiply-adds in all."""
         engine, compile = self.engine, True
         if engine == "auto" and images < SMALL_JOB:
             engine, compile = "torch", False
+        elif engine == "torch" and images * self.macs() < COMPILE_MACS:
+            compile = False
         if (engine, compile) not in self._engines:
             self._engines[engine, compile] = for_inference(self.model, self.device, engine=engine, compile=compile)
         return self._engines[engine, compile]
+
+    def macs(self) -> int:
+        """Multiply-adds of one forward pass on one input (an image of `image_size`, or a feature vector)."""
+        if self._macs is None:
+            shape = (self.model_options["in_features"],) if "in_features" in self.model_options else None
+            self._macs = count_macs(self.model, shape or (3, self.image_size, self.image_size))
+        return self._macs
 
     @property
     def device(self) -> torch.device:
