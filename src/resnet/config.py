@@ -108,6 +108,7 @@ class LogConfig:
     checkpoint_every: int = 0  # also save last.pt every N iterations (0: at each evaluation)
     checkpoint_minutes: float = 0  # also save last.pt every N minutes of wall-clock time (0: off)
     diagnostics: bool = False  # gradient norms and layer responses at the start and at each evaluation
+    diagnostics_batch: int = 128  # images of the fixed batches the diagnostics are measured on
     eval_share: float = 0.1  # with evals: evaluations stretched apart to stay under this share of the run
 
 
@@ -153,7 +154,15 @@ CHOICES = {
     "finetune.mode": ("linear", "full", "gradual"),
     "finetune.normalize": ("source", "data"),
 }
-POSITIVE = {"batch_size", "data.image_size", "log.evals", "optimizer.reference_batch", "schedule.patience", "ema.every"}
+POSITIVE = {
+    "batch_size",
+    "data.image_size",
+    "log.evals",
+    "log.diagnostics_batch",
+    "optimizer.reference_batch",
+    "schedule.patience",
+    "ema.every",
+}
 NON_NEGATIVE = {
     "iters",
     "epochs",

@@ -183,6 +183,21 @@ def _steps(out):
     return [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_diagnostics_are_measured_on_batches_of_the_size_asked_for(image_folder, tmp_path, monkeypatch):
+    from resnet.train import logs
+
+    seen = []
+    for name in ("gradient_norms", "layer_responses"):
+        real = getattr(logs, name)
+        monkeypatch.setattr(logs, name, lambda model, x, *rest, real=real: seen.append(len(x)) or real(model, x, *rest))
+    settings = {**QUICK, "log.diagnostics": True, "log.diagnostics_batch": 8, "log.every": 2}
+    train("resnet20", str(image_folder), "cifar-paper", tmp_path / "a", settings, iters=4, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "a" / "diagnostics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2, 4] and seen == [8] * 6  # at the start and at each evaluation
+    # resnet20: 20 weighted layers (19 convolutions, all 3×3 with option A shortcuts, and fc)
+    assert all(len(r["gradient_norms"]) == 20 and len(r["response_std"]) == 19 for r in rows)
+
+
 def test_evaluation_stays_a_bounded_share_of_a_short_run(image_folder, tmp_path):
     # 30 test images at a third of a training image's cost, batches of 16: at most 10% of the work
     # allows one evaluation per ceil(30 / 3 * 0.9 / (0.1 * 16)) = 6 iterations, not the 12 asked for

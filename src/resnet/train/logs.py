@@ -15,8 +15,6 @@ from ..config import TrainConfig
 from ..errors import UsageError
 from .diagnostics import gradient_norms, layer_responses
 
-DIAGNOSTIC_BATCH = 128  # images of the fixed batches that diagnostics are measured on
-
 
 @dataclass
 class RunResult:
@@ -63,13 +61,13 @@ class RunLogs:
                     self._writer.add_scalar(key, value, row["step"])
             self._writer.flush()
 
-    def diagnostics(self, step: int, model: nn.Module, train_loader, eval_loaders: dict) -> None:
-        """Append the gradient norm of every layer (on a fixed training batch) and the response std of
-        every 3×3 layer (on a fixed batch of the first evaluated split) to diagnostics.jsonl."""
+    def diagnostics(self, step: int, model: nn.Module, train_loader, eval_loaders: dict, batch: int) -> None:
+        """Append the gradient norm of every layer (on a fixed training batch of `batch` images) and the
+        response std of every 3×3 layer (on a fixed batch of the first evaluated split) to diagnostics.jsonl."""
         if not self.main:
             return
-        train_x, train_y = next(train_loader.eval_batches(DIAGNOSTIC_BATCH))
-        eval_x, _ = next(next(iter(eval_loaders.values())).eval_batches(DIAGNOSTIC_BATCH))
+        train_x, train_y = next(train_loader.eval_batches(batch))
+        eval_x, _ = next(next(iter(eval_loaders.values())).eval_batches(batch))
         grads = gradient_norms(model, train_x, train_y)
         responses = layer_responses(model, eval_x)
         row = {

@@ -27,7 +27,7 @@ from .build import build_model, build_optimizer, forward_pass, peak_lr, rng_stat
 from .ema import EMA
 from .evaluate import split_metrics
 from .finetune import apply_freezing, parts, read_pretrained, source_normalize
-from .logs import DIAGNOSTIC_BATCH, RunLogs, RunResult
+from .logs import RunLogs, RunResult
 from .loss import training_loss
 from .meter import Meter, NonFiniteGuard
 from .modes import freeze_batch_norm
@@ -136,12 +136,14 @@ class Trainer:
             every = eval_interval(cfg.log, self.total, cfg.batch_size, images)
             start_time, start_step = time.perf_counter(), self.step
             if self.step == 0 and cfg.log.diagnostics:
-                self.logs.diagnostics(self.step, self.model, self.train_loader, self.eval_loaders)
+                self.logs.diagnostics(
+                    self.step, self.model, self.train_loader, self.eval_loaders, cfg.log.diagnostics_batch
+                )
             if time_limit:
                 self.save("last.pt")  # measures how long a checkpoint takes: the limit must leave time for one
             # an evaluation in training steps, until one is timed: a forward of each image evaluated, and
             # with diagnostics a training step and a forward of their two batches
-            cost = EVAL_COST * images + (DIAGNOSTIC_BATCH * (1 + EVAL_COST) if cfg.log.diagnostics else 0)
+            cost = EVAL_COST * images + (cfg.log.diagnostics_batch * (1 + EVAL_COST) if cfg.log.diagnostics else 0)
             shown = self.show_progress and runtime.is_main
             with Progress(self.total, self.step, enabled=shown, eval_steps=cost / cfg.batch_size) as bar:
                 bar.log(self.plan(every))
@@ -263,8 +265,9 @@ class Trainer:
         row = self.evaluate(bar)
         improved = self._record(row.get("val_error", row.get("test_error")), bar)
         # Logs first, checkpoints last: a resumed run drops log rows newer than its checkpoint.
-        if self.config.log.diagnostics:
-            self.logs.diagnostics(self.step, self.model, self.train_loader, self.eval_loaders)
+        log = self.config.log
+        if log.diagnostics:
+            self.logs.diagnostics(self.step, self.model, self.train_loader, self.eval_loaders, log.diagnostics_batch)
         self.logs.metrics(row)
         self._checkpoint(improved)
         bar.evaluated(time.perf_counter() - start)
