@@ -162,6 +162,11 @@ def test_the_torch_engine_compiles_only_a_job_worth_it(trained_run, monkeypatch)
     import resnet
     from resnet import inference
 
+    from resnet import optimize
+
+    monkeypatch.setattr(optimize, "_installed", lambda package: False)  # auto is the torch engine here
+    auto = load(trained_run / "best.pt")
+    assert auto.inference(SMALL_JOB).engine == "torch" and set(auto._engines) == {("auto", False)}  # 1e10 MACs
     classifier = load(trained_run / "best.pt", engine="torch")
     classes = len(classifier.classes)
     assert classifier.image_size == 32 and classifier.macs() == resnet.describe("resnet20", num_classes=classes)["macs"]

@@ -55,12 +55,13 @@ class Classifier:
     def inference(self, images: int) -> Inference:
         """What computes the outputs for a job of `images` images: `engine`, except where compiling would
         cost more than it saves: then the folded model runs uncompiled. With "auto" that is a job under
-        SMALL_JOB images; with "torch", one of fewer than COMPILE_MACS multiply-adds in all."""
+        SMALL_JOB images; the torch engine (named, or what "auto" is without OpenVINO) compiles only a job
+        of at least COMPILE_MACS multiply-adds in all."""
         engine, compile = self.engine, True
         if engine == "auto" and images < SMALL_JOB:
             engine, compile = "torch", False
-        elif engine == "torch" and images * self.macs() < COMPILE_MACS:
-            compile = False
+        elif engine in ("auto", "torch"):
+            compile = images * self.macs() >= COMPILE_MACS
         if (engine, compile) not in self._engines:
             self._engines[engine, compile] = for_inference(self.model, self.device, engine=engine, compile=compile)
         return self._engines[engine, compile]
