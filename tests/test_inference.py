@@ -160,9 +160,7 @@ def test_auto_runs_small_jobs_uncompiled_and_large_ones_on_the_fastest_engine(tr
 
 def test_the_torch_engine_compiles_only_a_job_worth_it(trained_run, monkeypatch):
     import resnet
-    from resnet import inference
-
-    from resnet import optimize
+    from resnet import inference, optimize
 
     monkeypatch.setattr(optimize, "_installed", lambda package: False)  # auto is the torch engine here
     auto = load(trained_run / "best.pt")
