@@ -135,10 +135,8 @@ class Trainer:
             images = sum(self.data.size(split) for split in self.eval_loaders) * (2 if cfg.ema.decay else 1)
             every = eval_interval(cfg.log, self.total, cfg.batch_size, images)
             start_time, start_step = time.perf_counter(), self.step
-            if self.step == 0 and cfg.log.diagnostics:
-                self.logs.diagnostics(
-                    self.step, self.model, self.train_loader, self.eval_loaders, cfg.log.diagnostics_batch
-                )
+            if self.step == 0:
+                self._diagnostics()
             if time_limit:
                 self.save("last.pt")  # measures how long a checkpoint takes: the limit must leave time for one
             # an evaluation in training steps, until one is timed: a forward of each image evaluated, and
@@ -265,9 +263,7 @@ class Trainer:
         row = self.evaluate(bar)
         improved = self._record(row.get("val_error", row.get("test_error")), bar)
         # Logs first, checkpoints last: a resumed run drops log rows newer than its checkpoint.
-        log = self.config.log
-        if log.diagnostics:
-            self.logs.diagnostics(self.step, self.model, self.train_loader, self.eval_loaders, log.diagnostics_batch)
+        self._diagnostics()
         self.logs.metrics(row)
         self._checkpoint(improved)
         bar.evaluated(time.perf_counter() - start)
@@ -300,6 +296,12 @@ class Trainer:
             row["skipped_steps"] = self.guard.skipped
         self.meter.reset()
         return row
+
+    def _diagnostics(self) -> None:
+        """With log.diagnostics, the gradient norms and layer responses of now in diagnostics.jsonl."""
+        log = self.config.log
+        if log.diagnostics:
+            self.logs.diagnostics(self.step, self.model, self.train_loader, self.eval_loaders, log.diagnostics_batch)
 
     def _record(self, error: float, bar: Progress) -> bool:
         """Give the schedule the selection error (validation, else test), which keeps the best one:
