@@ -30,6 +30,19 @@ def test_a_folder_holding_a_run_is_refused_unless_forced(tmp_path):
     assert run_folder.new(tmp_path, "x", force=True) == tmp_path
 
 
+def test_a_finished_run_that_dropped_its_checkpoint_is_kept(tmp_path):
+    """A finished run may keep only its logs, summary and final weights: a new run into its folder
+    would overwrite them, and there is nothing to resume from."""
+    _log(tmp_path, [10])
+    run_folder.write_summary(tmp_path, {"step": 10})
+    with pytest.raises(UsageError, match=f"^{re.escape(str(tmp_path))} already holds a run: --force replaces it$"):
+        run_folder.new(tmp_path, "x")
+    with pytest.raises(UsageError, match="the run has finished and keeps no last.pt to continue from"):
+        run_folder.resume(tmp_path)
+    assert run_folder.new(tmp_path, "x", force=True) == tmp_path
+    assert run_folder.read(tmp_path) == [{"step": 10}]
+
+
 def test_resume_needs_out_and_a_last_checkpoint(tmp_path):
     with pytest.raises(UsageError, match="--resume needs --out, the folder of the run to continue"):
         run_folder.resume(None)

@@ -5,7 +5,8 @@ hardware and in which precision), `last.pt` and `best.pt` (checkpoints), `summar
 run has finished), and `skipped-images.txt` (the unreadable images left out by data.skip_bad_images,
 one path a line).
 
-A folder holding a `last.pt` holds a run: a new run refuses it unless forced; `resume` continues it.
+A folder holding a `last.pt` or a `summary.json` holds a run: a new run refuses it unless forced; `resume`
+continues it from last.pt (a finished run may keep only its logs, summary and final weights).
 Rows are appended before the checkpoint that follows them, so a resumed run drops the rows newer than
 its checkpoint; a reader ignores a half-written last row.
 """
@@ -40,7 +41,8 @@ def new(out: str | Path | None, name: str, force: bool = False) -> Path:
     holds a run, unless `force` (the old run is then replaced as the new one writes its files)."""
     folder = RUNS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}" if out is None else Path(out)
     if started(folder) and not force:
-        raise UsageError(f"{folder} already holds a run: --resume continues it, --force replaces it")
+        resumable = "--resume continues it, " if (folder / LAST).exists() else ""
+        raise UsageError(f"{folder} already holds a run: {resumable}--force replaces it")
     return folder
 
 
@@ -50,6 +52,8 @@ def resume(out: str | Path | None) -> tuple[Path, dict]:
     if out is None:
         raise UsageError("--resume needs --out, the folder of the run to continue")
     folder = Path(out)
+    if finished(folder) and not (folder / LAST).exists():
+        raise UsageError(f"{folder}: the run has finished and keeps no {LAST} to continue from")
     return folder, checkpoint.load(folder / LAST)
 
 
@@ -78,8 +82,9 @@ def lock(folder: Path) -> Iterator[None]:
 
 
 def started(folder: Path) -> bool:
-    """Whether `folder` holds a run (finished or not): a checkpoint to continue from."""
-    return (folder / LAST).exists()
+    """Whether `folder` holds a run (finished or not): a checkpoint to continue from, or the summary
+    of a finished run that kept no checkpoint."""
+    return (folder / LAST).exists() or finished(folder)
 
 
 def finished(folder: Path) -> bool:
