@@ -82,7 +82,18 @@ def test_predict_and_eval_take_shipped_weights_by_name(shipped, monkeypatch, tmp
     measured = json.loads(capsys.readouterr().out)
     assert measured["top1_error"] == read_metadata(shipped)["subset_error"] and measured["count"] == 1000
     assert (tmp_path / "runs" / "eval-resnet20-cifar10-test-none" / "metrics.json").is_file()
-    # the weights finetune --from names are the same file
     assert weights.weights_path("resnet20", "cifar10") == shipped
     assert main(["predict", "--weights", "cifar10", ship_jpg]) == 2
     assert "name the network with --model" in capsys.readouterr().err
+
+
+def test_finetune_starts_from_shipped_weights_by_name(shipped, image_folder, monkeypatch, tmp_path):
+    """A linear probe from the shipped weights keeps their backbone, BN statistics included."""
+    monkeypatch.setattr(weights, "SHIPPED_DIR", shipped.parent)
+    out = tmp_path / "probe"
+    args = ["finetune", "--from", "cifar10", "--model", "resnet20", "--data", str(image_folder), "--mode", "linear"]
+    assert main([*args, "--iters", "1", "--set", "batch_size=8", "--out", str(out)]) == 0
+    start = create_model("resnet20", weights="cifar10").state_dict()
+    after = resnet.checkpoint.load(out / "last.pt")["model"]
+    assert after["fc.weight"].shape == (3, 64)
+    assert all(torch.equal(start[k], after[k]) for k in start if not k.startswith("fc."))

@@ -347,7 +347,8 @@ def add_finetune(commands: argparse._SubParsersAction) -> None:
         dest="source",
         required=True,
         metavar="WEIGHTS",
-        help="a checkpoint of resnet train, a torchvision/timm/safetensors file, or imagenet (with --model)",
+        help="a checkpoint of resnet train, a torchvision/timm/safetensors file, or weights by name with --model "
+        "(imagenet: torchvision's; cifar10: this package's, see resnet models)",
     )
     p.add_argument("--data", help="the data set to fine-tune on (as for resnet train)")
     p.add_argument("--model", help="the network (default: the checkpoint's)")
