@@ -26,7 +26,7 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def shipped(run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("weights")
-    return ship(run, out=folder / "resnet20-cifar10.safetensors")
+    return ship(run, out=folder / "weights" / "resnet20-cifar10.safetensors")  # a folder not made yet
 
 
 def test_ship_records_what_the_file_gives(run, shipped):

@@ -191,6 +191,7 @@ def ship(run: str | Path, tag: str = "cifar10", data: str | None = None, out: st
         dtype: out.with_name(f".{out.stem}.{dtype}.tmp{os.getpid()}{out.suffix}") for dtype in ("float16", "float32")
     }
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # the package's first shipped file makes its folder
         half, full = (_write_shipped(classifier, path, dtype, meta, data) for dtype, path in tmp.items())
         os.replace(tmp["float16" if half == full else "float32"], out)
     except (OSError, RuntimeError) as e:  # a full disk comes as either, depending on the writer
