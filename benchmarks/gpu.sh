@@ -1,10 +1,13 @@
 #!/bin/sh
-# Every GPU figure of BENCHMARKS.md and the paper's Table 6 at full length, in two calls of at most
+# Every GPU figure of BENCHMARKS.md and the paper's Table 6 at full length, in calls of at most
 # 10 minutes each on one GPU with no internet:
 #   benchmarks/gpu.sh OUT --part speed      # inference, throughput, feeding, cifar, speedrun against their peers
 #   benchmarks/gpu.sh OUT --part evidence   # plain and ResNet 20, 32, 44, 56, 110: 64,000 iterations each
+#   benchmarks/gpu.sh OUT --part evidence --cap 150   # again at once: continues the runs the first call left
 #   benchmarks/gpu.sh OUT --part speed --quick   # every section at tiny sizes on the CPU (the test suite runs it)
-# Options: --only "SECTION ..." (speed: a subset, e.g. to rerun what did not fit), --depths "20 32 ..." (evidence).
+# Options: --only "SECTION ..." (speed: a subset, e.g. to rerun what did not fit), --depths "20 32 ..." (evidence),
+# --cap SECONDS (evidence: how long the runs train in this call, default 470), --work DIR (evidence: where
+# the runs live, default .evidence/), --no-mps (evidence: the runs take turns on the GPU).
 #
 # It reads nothing from outside the working tree but the git-ignored folder .bench/, prepared once
 # where there is internet and carried with the call:
@@ -16,18 +19,27 @@
 # a section that fails or runs out of time costs only itself. As each section ends, its rows go to
 # OUT/PART.json and one line to OUT/PART.txt ("inference: ok (81 s)", "cifar: timed out after 150 s",
 # "feeding: failed (exit 1): RuntimeError: ..."), with the inductor's CUDA-graph skips and the
-# recompilations; everything printed goes to OUT/PART.log. Evidence leaves OUT/evidence.tar.gz: the
-# `resnet reproduce degradation` report when every run finished, each run's metrics and summary in any case.
+# recompilations; everything printed goes to OUT/PART.log.
+#
+# Evidence trains its runs in WORK/runs/MODEL (git-ignored, so the device machine keeps it between calls
+# while it stays up): a run finished before is kept, an interrupted one resumes from its checkpoint, so a
+# second call made at once continues what the first could not finish. Its processes share the GPU through
+# CUDA MPS where the machine has it (their small kernels then run side by side rather than in turns); one
+# line of OUT/evidence.txt says whether MPS ran, one a run how far it got. It leaves OUT/evidence.tar.gz:
+# the `resnet reproduce degradation` report once every run has finished, each run's logs in any case.
 set -u
-out=${1:?usage: benchmarks/gpu.sh OUT --part speed|evidence [--quick] [--only SECTIONS] [--depths DEPTHS]}
+out=${1:?usage: benchmarks/gpu.sh OUT --part speed|evidence [--quick] [--only SECTIONS] [--depths DEPTHS] [--cap SECONDS] [--work DIR] [--no-mps]}
 shift
-part="" quick="" only="" depths="20 32 44 56 110"
+part="" quick="" only="" depths="20 32 44 56 110" cap="" work="" mps=auto
 while [ $# -gt 0 ]; do
     case "$1" in
         --part) part=$2; shift 2 ;;
         --quick) quick=--quick; shift ;;
         --only) only=$2; shift 2 ;;
         --depths) depths=$2; shift 2 ;;
+        --cap) cap=$2; shift 2 ;;
+        --work) work=$2; shift 2 ;;
+        --no-mps) mps=off; shift ;;
         *) echo "benchmarks/gpu.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -44,13 +56,13 @@ log="$out/$part.log" status="$out/$part.txt"
 
 if [ -n "$quick" ]; then
     data=embedded  # the subset shipped in the package
-    caps="inference=600 throughput=600 feeding=600 cifar=600 speedrun=600 evidence=600 report=600"  # a busy CPU: minutes
+    caps="inference=600 throughput=600 feeding=600 cifar=600 speedrun=600 evidence=${cap:-600} report=600"  # a busy CPU: minutes
     iters=4 depths=20 concurrent=2 sets="--set batch_size=16 --set log.evals=2"
 else
     data="$bench/cifar10-jpeg.tar.gz"
     [ -f "$data" ] || { echo "$part: failed: $data is missing (see the header of benchmarks/gpu.sh)" | tee -a "$status"; exit 1; }
     # speed: the caps add up to 570 s, inside a 600 s call (each includes its process's start)
-    caps="inference=100 throughput=140 feeding=50 cifar=150 speedrun=130 evidence=470 report=60"
+    caps="inference=100 throughput=140 feeding=50 cifar=150 speedrun=130 evidence=${cap:-470} report=60"
     # every Table-6 run at once: each needs at most 2.1 GiB of the GPU's 139 and a core of the 16
     # (benchmarks/table6_memory.py measures it); CUDA graphs, as the cifar section's end-to-end run
     iters=64000 concurrent=10 sets="--set compile=reduce-overhead"
@@ -90,20 +102,56 @@ if [ "$part" = speed ]; then
 fi
 
 # evidence: the degradation experiment's runs, `concurrent` at a time (the deepest first, so that none
-# starts last), each under what is left of the cap; then its report, from the finished run folders
-scratch=$(mktemp -d) && trap 'rm -rf "$scratch"' EXIT
-work="$scratch/degradation"  # outside OUT: only the tarball of it comes back
+# starts last), each under what is left of the cap and resumed where an earlier call left it; then its
+# report, from the finished run folders
+work=${work:-$root/.evidence}
+mkdir -p "$work/runs" && work=$(cd "$work" && pwd)
+if [ "$mps" = auto ]; then
+    if ! command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
+        mps="not used (no nvidia-cuda-mps-control here)"
+    else
+        export CUDA_MPS_PIPE_DIRECTORY=/tmp/resnet-mps/pipe CUDA_MPS_LOG_DIRECTORY=/tmp/resnet-mps/log
+        mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"  # the daemon's, and its clients'
+        # a daemon left by an earlier call that was cut off (it outlives its call) is stopped first
+        echo quit | timeout 20 nvidia-cuda-mps-control >/dev/null 2>&1
+        if nvidia-cuda-mps-control -d >>"$log" 2>&1 && timeout 60 "$python" -c \
+            "import torch; assert torch.ones(3, device='cuda').sum().item() == 3" >>"$log" 2>&1; then
+            mps=on
+            trap 'echo quit | timeout 20 nvidia-cuda-mps-control' EXIT
+        else
+            echo quit | timeout 20 nvidia-cuda-mps-control >/dev/null 2>&1
+            unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+            mps="not used (its daemon did not start or answer: see the log)"
+        fi
+    fi
+fi
+echo "mps: $mps" | tee -a "$status"
 jobs=$(for d in $depths; do echo "$d"; done | sort -rn | while read -r d; do echo "resnet$d"; echo "plain$d"; done)
 start=$(date +%s)
 limit=$(($(cap evidence) - 30))  # the runs checkpoint and stop before the cap kills them
-for model in $jobs; do echo "$model"; done | timeout -k 10 "$(cap evidence)" xargs -P "$concurrent" -I MODEL \
-    "$python" -m resnet train --model MODEL --recipe cifar-paper --data "$data" --iters "$iters" \
-    --out "$work/runs/MODEL" --set log.diagnostics=true $sets --time-limit "${limit}s" >"$out/.section.log" 2>&1
+# one run: kept if it finished before, resumed from its checkpoint if it has one, else started
+one='dir=$work/runs/$1
+[ -f "$dir/summary.json" ] && { echo "$1: finished before, kept"; exit 0; }
+[ -f "$dir/last.pt" ] && exec "$python" -m resnet train --out "$dir" --resume --time-limit "${limit}s"
+exec "$python" -m resnet train --model "$1" --recipe cifar-paper --data "$data" --iters "$iters" --out "$dir" \
+    --set log.diagnostics=true $sets --time-limit "${limit}s"'
+export python data iters sets work limit
+for model in $jobs; do echo "$model"; done | timeout -k 10 "$(cap evidence)" xargs -P "$concurrent" -n 1 \
+    sh -c "$one" sh >"$out/.section.log" 2>&1
 code=$?
 cat "$out/.section.log" >>"$log"
-runs=$(echo $jobs | wc -w)
-finished=$(ls "$work"/runs/*/summary.json 2>/dev/null | wc -l)
 report evidence "$code" "$(($(date +%s) - start))" "$out/.section.log"
+runs=0 finished=0
+for model in $jobs; do  # how far each run got
+    runs=$((runs + 1)) dir=$work/runs/$model
+    if [ -f "$dir/summary.json" ]; then
+        finished=$((finished + 1)) state="finished"
+    else
+        step=$(tail -n 1 "$dir/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step": \([0-9]*\),.*/\1/p')
+        state="at iteration ${step:-0} of $iters when last logged$([ -f "$dir/last.pt" ] && echo ", its checkpoint kept: a call again continues it")"
+    fi
+    echo "$model: $state" | tee -a "$status"
+done
 echo "evidence: $finished of $runs runs finished, $concurrent at a time" | tee -a "$status"
 if [ "$finished" -eq "$runs" ]; then
     start=$(date +%s)

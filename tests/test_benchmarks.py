@@ -4,6 +4,7 @@ only: no timing is asserted; the figures are in BENCHMARKS.md."""
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnet import run_folder
 from resnet.errors import UsageError
 
 ROOT = Path(__file__).parent.parent
@@ -99,10 +101,12 @@ def test_ratio_direction(bench):
     assert bench.row("x", 1.0, 1.0, "images/s", goal=1.25)["met"] is False
 
 
-def _gpu_sh(tmp_path, *args):
-    """benchmarks/gpu.sh in a subprocess with this interpreter; its output folder."""
+def _gpu_sh(tmp_path, *args, path=None):
+    """benchmarks/gpu.sh in a subprocess with this interpreter (and `path` first on PATH); its output folder."""
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
+    if path is not None:
+        env["PATH"] = f"{path}{os.pathsep}{env['PATH']}"
     done = subprocess.run(["sh", str(ROOT / "benchmarks" / "gpu.sh"), str(out), *args], env=env, capture_output=True)
     return out, done
 
@@ -128,18 +132,48 @@ def test_gpu_sh_speed_quick_runs_every_gpu_section_in_its_own_process(tmp_path):
     assert (out / "speed.log").stat().st_size > 0
 
 
-def test_gpu_sh_evidence_quick_trains_the_runs_at_once_and_reports(tmp_path):
-    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick")
+def test_gpu_sh_evidence_quick_trains_resumes_and_keeps_the_runs_and_reports(tmp_path):
+    work = tmp_path / "work"
+    partial = work / "runs" / "plain20"  # a run an earlier call left halfway, with its checkpoint
+    done = subprocess.run(
+        [sys.executable, "-m", "resnet", "train", "--model", "plain20", "--recipe", "cifar-paper", "--data", "embedded",
+         "--iters", "4", "--out", str(partial), "--set", "log.diagnostics=true", "--set", "batch_size=16",
+         "--set", "log.evals=2", "--stop-after", "2"],
+        capture_output=True,
+    )  # fmt: skip
+    assert done.returncode == 0 and not (partial / "summary.json").exists(), done.stderr.decode()[-2000:]
+    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick", "--work", str(work))
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     status = (out / "evidence.txt").read_text()
-    assert "evidence: ok (" in status and "2 of 2 runs finished, 2 at a time" in status and "report: ok (" in status
+    if shutil.which("nvidia-cuda-mps-control") is None:
+        assert "mps: not used (no nvidia-cuda-mps-control here)" in status, status
+    assert "evidence: ok (" in status, status
+    assert "resnet20: finished\nplain20: finished\n" in status and "2 of 2 runs finished, 2 at a time" in status
+    assert "report: ok (" in status
+    assert "resuming at iteration 2 of 4" in (out / "evidence.log").read_text()  # continued, not started again
+    assert [(s["from"], s["step"]) for s in run_folder.sessions(partial)] == [(0, 2), (2, 4)]
     with tarfile.open(out / "evidence.tar.gz") as tar:
         names = tar.getnames()
     assert {"./summary.md", "./report.html", "./runs/plain20/metrics.jsonl", "./runs/resnet20/summary.json"} <= set(
         names
     )
-    assert not [n for n in names if n.endswith(".pt")]  # checkpoints stay behind
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("tmp")] == []  # its scratch folder removed
+    assert not [n for n in names if n.endswith(".pt")]  # checkpoints stay in WORK
+    assert (work / "runs" / "resnet20" / "last.pt").exists()
+
+    # again, nothing left to train, on a machine whose MPS daemon does not start: the runs go on without it
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    calls = tmp_path / "mps.calls"  # its arguments, or for a command on its input, the command
+    fake = tools / "nvidia-cuda-mps-control"
+    fake.write_text(f'#!/bin/sh\n{{ [ $# -gt 0 ] && echo "$@" || cat; }} >>{calls}\nexit 1\n')
+    fake.chmod(0o755)
+    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick", "--work", str(work), path=tools)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    log, status = (out / "evidence.log").read_text(), (out / "evidence.txt").read_text()
+    assert "resnet20: finished before, kept" in log and "plain20: finished before, kept" in log
+    assert "mps: not used (its daemon did not start or answer: see the log)" in status
+    assert calls.read_text().split() == ["quit", "-d", "quit"]  # one left before stopped, started, stopped again
+    assert "2 of 2 runs finished" in status and "report: ok (" in status
 
 
 def test_gpu_sh_refuses_a_bad_part_and_names_missing_data(tmp_path):
