@@ -108,3 +108,14 @@ def test_bad_folders_are_one_line(run, tmp_path, capsys):
     (damaged / run_folder.METRICS).write_text("")
     with pytest.raises(UsageError, match="not been evaluated yet"):
         summarize(damaged)
+
+
+def test_a_run_with_one_evaluation_is_drawn_as_a_point_beside_the_lines():
+    from resnet.plots import error_curves
+
+    long = [{"step": s, "train_error": 0.5, "test_error": 0.4} for s in (1000, 2000, 3000)]
+    new = [{"step": 1000, "train_error": 0.6, "test_error": 0.45}]  # a run that has just started
+    ax = error_curves({"resnet20": long, "resnet56": new})
+    drawn = [(line.get_linestyle(), line.get_marker(), len(line.get_xdata())) for line in ax.lines]
+    assert drawn == [("--", "None", 3), ("-", "None", 3), ("--", "o", 1), ("-", "o", 1)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["resnet20", "resnet56"]

@@ -35,18 +35,18 @@ def error_curves(
     colors = cycle()
     for i, (label, rows) in enumerate(runs.items()):
         color = colors[i % len(colors)]
-        steps = [r["step"] for r in rows if r.get("train_error") is not None]
-        ax.plot(
-            steps,
-            [100 * r["train_error"] for r in rows if r.get("train_error") is not None],
-            "--",
-            color=color,
-            linewidth=1,
-        )
-        evals = [r for r in rows if r.get(eval_key) is not None]
-        ax.plot(
-            [r["step"] for r in evals], [100 * r[eval_key] for r in evals], "-", color=color, linewidth=1.6, label=label
-        )
+        for key, style, width, name in (("train_error", "--", 1, None), (eval_key, "-", 1.6, label)):
+            points = [r for r in rows if r.get(key) is not None]
+            ax.plot(
+                [r["step"] for r in points],
+                [100 * r[key] for r in points],
+                style,
+                color=color,
+                linewidth=width,
+                marker="o" if len(points) == 1 else None,  # a run just started: one point, no line to draw
+                markersize=4,
+                label=name,
+            )
     ax.set_xlabel("iterations")
     ax.set_ylabel("error (%)")
     ax.set_title(title or "training error (dashed), test error (solid)", fontsize=10)
