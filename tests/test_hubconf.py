@@ -42,8 +42,12 @@ def test_weights_and_options_pass_through(trained_run):
     assert model.fc.out_features == 100 and model.layer2[0].downsample is not None
 
 
-def test_pretrained_needs_published_weights():
-    with pytest.raises(UsageError, match="resnet20 has no published weights"):
-        torch.hub.load(str(REPO), "resnet20", source="local", pretrained=True)
+def test_pretrained_loads_the_shipped_weights_or_says_there_are_none():
+    model = torch.hub.load(str(REPO), "resnet20", source="local", pretrained=True)  # the CIFAR-10 network shipped
+    shipped = resnet.create_model("resnet20", weights="cifar10")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values()))
+    assert not torch.equal(model.fc.weight, resnet.create_model("resnet20").fc.weight)
+    with pytest.raises(UsageError, match="resnet32 has no trained weights to load"):
+        torch.hub.load(str(REPO), "resnet32", source="local", pretrained=True)
     with pytest.raises(UsageError, match="either pretrained=True or weights"):
         torch.hub.load(str(REPO), "resnet50", source="local", pretrained=True, weights="x.pth")
