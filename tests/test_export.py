@@ -121,6 +121,25 @@ def test_cli(trained, tmp_path, capsys):
     assert e.value.code == 2
 
 
+def test_cli_exports_the_shipped_weights_by_name_into_the_current_folder(tmp_path, monkeypatch, capsys):
+    from resnet.models.weights import SHIPPED_DIR
+
+    shipped = sorted(SHIPPED_DIR.iterdir())
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--model", "resnet20", "--weights", "cifar10"]) == 0
+    assert "wrote resnet20-cifar10.onnx (onnx)" in capsys.readouterr().out
+    assert sorted(SHIPPED_DIR.iterdir()) == shipped  # nothing written into the package
+    session = onnxruntime.InferenceSession("resnet20-cifar10.onnx", providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = create_model("resnet20", weights="cifar10").eval()(x)
+    np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], expected.numpy(), atol=1e-4)
+    classes = json.loads({p.key: p.value for p in onnx.load("resnet20-cifar10.onnx").metadata_props}["classes"])
+    assert classes[:2] == ["airplane", "automobile"] and len(classes) == 10
+    assert main(["export"]) == 2 and "name a checkpoint to export" in capsys.readouterr().err
+    assert main(["export", "--weights", "cifar10"]) == 2 and "name the network with --model" in capsys.readouterr().err
+
+
 def test_a_network_on_feature_vectors_exports(tmp_path):
     csv = tmp_path / "five.csv"
     rows = [f"{i % 7},{i % 3},{i % 5},{i % 2},{i % 11},{i % 2}" for i in range(40)]

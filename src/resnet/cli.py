@@ -744,21 +744,32 @@ def add_export(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "export", help="ONNX, TorchScript, safetensors or OpenVINO IR of a checkpoint, verified against it"
     )
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint of resnet train (none with --weights)")
+    p.add_argument("--model", help="with --weights: the network")
+    _weights_option(p)
     p.add_argument(
         "--format",
         default="onnx",
         choices=list(FORMATS),
         help="the file format; openvino writes FILE.xml and FILE.bin",
     )
-    p.add_argument("--out", type=Path, help="the file (default: beside the checkpoint, e.g. best.onnx)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="the file (default: beside the checkpoint, e.g. best.onnx; for --weights, MODEL-TAG.onnx here)",
+    )
     p.add_argument("--batch-size", type=_positive_int, default=2, help="images of the verification batch (≥ 2)")
     p.set_defaults(run=_export)
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .export import export_model
+    from .export import FORMATS, export_model
 
+    shipped = _shipped(args, [args.checkpoint] if args.checkpoint else [])
+    if shipped:  # the package's file; what is written goes to the current folder, not into the package
+        args.checkpoint, args.out = shipped, args.out or Path(shipped.stem + FORMATS[args.format])
+    elif args.checkpoint is None:
+        raise UsageError("name a checkpoint to export, or --model NAME --weights cifar10")
     r = export_model(checkpoint=args.checkpoint, format=args.format, out=args.out, batch_size=args.batch_size)
     print(
         f"wrote {r.path} ({r.format}): largest |difference| from the PyTorch model's logits {r.max_abs_diff:.1e} "
