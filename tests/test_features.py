@@ -87,3 +87,20 @@ def test_cli(trained_run, image_folder, tmp_path, capsys):
     assert "expected a folder of images" in capsys.readouterr().err
     assert main(["features", str(trained_run / "best.pt"), "--data", str(bad), "--out", str(tmp_path / "f.txt")]) == 2
     assert "f.txt: the features file must end in .npy" in capsys.readouterr().err
+
+
+def test_cli_reads_the_shipped_weights_by_name(image_folder, tmp_path, capsys):
+    from resnet.models.weights import weights_path
+
+    out, folder = tmp_path / "f.npy", str(image_folder / "test")
+    assert main(["features", "--model", "resnet20", "--weights", "cifar10", "--data", folder, "--out", str(out)]) == 0
+    features = np.load(out)
+    assert features.shape == (30, 64)
+    shipped = resnet.load(weights_path("resnet20", "cifar10"))  # its classifier on the features: predict's answer
+    with torch.no_grad():
+        probabilities = shipped.model.fc(torch.from_numpy(features[:1])).softmax(1)[0]
+    [[(name, probability)]] = shipped.predict([image_folder / "test" / "blue" / "000.png"], topk=1)
+    assert shipped.classes[int(probabilities.argmax())] == name
+    assert float(probabilities.max()) == pytest.approx(probability, abs=1e-5)
+    assert main(["features", "--data", folder, "--out", str(out)]) == 2
+    assert "name a checkpoint to read, or --model NAME --weights cifar10" in capsys.readouterr().err

@@ -156,6 +156,17 @@ def _shipped(args: argparse.Namespace, paths: list[str]) -> Path | None:
     return weights_path(args.model, args.weights)
 
 
+def _checkpoint(args: argparse.Namespace, verb: str) -> tuple[str | Path, bool]:
+    """What a command of one CHECKPOINT reads: the package's file of --model's --weights, else the
+    checkpoint given; and whether it is the shipped file (whose outputs must not go beside it)."""
+    shipped = _shipped(args, [args.checkpoint] if args.checkpoint else [])
+    if shipped:
+        return shipped, True
+    if args.checkpoint is None:
+        raise UsageError(f"name a checkpoint to {verb}, or --model NAME --weights cifar10")
+    return args.checkpoint, False
+
+
 def _engine_option(p: argparse.ArgumentParser) -> None:
     from .optimize import ENGINES
 
@@ -435,12 +446,10 @@ def _eval(args: argparse.Namespace) -> None:
     from .inference import evaluate
     from .run_folder import RUNS
 
-    shipped = _shipped(args, [args.checkpoint] if args.checkpoint else [])
+    args.checkpoint, shipped = _checkpoint(args, "evaluate")
     if shipped:  # the package's file knows its network; its report goes to runs/, not into the package
-        args.checkpoint, args.model, args.data = shipped, None, args.data or "embedded"
-        out = args.out or RUNS / f"eval-{shipped.stem}-{args.split}-{args.tta}"
-    elif args.checkpoint is None:
-        raise UsageError("name a checkpoint to evaluate, or --model NAME --weights cifar10")
+        args.model, args.data = None, args.data or "embedded"
+        out = args.out or RUNS / f"eval-{args.checkpoint.stem}-{args.split}-{args.tta}"
     else:
         out = args.out or Path(args.checkpoint).parent / f"eval-{args.split}-{args.tta}"
     m = evaluate(
@@ -765,11 +774,9 @@ def add_export(commands: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> None:
     from .export import FORMATS, export_model
 
-    shipped = _shipped(args, [args.checkpoint] if args.checkpoint else [])
-    if shipped:  # the package's file; what is written goes to the current folder, not into the package
-        args.checkpoint, args.out = shipped, args.out or Path(shipped.stem + FORMATS[args.format])
-    elif args.checkpoint is None:
-        raise UsageError("name a checkpoint to export, or --model NAME --weights cifar10")
+    args.checkpoint, shipped = _checkpoint(args, "export")
+    if shipped:  # what is written goes to the current folder, not into the package
+        args.out = args.out or Path(args.checkpoint.stem + FORMATS[args.format])
     r = export_model(checkpoint=args.checkpoint, format=args.format, out=args.out, batch_size=args.batch_size)
     print(
         f"wrote {r.path} ({r.format}): largest |difference| from the PyTorch model's logits {r.max_abs_diff:.1e} "
@@ -780,7 +787,9 @@ def _export(args: argparse.Namespace) -> None:
 def add_features(commands: argparse._SubParsersAction) -> None:
     """`resnet features`: resnet.features.extract_features."""
     p = commands.add_parser("features", help="penultimate-layer embeddings of every image of a folder (.npy, .csv)")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint of resnet train (none with --weights)")
+    p.add_argument("--model", help="with --weights: the network")
+    _weights_option(p)
     p.add_argument("--data", required=True, help="a folder of images (searched recursively; class folders give labels)")
     p.add_argument("--out", type=Path, required=True, help="the .npy file; the image list goes beside it (.csv)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch")
@@ -798,7 +807,7 @@ def _features(args: argparse.Namespace) -> None:
 
     output_paths(args.out)  # a wrong name is reported before the work, not after
     f = extract_features(
-        checkpoint=args.checkpoint,
+        checkpoint=_checkpoint(args, "read")[0],
         data=args.data,
         batch_size=args.batch_size,
         device=args.device,
