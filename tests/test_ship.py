@@ -74,6 +74,11 @@ def test_predict_and_eval_take_shipped_weights_by_name(shipped, monkeypatch, tmp
     monkeypatch.setattr(weights, "SHIPPED_DIR", shipped.parent)
     monkeypatch.chdir(tmp_path)  # eval's report goes to runs/, never into the package
     assert resnet.load(shipped, "cpu").config.data.source == "embedded"  # the file knows its network and data
+    by_name = resnet.load(model="resnet20", weights="cifar10", device="cpu")  # the same from Python
+    assert by_name.classes == resnet.load(shipped, "cpu").classes and by_name.config.data.source == "embedded"
+    for bad, message in (({"weights": "cifar10"}, "name the network with model="), ({}, "one of them")):
+        with pytest.raises(UsageError, match=message):
+            resnet.load(**bad)
     ship_jpg = str(SHIPPED_DIR.parent / "examples" / "ship.jpg")
     assert main(["predict", "--model", "resnet20", "--weights", "cifar10", ship_jpg, "--topk", "2", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -23,7 +23,7 @@ from .errors import UsageError
 from .files import write_together
 from .models import create_model, get_spec
 from .models.complexity import count_macs
-from .models.weights import classifier_name, head_size, is_safetensors, load_weights, read_weights
+from .models.weights import classifier_name, head_size, is_safetensors, load_weights, read_weights, weights_path
 from .optimize import ENGINES, Inference, for_inference
 from .train.evaluate import TTA, evaluate_batches
 from .train.finetune import source_normalize
@@ -121,12 +121,26 @@ def as_images(images) -> list[Image.Image]:
     raise UsageError(f"predict takes paths, PIL images, arrays or tensors, not {type(images).__name__}")
 
 
-def load(path: str | Path, device: str | torch.device = "auto", engine: str = "auto") -> Classifier:
-    """The network of a checkpoint written by `resnet train` (or of its safetensors export), in eval mode on
-    `device` (auto: a GPU if there is one, else the CPU); `predict` and `evaluate` compute with `engine` (see
-    `resnet.optimize.for_inference`)."""
+def load(
+    path: str | Path | None = None,
+    device: str | torch.device = "auto",
+    engine: str = "auto",
+    *,
+    model: str | None = None,
+    weights: str | None = None,
+) -> Classifier:
+    """The network of a checkpoint written by `resnet train` (or of its safetensors export), or with `model`
+    and `weights` the network this package ships (`load(model="resnet20", weights="cifar10")`), in eval mode
+    on `device` (auto: a GPU if there is one, else the CPU), with its classes and normalization; `predict`
+    and `evaluate` compute with `engine` (see `resnet.optimize.for_inference`)."""
     if engine not in ENGINES:
         raise UsageError(f"unknown inference engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if (path is None) == (weights is None):
+        raise UsageError("load a checkpoint (path) or shipped weights (model=NAME, weights='cifar10'), one of them")
+    if weights is not None:
+        if model is None:
+            raise UsageError(f"weights={weights!r}: name the network with model= (e.g. model='resnet20')")
+        path = weights_path(model, weights)
     device = setup(str(device)).device
     if Path(path).is_file() and is_safetensors(Path(path)):
         return _from_export(path, device, engine)
