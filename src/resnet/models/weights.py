@@ -160,7 +160,7 @@ def shipped(name: str) -> dict[str, dict]:
 def available_weights(name: str) -> dict[str, float]:
     """{tag: top-1 error} of the weights `create_model(name, weights=tag)` loads: the shipped ones
     (test error on their data, as measured when shipped) and torchvision's published ones (ImageNet)."""
-    found = {tag: meta["test_error"] for tag, meta in shipped(name).items()}
+    found = {tag: round(meta["test_error"], 5) for tag, meta in shipped(name).items()}
     for p in PUBLISHED.get(name, ()):
         found[p.tag] = round(1 - p.top1 / 100, 5)
     return found
