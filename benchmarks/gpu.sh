@@ -3,11 +3,12 @@
 # 10 minutes each on one GPU with no internet:
 #   benchmarks/gpu.sh OUT --part speed      # inference, throughput, feeding, cifar, speedrun against their peers
 #   benchmarks/gpu.sh OUT --part evidence   # plain and ResNet 20, 32, 44, 56, 110: 64,000 iterations each
-#   benchmarks/gpu.sh OUT --part evidence --cap 150   # again at once: continues the runs the first call left
+#   benchmarks/gpu.sh OUT --part evidence --cap 150   # again at once: continues what the first call left
 #   benchmarks/gpu.sh OUT --part speed --quick   # every section at tiny sizes on the CPU (the test suite runs it)
 # Options: --only "SECTION ..." (speed: a subset, e.g. to rerun what did not fit), --depths "20 32 ..." (evidence),
-# --cap SECONDS (evidence: how long the runs train in this call, default 470), --work DIR (evidence: where
-# the runs live, default .evidence/), --no-mps (evidence: the runs take turns on the GPU).
+# --cap SECONDS (evidence: all of it in this call, default 560), --work DIR (evidence: where the runs live,
+# default .evidence/), --no-mps (evidence: the runs take turns on the GPU), --commit HASH (evidence: the
+# code's commit, recorded in the weights it packs: the device's copy of the tree has no git history).
 #
 # It reads nothing from outside the working tree but the git-ignored folder .bench/, prepared once
 # where there is internet and carried with the call:
@@ -25,12 +26,15 @@
 # while it stays up): a run finished before is kept, an interrupted one resumes from its checkpoint, so a
 # second call made at once continues what the first could not finish. Its processes share the GPU through
 # CUDA MPS where the machine has it (their small kernels then run side by side rather than in turns); one
-# line of OUT/evidence.txt says whether MPS ran, one a run how far it got. It leaves OUT/evidence.tar.gz:
-# the `resnet reproduce degradation` report once every run has finished, each run's logs in any case.
+# line of OUT/evidence.txt says whether MPS ran, one a run how far it got. The runs train until 30 s
+# before the cap; once all have finished, what is left of it writes the `resnet reproduce degradation`
+# report and packs each ResNet's final weights as the package ships them (OUT/weights/MODEL-cifar10.safetensors,
+# `resnet.export.ship`); a second call does what the first had no time left for. OUT/evidence.tar.gz holds
+# the report and every run's logs (no checkpoints).
 set -u
-out=${1:?usage: benchmarks/gpu.sh OUT --part speed|evidence [--quick] [--only SECTIONS] [--depths DEPTHS] [--cap SECONDS] [--work DIR] [--no-mps]}
+out=${1:?usage: benchmarks/gpu.sh OUT --part speed|evidence [--quick] [--only SECTIONS] [--depths DEPTHS] [--cap SECONDS] [--work DIR] [--no-mps] [--commit HASH]}
 shift
-part="" quick="" only="" depths="20 32 44 56 110" cap="" work="" mps=auto
+part="" quick="" only="" depths="20 32 44 56 110" cap="" work="" mps=auto commit=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --part) part=$2; shift 2 ;;
@@ -40,6 +44,7 @@ while [ $# -gt 0 ]; do
         --cap) cap=$2; shift 2 ;;
         --work) work=$2; shift 2 ;;
         --no-mps) mps=off; shift ;;
+        --commit) commit=$2; shift 2 ;;
         *) echo "benchmarks/gpu.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -56,13 +61,13 @@ log="$out/$part.log" status="$out/$part.txt"
 
 if [ -n "$quick" ]; then
     data=embedded  # the subset shipped in the package
-    caps="inference=600 throughput=600 feeding=600 cifar=600 speedrun=600 evidence=${cap:-600} report=600"  # a busy CPU: minutes
+    caps="inference=600 throughput=600 feeding=600 cifar=600 speedrun=600 evidence=${cap:-600} report=600 weights=600"  # a busy CPU: minutes
     iters=4 depths=20 concurrent=2 sets="--set batch_size=16 --set log.evals=2"
 else
     data="$bench/cifar10-jpeg.tar.gz"
     [ -f "$data" ] || { echo "$part: failed: $data is missing (see the header of benchmarks/gpu.sh)" | tee -a "$status"; exit 1; }
     # speed: the caps add up to 570 s, inside a 600 s call (each includes its process's start)
-    caps="inference=100 throughput=140 feeding=50 cifar=150 speedrun=130 evidence=${cap:-470} report=60"
+    caps="inference=100 throughput=140 feeding=50 cifar=150 speedrun=130 evidence=${cap:-560} report=60 weights=120"
     # every Table-6 run at once: each needs at most 2.1 GiB of the GPU's 139 and a core of the 16
     # (benchmarks/table6_memory.py measures it); CUDA graphs, as the cifar section's end-to-end run
     iters=64000 concurrent=10 sets="--set compile=reduce-overhead"
@@ -73,10 +78,10 @@ fi
 cap() { echo "$caps" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 # one line about what just ended: ok, failed and why, or timed out; recompilations and CUDA-graph skips
-report() {  # NAME EXIT-CODE SECONDS LOG
+report() {  # NAME EXIT-CODE SECONDS LOG [CAP]
     case "$2" in
         0) what="ok" ;;
-        124|137) what="timed out after $(cap "$1") s" ;;
+        124|137) what="timed out after ${5:-$(cap "$1")} s" ;;
         *) what="failed (exit $2): $(grep -E '^[A-Za-z_.]*(Error|Exception)\b|failed: |^resnet|error: ' "$4" | tail -n 1)" ;;
     esac
     counts="recompilations $(grep -c "Recompiling function" "$4"), cudagraph skips $(grep -c "skipping cudagraphs" "$4")"
@@ -102,10 +107,13 @@ if [ "$part" = speed ]; then
 fi
 
 # evidence: the degradation experiment's runs, `concurrent` at a time (the deepest first, so that none
-# starts last), each under what is left of the cap and resumed where an earlier call left it; then its
-# report, from the finished run folders
+# starts last), resumed where an earlier call left them, until 30 s before the cap; then, in what is left
+# of it, the report and the ResNets' weights, once every run has finished
+deadline=$(($(date +%s) + $(cap evidence)))
+left() { echo $((deadline - $(date +%s))); }
+least() { [ "$1" -lt "$2" ] && echo "$1" || echo "$2"; }
 work=${work:-$root/.evidence}
-mkdir -p "$work/runs" && work=$(cd "$work" && pwd)
+mkdir -p "$work/runs" "$work/weights" && work=$(cd "$work" && pwd)
 if [ "$mps" = auto ]; then
     if ! command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
         mps="not used (no nvidia-cuda-mps-control here)"
@@ -128,7 +136,8 @@ fi
 echo "mps: $mps" | tee -a "$status"
 jobs=$(for d in $depths; do echo "$d"; done | sort -rn | while read -r d; do echo "resnet$d"; echo "plain$d"; done)
 start=$(date +%s)
-limit=$(($(cap evidence) - 30))  # the runs checkpoint and stop before the cap kills them
+train=$(left)
+limit=$((train - 30)); [ "$limit" -ge 1 ] || limit=1  # the runs checkpoint and stop before the cap kills them
 # one run: kept if it finished before, resumed from its checkpoint if it has one, else started
 one='dir=$work/runs/$1
 [ -f "$dir/summary.json" ] && { echo "$1: finished before, kept"; exit 0; }
@@ -136,11 +145,11 @@ one='dir=$work/runs/$1
 exec "$python" -m resnet train --model "$1" --recipe cifar-paper --data "$data" --iters "$iters" --out "$dir" \
     --set log.diagnostics=true $sets --time-limit "${limit}s"'
 export python data iters sets work limit
-for model in $jobs; do echo "$model"; done | timeout -k 10 "$(cap evidence)" xargs -P "$concurrent" -n 1 \
+for model in $jobs; do echo "$model"; done | timeout -k 10 "$train" xargs -P "$concurrent" -n 1 \
     sh -c "$one" sh >"$out/.section.log" 2>&1
 code=$?
 cat "$out/.section.log" >>"$log"
-report evidence "$code" "$(($(date +%s) - start))" "$out/.section.log"
+report evidence "$code" "$(($(date +%s) - start))" "$out/.section.log" "$train"
 runs=0 finished=0
 for model in $jobs; do  # how far each run got
     runs=$((runs + 1)) dir=$work/runs/$model
@@ -153,14 +162,36 @@ for model in $jobs; do  # how far each run got
     echo "$model: $state" | tee -a "$status"
 done
 echo "evidence: $finished of $runs runs finished, $concurrent at a time" | tee -a "$status"
-if [ "$finished" -eq "$runs" ]; then
+# the report, then the weights, each in what is left of the cap (at least 15 s, else the next call's)
+pack='import sys
+from pathlib import Path
+from resnet.export import ship
+work, commit = Path(sys.argv[1]), sys.argv[2] or None
+for depth in sys.argv[3:]:  # each ResNet once: a file packed by an earlier call is kept
+    packed = work / "weights" / f"resnet{depth}-cifar10.safetensors"
+    if not packed.exists():
+        print("packed", ship(work / "runs" / f"resnet{depth}", out=packed, commit=commit), flush=True)'
+for step in report weights; do
+    [ "$finished" -eq "$runs" ] || break
+    budget=$(least "$(cap $step)" "$(left)")
+    if [ "$budget" -lt 15 ]; then
+        echo "$step: not run, the cap is spent (a call again does it; the finished runs are kept)" | tee -a "$status"
+        continue
+    fi
     start=$(date +%s)
-    timeout "$(cap report)" "$python" -m resnet reproduce degradation --depths $depths --data "$data" --iters "$iters" \
-        --out "$work" --set log.diagnostics=true $sets >"$out/.section.log" 2>&1
+    if [ $step = report ]; then
+        timeout "$budget" "$python" -m resnet reproduce degradation --depths $depths --data "$data" --iters "$iters" \
+            --out "$work" --set log.diagnostics=true $sets >"$out/.section.log" 2>&1
+    else
+        timeout "$budget" "$python" -c "$pack" "$work" "$commit" $depths >"$out/.section.log" 2>&1
+    fi
     code=$?
     cat "$out/.section.log" >>"$log"
-    report report "$code" "$(($(date +%s) - start))" "$out/.section.log"
-fi
+    report $step "$code" "$(($(date +%s) - start))" "$out/.section.log" "$budget"
+done
 rm -f "$out/.section.log"
-tar czf "$out/evidence.tar.gz" -C "$work" --exclude='*.pt' --exclude='.lock' . 2>>"$log"
+if ls "$work"/weights/*.safetensors >/dev/null 2>&1; then
+    mkdir -p "$out/weights" && cp "$work"/weights/*.safetensors "$out/weights/"
+fi
+tar czf "$out/evidence.tar.gz" -C "$work" --exclude='*.pt' --exclude='.lock' --exclude='weights' . 2>>"$log"
 exit 0

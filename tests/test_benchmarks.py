@@ -16,6 +16,7 @@ import torch
 
 from resnet import run_folder
 from resnet.errors import UsageError
+from resnet.models.weights import read_metadata
 
 ROOT = Path(__file__).parent.parent
 
@@ -101,9 +102,10 @@ def test_ratio_direction(bench):
     assert bench.row("x", 1.0, 1.0, "images/s", goal=1.25)["met"] is False
 
 
-def _gpu_sh(tmp_path, *args, path=None):
-    """benchmarks/gpu.sh in a subprocess with this interpreter (and `path` first on PATH); its output folder."""
-    out = tmp_path / "out"
+def _gpu_sh(tmp_path, *args, path=None, out="out"):
+    """benchmarks/gpu.sh in a subprocess with this interpreter (and `path` first on PATH) writing to
+    tmp_path/`out`; that folder."""
+    out = tmp_path / out
     env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
     if path is not None:
         env["PATH"] = f"{path}{os.pathsep}{env['PATH']}"
@@ -142,14 +144,17 @@ def test_gpu_sh_evidence_quick_trains_resumes_and_keeps_the_runs_and_reports(tmp
         capture_output=True,
     )  # fmt: skip
     assert done.returncode == 0 and not (partial / "summary.json").exists(), done.stderr.decode()[-2000:]
-    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick", "--work", str(work))
+    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick", "--work", str(work), "--commit", "abc1234")
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     status = (out / "evidence.txt").read_text()
     if shutil.which("nvidia-cuda-mps-control") is None:
         assert "mps: not used (no nvidia-cuda-mps-control here)" in status, status
     assert "evidence: ok (" in status, status
     assert "resnet20: finished\nplain20: finished\n" in status and "2 of 2 runs finished, 2 at a time" in status
-    assert "report: ok (" in status
+    assert "report: ok (" in status and "weights: ok (" in status
+    packed = read_metadata(out / "weights" / "resnet20-cifar10.safetensors")  # the ResNet's, as the package ships it
+    assert packed["commit"] == "abc1234" and packed["iterations"] == 4 and packed["recipe"] == "cifar-paper"
+    assert [p.name for p in (out / "weights").iterdir()] == ["resnet20-cifar10.safetensors"]  # no plain net
     assert "resuming at iteration 2 of 4" in (out / "evidence.log").read_text()  # continued, not started again
     assert [(s["from"], s["step"]) for s in run_folder.sessions(partial)] == [(0, 2), (2, 4)]
     with tarfile.open(out / "evidence.tar.gz") as tar:
@@ -157,7 +162,7 @@ def test_gpu_sh_evidence_quick_trains_resumes_and_keeps_the_runs_and_reports(tmp
     assert {"./summary.md", "./report.html", "./runs/plain20/metrics.jsonl", "./runs/resnet20/summary.json"} <= set(
         names
     )
-    assert not [n for n in names if n.endswith(".pt")]  # checkpoints stay in WORK
+    assert not [n for n in names if n.endswith((".pt", ".safetensors"))]  # checkpoints stay in WORK
     assert (work / "runs" / "resnet20" / "last.pt").exists()
 
     # again, nothing left to train, on a machine whose MPS daemon does not start: the runs go on without it
@@ -167,13 +172,18 @@ def test_gpu_sh_evidence_quick_trains_resumes_and_keeps_the_runs_and_reports(tmp
     fake = tools / "nvidia-cuda-mps-control"
     fake.write_text(f'#!/bin/sh\n{{ [ $# -gt 0 ] && echo "$@" || cat; }} >>{calls}\nexit 1\n')
     fake.chmod(0o755)
-    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick", "--work", str(work), path=tools)
+    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick", "--work", str(work), path=tools, out="again")
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     log, status = (out / "evidence.log").read_text(), (out / "evidence.txt").read_text()
     assert "resnet20: finished before, kept" in log and "plain20: finished before, kept" in log
     assert "mps: not used (its daemon did not start or answer: see the log)" in status
     assert calls.read_text().split() == ["quit", "-d", "quit"]  # one left before stopped, started, stopped again
-    assert "2 of 2 runs finished" in status and "report: ok (" in status
+    assert "2 of 2 runs finished" in status and "report: ok (" in status and "weights: ok (" in status
+    assert "packed" not in log and (out / "weights" / "resnet20-cifar10.safetensors").is_file()  # kept, not packed anew
+
+    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick", "--work", str(work), "--cap", "10", out="late")
+    status = (out / "evidence.txt").read_text()  # a cap spent before the report: the next call writes it
+    assert done.returncode == 0 and "report: not run, the cap is spent" in status, status
 
 
 def test_gpu_sh_refuses_a_bad_part_and_names_missing_data(tmp_path):

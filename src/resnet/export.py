@@ -164,14 +164,21 @@ WRITERS: dict[str, Callable[[Classifier, torch.Tensor, Path], Runner]] = {
 # -- the weights this package ships ----------------------------------------------------------------
 
 
-def ship(run: str | Path, tag: str = "cifar10", data: str | None = None, out: str | Path | None = None) -> Path:
+def ship(
+    run: str | Path,
+    tag: str = "cifar10",
+    data: str | None = None,
+    out: str | Path | None = None,
+    commit: str | None = None,
+) -> Path:
     """The final weights of the finished run in `run` as the package's shipped weights `tag`
     (`create_model(model, weights=tag)`): a safetensors file (default SHIPPED_DIR/MODEL-TAG.safetensors),
     stored in float16 where that leaves the confusion matrices on the test splits of `data` (default:
     the run's own data) and of the embedded subset as float32 gives them, else in float32. Beside
     `metadata()`'s, its metadata records recipe, data, iterations, storage, the code's commit and the
     errors measured by `evaluate` on the file as written: `test_error` (the test split of `data`) and
-    `subset_error` (the embedded subset's, what the test suite checks). Returns the file's path."""
+    `subset_error` (the embedded subset's, what the test suite checks). `commit`: the code's commit (default:
+    the clone's HEAD, where the package runs from one). Returns the file's path."""
     run = Path(run)
     if tag not in SHIPPED_TAGS:
         raise UsageError(f"unknown shipped weights tag {tag!r}; choose one of: {', '.join(SHIPPED_TAGS)}")
@@ -185,7 +192,7 @@ def ship(run: str | Path, tag: str = "cifar10", data: str | None = None, out: st
         "recipe": config.get("recipe"),
         "data": Path(data).name,
         "iterations": run_folder.read(run)[-1]["step"],
-        "commit": _commit(),
+        "commit": commit or _commit(),
     }
     tmp = {
         dtype: out.with_name(f".{out.stem}.{dtype}.tmp{os.getpid()}{out.suffix}") for dtype in ("float16", "float32")
