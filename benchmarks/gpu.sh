@@ -135,6 +135,7 @@ if [ "$mps" = auto ]; then
 fi
 echo "mps: $mps" | tee -a "$status"
 jobs=$(for d in $depths; do echo "$d"; done | sort -rn | while read -r d; do echo "resnet$d"; echo "plain$d"; done)
+before=$(for model in $jobs; do [ -f "$work/runs/$model/summary.json" ] && echo "$model"; done | wc -l)
 start=$(date +%s)
 train=$(left)
 limit=$((train - 30)); [ "$limit" -ge 1 ] || limit=1  # the runs checkpoint and stop before the cap kills them
@@ -173,6 +174,10 @@ for depth in sys.argv[3:]:  # each ResNet once: a file packed by an earlier call
         print("packed", ship(work / "runs" / f"resnet{depth}", out=packed, commit=commit), flush=True)'
 for step in report weights; do
     [ "$finished" -eq "$runs" ] || break
+    if [ $step = report ] && [ "$before" -eq "$runs" ] && [ -f "$work/summary.md" ]; then
+        echo "report: kept (an earlier call wrote it from these runs)" | tee -a "$status"
+        continue
+    fi
     budget=$(least "$(cap $step)" "$(left)")
     if [ "$budget" -lt 15 ]; then
         echo "$step: not run, the cap is spent (a call again does it; the finished runs are kept)" | tee -a "$status"
