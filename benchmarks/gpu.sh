@@ -118,8 +118,9 @@ if [ "$mps" = auto ]; then
     if ! command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
         mps="not used (no nvidia-cuda-mps-control here)"
     else
-        export CUDA_MPS_PIPE_DIRECTORY=/tmp/resnet-mps/pipe CUDA_MPS_LOG_DIRECTORY=/tmp/resnet-mps/log
-        mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"  # the daemon's, and its clients'
+        # the daemon's pipes and log, beside the runs: a later call finds a daemon that outlived its call
+        export CUDA_MPS_PIPE_DIRECTORY="$work/mps/pipe" CUDA_MPS_LOG_DIRECTORY="$work/mps/log"
+        mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
         # a daemon left by an earlier call that was cut off (it outlives its call) is stopped first
         echo quit | timeout 20 nvidia-cuda-mps-control >/dev/null 2>&1
         if nvidia-cuda-mps-control -d >>"$log" 2>&1 && timeout 60 "$python" -c \
@@ -198,5 +199,5 @@ rm -f "$out/.section.log"
 if ls "$work"/weights/*.safetensors >/dev/null 2>&1; then
     mkdir -p "$out/weights" && cp "$work"/weights/*.safetensors "$out/weights/"
 fi
-tar czf "$out/evidence.tar.gz" -C "$work" --exclude='*.pt' --exclude='.lock' --exclude='weights' . 2>>"$log"
+tar czf "$out/evidence.tar.gz" -C "$work" --exclude='*.pt' --exclude='.lock' --exclude='weights' --exclude='mps' . 2>>"$log"
 exit 0
