@@ -53,6 +53,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 [ -x "$root/.venv/bin/python" ] && python=${PYTHON:-$root/.venv/bin/python}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
+if [ -n "$work" ]; then mkdir -p "$work" && work=$(cd "$work" && pwd); fi
+# from the tree's root, so that the runs record their data as .bench/..., not as this machine's path
+cd "$root" || exit 1
 # the logs this script counts: dynamo's recompilations and inductor's CUDA-graph skips
 export PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TORCH_LOGS=recompiles,cudagraphs
 bench="$root/.bench"
@@ -64,13 +67,16 @@ if [ -n "$quick" ]; then
     caps="inference=600 throughput=600 feeding=600 cifar=600 speedrun=600 evidence=${cap:-600} report=600 weights=600"  # a busy CPU: minutes
     iters=4 depths=20 concurrent=2 sets="--set batch_size=16 --set log.evals=2"
 else
-    data="$bench/cifar10-jpeg.tar.gz"
+    data=.bench/cifar10-jpeg.tar.gz
     [ -f "$data" ] || { echo "$part: failed: $data is missing (see the header of benchmarks/gpu.sh)" | tee -a "$status"; exit 1; }
     # speed: the caps add up to 570 s, inside a 600 s call (each includes its process's start)
     caps="inference=100 throughput=140 feeding=50 cifar=150 speedrun=130 evidence=${cap:-560} report=60 weights=120"
     # every Table-6 run at once: each needs at most 2.1 GiB of the GPU's 139 and a core of the 16
     # (benchmarks/table6_memory.py measures it); CUDA graphs, as the cifar section's end-to-end run
     iters=64000 concurrent=10 sets="--set compile=reduce-overhead"
+    # each process compiles on its own thread, not with a pool of 16 worker processes: ten pools at once
+    # are 160 processes (the first call that started ten runs with them lost its machine; one thread each ran)
+    export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-1}
     if [ -f "$bench/airbench-0.1.8.tar.gz" ]; then
         tar xzf "$bench/airbench-0.1.8.tar.gz" -C "$bench" && export PYTHONPATH="$PYTHONPATH:$bench/airbench-0.1.8"
     fi

@@ -10,7 +10,8 @@ from datasets import QUICK
 import resnet
 from resnet import UsageError, run_folder
 from resnet.cli import main
-from resnet.compare import compare, hours, markdown, paper_error, stretches, summarize
+from resnet.compare import compare, hours, markdown, paper_error, plot, stretches, summarize
+from resnet.plots import error_curves
 from resnet.train.runtime import hardware, resolve_precision
 from resnet.train.stop import format_duration
 
@@ -119,3 +120,42 @@ def test_a_run_with_one_evaluation_is_drawn_as_a_point_beside_the_lines():
     drawn = [(line.get_linestyle(), line.get_marker(), len(line.get_xdata())) for line in ax.lines]
     assert drawn == [("--", "None", 3), ("-", "None", 3), ("--", "o", 1), ("-", "o", 1)]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["resnet20", "resnet56"]
+
+
+def test_sessions_up_to_a_step_end_at_their_last_row_there_or_in_proportion(tmp_path):
+    row = {"hardware": "cpu", "precision": "fp32"}
+    first = [{**row, "started": "a", "from": 0, "step": s, "seconds": t} for s, t in ((2, 1.0), (3, 1.5))]
+    second = [{**row, "started": "b", "from": 3, "step": 7, "seconds": 8.0}]  # one row: checkpointed at its end
+    for r in first + second:
+        run_folder.append(tmp_path, r, run_folder.SESSIONS)
+    spans = lambda until: [(s["from"], s["step"], s["seconds"]) for s in run_folder.sessions(tmp_path, until)]  # noqa: E731
+    assert spans(None) == [(0, 3, 1.5), (3, 7, 8.0)]
+    assert spans(5) == [(0, 3, 1.5), (3, 5, 4.0)]  # half of the second session's steps: half its time
+    assert spans(2) == [(0, 2, 1.0)] and spans(3) == [(0, 3, 1.5)]
+
+
+def test_runs_of_unequal_length_are_compared_at_matched_iterations(run, tmp_path, capsys, monkeypatch):
+    short, long = (shutil.copytree(run, tmp_path / name) for name in ("short", "long"))
+    for folder, steps in ((short, 4), (long, 6)):
+        rows = [{"step": s, "train_error": 0.5 - s / 20, "test_error": 0.6 - s / 20} for s in range(1, steps + 1)]
+        (folder / run_folder.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [r.step for r in compare([short, long])] == [4, 6]
+    matched = compare([short, long], at="common")
+    assert [r.step for r in matched] == [4, 4] and matched[1].final_error == pytest.approx(0.4)
+    assert matched[1].last_mean_error == pytest.approx(mean([0.5, 0.45, 0.4]))  # evaluations 2-4, not 4-6
+    assert matched[1].seconds < summarize(long).seconds and not matched[1].finished
+    assert [r.step for r in compare([short, long], at=5)] == [4, 5]
+    png = tmp_path / "matched.png"
+    assert main(["compare", str(short), str(long), "--at", "common", "--plot", str(png), "--json"]) == 0
+    assert [r["step"] for r in json.loads(capsys.readouterr().out)] == [4, 4] and png.exists()
+    drawn = {}
+    monkeypatch.setattr(
+        "resnet.compare.error_curves", lambda runs, **kw: drawn.update(runs) or error_curves(runs, **kw)
+    )
+    plot(matched, tmp_path / "again.png")
+    assert [[r["step"] for r in rows] for rows in drawn.values()] == [[1, 2, 3, 4]] * 2  # the curves end there too
+    with pytest.raises(SystemExit) as usage:
+        main(["compare", str(short), "--at", "0"])
+    assert usage.value.code == 2 and "a step (a positive whole number) or common, not '0'" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="no evaluation at or before step 0"):
+        summarize(short, at=0)

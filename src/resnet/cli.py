@@ -486,8 +486,22 @@ def add_compare(commands: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders (of resnet train)")
     p.add_argument("--plot", type=Path, metavar="PNG", help="their curves in one figure (Fig. 6 style)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument(
+        "--at",
+        type=_step_or_common,
+        metavar="STEP|common",
+        help="each run at its last evaluation up to STEP (common: the last step all runs reached), not at its end",
+    )
     _json_option(p)
     p.set_defaults(run=_compare)
+
+
+def _step_or_common(text: str) -> int | str:
+    if text == "common":
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"a step (a positive whole number) or common, not {text!r}")
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -497,7 +511,7 @@ def _compare(args: argparse.Namespace) -> None:
 
     from .compare import as_dicts, cells, compare, header, markdown, plot
 
-    rows = compare(args.runs)
+    rows = compare(args.runs, args.at)
     if args.json:
         print(json.dumps(as_dicts(rows), indent=2))
     elif args.markdown:

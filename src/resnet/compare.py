@@ -47,9 +47,10 @@ class Compared:
         return self.total > 0 and self.step >= self.total
 
 
-def summarize(folder: str | Path) -> Compared:
+def summarize(folder: str | Path, at: int | None = None) -> Compared:
     """The comparison row of the run in `folder` (UsageError, naming it, for a folder without a run
-    or without an evaluation yet)."""
+    or without an evaluation yet): at its last evaluation, or with `at`, at its last evaluation at or
+    before that step, with the time and sessions up to there."""
     folder = Path(folder)
     try:
         config = run_folder.read_config(folder)
@@ -65,7 +66,11 @@ def summarize(folder: str | Path) -> Compared:
     rows = [row for row in rows if f"{split}_error" in row]
     if not rows:
         raise UsageError(f"{folder}: the run has not been evaluated yet (no rows in {run_folder.METRICS})")
-    sessions = run_folder.sessions(folder)
+    if at is not None:
+        rows = [row for row in rows if row["step"] <= at]
+        if not rows:
+            raise UsageError(f"{folder}: no evaluation at or before step {at:,}")
+    sessions = run_folder.sessions(folder, until=None if at is None else rows[-1]["step"])
     errors = [row[f"{split}_error"] for row in rows[-LAST:]]
     return Compared(
         run=folder.name,
@@ -96,8 +101,13 @@ def paper_error(model: str, recipe: str, options: dict) -> float | None:
     return PAPER_TABLE6[spec.depth] / 100 if spec.depth in PAPER_TABLE6 else None
 
 
-def compare(folders: list[str | Path]) -> list[Compared]:
-    return [summarize(folder) for folder in folders]
+def compare(folders: list[str | Path], at: int | str | None = None) -> list[Compared]:
+    """The rows of the runs in `folders`, each at its last evaluation; with `at` (a step), each at its
+    last evaluation up to that step, and with at="common" at the last step that every run has reached:
+    runs of unequal length compared at matched iterations."""
+    if at == "common":
+        at = min(summarize(folder).step for folder in folders)
+    return [summarize(folder, at) for folder in folders]
 
 
 def as_dicts(rows: list[Compared]) -> list[dict]:
@@ -159,7 +169,10 @@ def plot(rows: list[Compared], path: str | Path, title: str = "") -> Path:
     the error axis ends at 2.5× the largest final error, as the paper's ends at 20%, so that the ends
     are told apart."""
     models = [r.model for r in rows]
-    runs = {r.model if models.count(r.model) == 1 else r.run: run_folder.read(Path(r.folder)) for r in rows}
+    runs = {}
+    for r in rows:  # each curve ends at its row's evaluation: that of the step runs are compared at
+        kept = [x for x in run_folder.read(Path(r.folder)) if x.get("step", 0) <= r.step]
+        runs[r.model if models.count(r.model) == 1 else r.run] = kept
     split = rows[0].split
     ax = error_curves(runs, eval_key=f"{split}_error", title=title or f"training error (dashed), {split} error (solid)")
     ax.set_ylim(0, min(100, 250 * max(r.last_mean_error for r in rows)))

@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from itertools import groupby
 from pathlib import Path
 
@@ -128,14 +129,31 @@ def read(folder: Path, log: str = METRICS) -> list[dict]:
     return rows
 
 
-def sessions(folder: Path) -> list[dict]:
+def sessions(folder: Path, until: int | None = None) -> list[dict]:
     """The sessions that trained the run in `folder`, in order: for each, the last row its checkpoints
     wrote (steps `from` to `step`, `seconds`, `hardware`, `precision`, ...); sessions that trained no
-    step are left out. A run carried from machine to machine says here which stretch ran where."""
+    step are left out. A run carried from machine to machine says here which stretch ran where.
+
+    With `until`, the sessions up to that step: one that went past it ends at its last row there, or,
+    without one, at `until` with its seconds in proportion to the steps."""
     rows = [row for row in read(folder, SESSIONS) if SESSION_KEYS <= row.keys()]
     # a session's rows are consecutive; two short sessions may start within the same second
-    last = [list(group)[-1] for _, group in groupby(rows, key=lambda row: (row["from"], row["started"]))]
-    return [row for row in last if row["step"] > row["from"]]
+    groups = [list(group) for _, group in groupby(rows, key=lambda row: (row["from"], row["started"]))]
+    return [row for row in map(partial(_session_until, until=until), groups) if row and row["step"] > row["from"]]
+
+
+def _session_until(rows: list[dict], until: int | None) -> dict | None:
+    """The row that ends a session's `rows` at step `until` (None: at their end)."""
+    last = rows[-1]
+    if until is None or last["step"] <= until:
+        return last
+    before = [row for row in rows if row["step"] <= until]
+    if before and before[-1]["step"] > last["from"]:
+        return before[-1]
+    if last["from"] >= until:
+        return None
+    share = (until - last["from"]) / (last["step"] - last["from"])
+    return {**last, "step": until, "seconds": last["seconds"] * share}
 
 
 def read_config(folder: Path) -> dict | None:
