@@ -66,8 +66,8 @@ def test_only_a_finished_run_ships(tmp_path):
 def test_each_shipped_file_scores_its_recorded_error(path):
     """The files in the package: a damaged file or a wrong normalization changes the error."""
     meta = read_metadata(path)
-    measured = evaluate(path, data="embedded", model=meta["model_name"], device="cpu", engine="torch")
-    assert measured["top1_error"] == meta["subset_error"]
+    measured = evaluate(path, data="embedded", model=meta["model_name"], device="cpu", engine="torch", precision="fp32")
+    assert measured["top1_error"] == meta["subset_error"] and measured["precision"] == "fp32"
 
 
 def test_predict_and_eval_take_shipped_weights_by_name(shipped, monkeypatch, tmp_path, capsys):
@@ -76,16 +76,25 @@ def test_predict_and_eval_take_shipped_weights_by_name(shipped, monkeypatch, tmp
     assert resnet.load(shipped, "cpu").config.data.source == "embedded"  # the file knows its network and data
     by_name = resnet.load(model="resnet20", weights="cifar10", device="cpu")  # the same from Python
     assert by_name.classes == resnet.load(shipped, "cpu").classes and by_name.config.data.source == "embedded"
-    for bad, message in (({"weights": "cifar10"}, "name the network with model="), ({}, "one of them")):
+    bad_precision = {"model": "resnet20", "weights": "cifar10", "precision": "fp16"}
+    for bad, message in (
+        ({"weights": "cifar10"}, "name the network with model="),
+        ({}, "one of them"),
+        (bad_precision, "unknown precision 'fp16'; choose one of: auto, fp32, bf16"),
+    ):
         with pytest.raises(UsageError, match=message):
             resnet.load(**bad)
     ship_jpg = str(SHIPPED_DIR.parent / "examples" / "ship.jpg")
     assert main(["predict", "--model", "resnet20", "--weights", "cifar10", ship_jpg, "--topk", "2", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["image"] == ship_jpg and len(rows[0]["top"]) == 2
-    assert main(["eval", "--model", "resnet20", "--weights", "CIFAR10", "--json"]) == 0
+    # the recorded error is float32's: evaluated so, the same on a CPU with native bf16 (where auto is bf16)
+    assert main(["eval", "--model", "resnet20", "--weights", "CIFAR10", "--precision", "fp32", "--json"]) == 0
     measured = json.loads(capsys.readouterr().out)
     assert measured["top1_error"] == read_metadata(shipped)["subset_error"] and measured["count"] == 1000
+    assert measured["precision"] == "fp32"
+    assert main(["eval", "--model", "resnet20", "--weights", "cifar10", "--precision", "bf16", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "bf16"  # asked for, native or not
     assert (tmp_path / "runs" / "eval-resnet20-cifar10-test-none" / "metrics.json").is_file()
     assert weights.weights_path("resnet20", "cifar10") == shipped
     assert main(["predict", "--weights", "cifar10", ship_jpg]) == 2

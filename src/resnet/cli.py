@@ -168,7 +168,7 @@ def _checkpoint(args: argparse.Namespace, verb: str) -> tuple[str | Path, bool]:
 
 
 def _engine_option(p: argparse.ArgumentParser) -> None:
-    from .optimize import ENGINES
+    from .optimize import ENGINES, PRECISIONS
 
     p.add_argument(
         "--engine",
@@ -176,6 +176,13 @@ def _engine_option(p: argparse.ArgumentParser) -> None:
         choices=ENGINES,
         help="what computes the outputs (default auto: OpenVINO on a CPU when installed, else torch; every "
         "engine is checked against the float32 model)",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="of the computation (default auto: bf16 where the device computes it natively, a GPU or a CPU with "
+        "AVX-512 BF16 or AMX, else fp32; fp32 gives the same answers on every machine)",
     )
 
 
@@ -461,6 +468,7 @@ def _eval(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         device=args.device,
         engine=args.engine,
+        precision=args.precision,
         model=args.model,
         size=args.size,
         scales=args.scales,
@@ -552,7 +560,7 @@ def _predict(args: argparse.Namespace) -> None:
         checkpoint, *args.images = args.paths
     else:
         args.images = args.paths
-    classifier = load(path=checkpoint, device=args.device, engine=args.engine)
+    classifier = load(path=checkpoint, device=args.device, engine=args.engine, precision=args.precision)
     results = classifier.predict(images=args.images, topk=args.topk)
     if args.json:
         rows = [

@@ -176,8 +176,9 @@ def ship(
     stored in float16 where that leaves the confusion matrices on the test splits of `data` (default:
     the run's own data) and of the embedded subset as float32 gives them, else in float32. Beside
     `metadata()`'s, its metadata records recipe, data, iterations, storage, the code's commit and the
-    errors measured by `evaluate` on the file as written: `test_error` (the test split of `data`) and
-    `subset_error` (the embedded subset's, what the test suite checks). `commit`: the code's commit (default:
+    errors measured by `evaluate` on the file as written, in float32 on the CPU (the same on every CPU, with
+    or without native bf16): `test_error` (the test split of `data`) and `subset_error` (the embedded
+    subset's, what the test suite checks). `commit`: the code's commit (default:
     the clone's HEAD, where the package runs from one). Returns the file's path."""
     run = Path(run)
     if tag not in SHIPPED_TAGS:
@@ -221,7 +222,8 @@ def _write_shipped(classifier: Classifier, path: Path, dtype: str, meta: dict, d
     path.write_bytes(save(state, metadata={**metadata(classifier), **_encode({**meta, "storage": dtype})}))
     name = classifier.model_name
     on = {
-        source: evaluate(path, data=source, model=name, device="cpu", engine="torch") for source in {data, "embedded"}
+        source: evaluate(path, data=source, model=name, device="cpu", engine="torch", precision="fp32")
+        for source in {data, "embedded"}
     }
     measured = {"storage": dtype, "test_error": on[data]["top1_error"], "subset_error": on["embedded"]["top1_error"]}
     path.write_bytes(save(state, metadata={**metadata(classifier), **_encode({**meta, **measured})}))

@@ -24,7 +24,7 @@ from .files import write_together
 from .models import create_model, get_spec
 from .models.complexity import count_macs
 from .models.weights import classifier_name, head_size, is_safetensors, load_weights, read_weights, weights_path
-from .optimize import ENGINES, Inference, for_inference
+from .optimize import ENGINES, PRECISIONS, Inference, for_inference
 from .train.evaluate import TTA, evaluate_batches
 from .train.finetune import source_normalize
 from .train.runtime import setup
@@ -49,6 +49,7 @@ class Classifier:
     eval_resize: float
     config: TrainConfig
     engine: str = "auto"  # what computes the outputs: one of optimize.ENGINES
+    precision: str = "auto"  # of the computation: fp32, bf16, or auto (see optimize.for_inference)
     _engines: dict = field(default_factory=dict, repr=False, compare=False)
     _macs: int | None = field(default=None, repr=False, compare=False)
 
@@ -63,7 +64,9 @@ class Classifier:
         elif engine in ("auto", "torch"):
             compile = images * self.macs() >= COMPILE_MACS
         if (engine, compile) not in self._engines:
-            self._engines[engine, compile] = for_inference(self.model, self.device, engine=engine, compile=compile)
+            self._engines[engine, compile] = for_inference(
+                self.model, self.device, engine=engine, precision=self.precision, compile=compile
+            )
         return self._engines[engine, compile]
 
     def macs(self) -> int:
@@ -128,13 +131,24 @@ def load(
     *,
     model: str | None = None,
     weights: str | None = None,
+    precision: str = "auto",
 ) -> Classifier:
     """The network of a checkpoint written by `resnet train` (or of its safetensors export), or with `model`
     and `weights` the network this package ships (`load(model="resnet20", weights="cifar10")`), in eval mode
     on `device` (auto: a GPU if there is one, else the CPU), with its classes and normalization; `predict`
-    and `evaluate` compute with `engine` (see `resnet.optimize.for_inference`)."""
+    and `evaluate` compute with `engine` in `precision` (see `resnet.optimize.for_inference`: auto is bf16
+    where the device computes it natively; fp32 gives the same answers on every machine)."""
     if engine not in ENGINES:
         raise UsageError(f"unknown inference engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    _check_precision(precision)
+    classifier = _load(path, device, engine, model, weights)
+    classifier.precision = precision
+    return classifier
+
+
+def _load(
+    path: str | Path | None, device: str | torch.device, engine: str, model: str | None, weights: str | None
+) -> Classifier:
     if (path is None) == (weights is None):
         raise UsageError("load a checkpoint (path) or shipped weights (model=NAME, weights='cifar10'), one of them")
     if weights is not None:
@@ -231,6 +245,7 @@ def evaluate(
     model: str | None = None,
     size: int | None = None,
     scales: list[int] | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Top-1/top-5 error, per-class accuracy and confusion matrix of a checkpoint on `split` of `data`
     (default: the data it was trained on), computed by `engine` (see `resnet.optimize.for_inference`).
@@ -240,10 +255,13 @@ def evaluate(
     `tta`: one of TTA; "multiscale" is §3.4's fully convolutional testing, the probabilities of the
     whole image (and its mirror image) averaged over the shorter sides `scales` (default: the paper's
     224, 256, 384, 480, 640, scaled by the training crop / 224), one image at a time. `size`: the
-    side of the evaluation crop (default: the checkpoint's data.eval_size, else its image size)."""
+    side of the evaluation crop (default: the checkpoint's data.eval_size, else its image size).
+    `precision`: as `load`'s; the metrics record the one used."""
     _check_tta(tta, size, scales)
+    _check_precision(precision)
     runtime = setup(device)
     classifier, dataset, data_cfg = _classifier_and_data(path, data, model, device=runtime.device, engine=engine)
+    classifier.precision = precision
     if size:
         data_cfg = replace(data_cfg, eval_size=size)
     if tta == "multiscale":
@@ -266,6 +284,11 @@ def evaluate(
     if out is not None:
         _write_report(metrics, Path(out))
     return metrics
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
 
 
 def _check_tta(tta: str, size: int | None, scales: list[int] | None) -> None:

@@ -27,6 +27,7 @@ from .errors import UsageError
 from .train.runtime import native_bf16, resolve_precision
 
 ENGINES = ("auto", "torch", "openvino", "onnxruntime")
+PRECISIONS = ("auto", "fp32", "bf16")  # of inference: auto is bf16 where the device computes it natively
 # largest accepted |output - float32 output| / max(1, largest |float32 output|): float32 engines differ
 # by rounding; bf16 keeps 8 bits of mantissa (0.4% per value; 0.5-0.7% of the largest logit measured);
 # tf32 (float32 on CUDA, where cuDNN rounds convolutions' inputs to TF32 by default) keeps 11, 8× finer than bf16

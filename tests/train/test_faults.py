@@ -175,7 +175,8 @@ def test_a_bad_time_limit_is_a_usage_error(image_folder, tmp_path, capsys):
 
 def test_a_second_run_into_the_same_folder_is_refused_and_a_killed_runs_lock_is_not(image_folder, tmp_path):
     out = tmp_path / "run"
-    first = _train("--data", image_folder, "--out", out, *ARGS)
+    args = [a if a != "48" else "100000" for a in ARGS]  # still training when the second starts, on any CPU
+    first = _train("--data", image_folder, "--out", out, *args)
     _wait_for_training(first, out)
     second = _train("--resume", "--out", out)
     _, err = second.communicate()
@@ -183,7 +184,7 @@ def test_a_second_run_into_the_same_folder_is_refused_and_a_killed_runs_lock_is_
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert (out / ".lock").exists()  # left behind by the killed run ...
-    resumed = _train("--resume", "--out", out)  # ... and it blocks nothing
+    resumed = _train("--resume", "--out", out, "--stop-after", "2")  # ... and it blocks nothing
     assert resumed.wait() == 0, resumed.stderr.read()
 
 
