@@ -390,3 +390,10 @@ def test_a_preset_for_an_experiment_without_presets_names_those_that_have_them(c
     assert main(["reproduce", "mlp", "--preset", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "reproduce mlp has no presets" in err and all(name in err for name in PRESETS)
+
+
+def test_reproduce_at_an_iteration_is_for_the_reports_that_read_only_the_runs(capsys):
+    assert main(["reproduce", "lesion", "--at", "1000"]) == 2
+    assert "reproduce lesion measures the trained networks: --at is for degradation, shortcuts, mlp" in (
+        capsys.readouterr().err
+    )

@@ -627,6 +627,13 @@ def add_reproduce(commands: argparse._SubParsersAction) -> None:
         default=[1, 4, 8, 16],
         help="mlp: dense blocks of each depth (default: 1 4 8 16)",
     )
+    p.add_argument(
+        "--at",
+        type=_step_or_common,
+        metavar="STEP|common",
+        help="degradation, shortcuts, mlp: report the runs as they stand at iteration STEP (common: the last one "
+        "all reached), training none",
+    )
     _lesion_options(p)
     _set_option(p)
     _device_option(p, recipe=True)
@@ -657,6 +664,9 @@ def _lesion_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+READ_RUNS_ONLY = ("degradation", "shortcuts", "mlp")  # reproductions whose reports read only the runs' logs
+
+
 def _reproduce(args: argparse.Namespace) -> None:
     from . import analysis
     from .analysis.driver import QUICK_NOTE
@@ -664,6 +674,11 @@ def _reproduce(args: argparse.Namespace) -> None:
 
     if args.preset and args.experiment not in PRESETS:
         raise UsageError(f"reproduce {args.experiment} has no presets ({', '.join(PRESETS)} have them)")
+    if args.at is not None and args.experiment not in READ_RUNS_ONLY:
+        raise UsageError(
+            f"reproduce {args.experiment} measures the trained networks: --at is for {', '.join(READ_RUNS_ONLY)}"
+        )
+    at = {} if args.at is None else {"at": args.at}
     # each protocol its own default folder: a --quick or preset run never meets a full one's models
     variant = "-quick" if args.quick else f"-{args.preset}" if args.preset else ""
     common = dict(
@@ -678,10 +693,10 @@ def _reproduce(args: argparse.Namespace) -> None:
     )
     if args.experiment == "degradation":
         r = analysis.degradation(
-            depths=args.depths, data=args.data, add=args.add, seeds=args.seeds, preset=args.preset, **common
+            depths=args.depths, data=args.data, add=args.add, seeds=args.seeds, preset=args.preset, **at, **common
         )
     elif args.experiment == "mlp":
-        r = analysis.mlp_depth(blocks=args.blocks, data=args.data or "digits", **common)
+        r = analysis.mlp_depth(blocks=args.blocks, data=args.data or "digits", **at, **common)
     elif args.experiment == "lesion":
         lesion = {k: getattr(args, k) for k in ("draws", "images", "recalibrate", "weights", "plain_weights")}
         r = analysis.lesion(depth=args.depth, data=args.data, preset=args.preset, **lesion, **common)
@@ -695,7 +710,7 @@ def _reproduce(args: argparse.Namespace) -> None:
     elif args.experiment == "gradients":
         r = analysis.shattered_gradients(depths=args.depths, data=args.data, preset=args.preset, **common)
     else:
-        r = analysis.shortcuts(depth=args.depth, data=args.data, preset=args.preset, **common)
+        r = analysis.shortcuts(depth=args.depth, data=args.data, preset=args.preset, **at, **common)
     print(f"report {r.html} · summary {r.summary}")
     for finding in r.findings:
         print(finding.line())

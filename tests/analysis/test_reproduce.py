@@ -379,3 +379,35 @@ def test_after_each_model_the_reproduction_forecasts_the_models_left_by_their_co
         f"[3/4] plain44: trained in {duration(took['plain44'])}; the 1 left: about {duration(again)} to go",
     ]
     assert took["plain44"] > 2 * took["plain20"] == 2 * again  # by their cost, not one model's time each
+
+
+def test_runs_not_finished_are_reported_as_they_stand_at_a_matched_iteration(tmp_path, monkeypatch):
+    """--at: each run read up to the iteration (its later evaluations and diagnostics left out), none trained."""
+    monkeypatch.setattr(api, "Trainer", lambda *a, **k: pytest.fail("trained"))
+    last = {"plain20": 400, "plain32": 300, "resnet20": 300, "resnet32": 400}
+    for label, steps in last.items():
+        folder = tmp_path / "runs" / label
+        folder.mkdir(parents=True)
+        plain32_later = 0.1 if label == "plain32" else 0.2  # after 200, plain-32 trains better than plain-20
+        rows = [
+            {"step": s, "train_error": (0.4 if label == "plain32" and s <= 200 else plain32_later), "test_error": 0.3}
+            for s in range(100, steps + 1, 100)
+        ]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        norms = {"conv1": 1.0, "fc": 0.5}
+        diagnostics = [{"step": s, "response_std": {"a": s / 100}, "gradient_norms": norms} for s in (0, 200, 300)]
+        (folder / "diagnostics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in diagnostics))
+    r = degradation([20, 32], out=tmp_path, at=200, **FAST)
+    assert r.findings[0].holds  # read at 200: plain-32 40% against plain-20's 20%
+    assert "plain-32 40.00% against plain-20 20.00%" in r.findings[0].statement
+    assert "The networks as they stood at iteration 200" in r.summary.read_text()
+    assert not [p for p in (tmp_path / "runs").rglob("*") if p.suffix == ".pt" or p.name == "summary.json"]
+    stood = driver.Run(tmp_path / "runs" / "plain20", [], until=200)
+    assert [d["step"] for d in stood.diagnostics] == [0, 200]
+    common = degradation([20, 32], out=tmp_path / "common", networks=tmp_path / "runs", at="common", **FAST)
+    assert "as they stood at iteration 300" in common.summary.read_text()
+    assert "plain-32 30.00% against plain-20 20.00%" in common.findings[0].statement  # 40, 40, 10: up to 300
+    with pytest.raises(UsageError, match=r"runs/resnet20: not evaluated at iteration 400 \(its last evaluation: 300\)"):
+        degradation([20, 32], out=tmp_path, at=400, **FAST)
+    with pytest.raises(UsageError, match="plain44: no evaluation to report"):
+        degradation([20, 44], out=tmp_path, at=200, **FAST)

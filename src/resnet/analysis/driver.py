@@ -51,6 +51,11 @@ from ..train.stop import format_duration, parse_time_limit
 from .presets import QUICK, Preset
 from .report import Finding, Report, Reproduction, Table
 
+# what a report --at an iteration says first: the findings are of that point of training
+AT_NOTE = (
+    "The networks as they stood at iteration {step:,}, not trained further (`--at`): the findings are of that "
+    "point of their training, not of its end."
+)
 # what a --quick run's report and command say first: its findings are numbers, not evidence
 QUICK_NOTE = (
     "A --quick run: it checks that the reproduction runs, in a few hundred iterations per network, too "
@@ -76,11 +81,13 @@ class Run:
 
     folder: Path
     rows: list[dict]  # metrics.jsonl
+    until: int | None = None  # the iteration the run is read at (None: its end)
 
     @cached_property
     def diagnostics(self) -> list[dict]:
         """The rows of diagnostics.jsonl: gradient norms and layer responses (with log.diagnostics)."""
-        return run_folder.read(self.folder, run_folder.DIAGNOSTICS)
+        rows = run_folder.read(self.folder, run_folder.DIAGNOSTICS)
+        return [r for r in rows if self.until is None or r["step"] <= self.until]
 
     def final(self, key: str, last: int = 3) -> float:
         """The mean of `key` over the last evaluations, in % (the end of a run, less noisy than one point)."""
@@ -108,6 +115,8 @@ class Settings:
     time_limit: str | float | None = None
     deadline: float | None = None  # time.monotonic() by which the reproduction stops
     networks: Path | None = None  # the folder of the trained networks (None: OUT/runs), shareable
+    at: int | str | None = None  # report the runs as they stand at this iteration ("common": the last all reached);
+    # for protocols whose report reads only the runs' logs (degradation, shortcuts, mlp)
 
     def folder(self, job: Job) -> Path:
         """Where `job` trains: networks/LABEL (OUT/runs/LABEL by default)."""
@@ -168,12 +177,16 @@ def run_experiment(
         sizes.update({key: sizes.get(key) or value for key, value in p.sizes.items()})
     protocol = experiment(complete(settings, layers, experiment.diagnostics), **sizes)
     s, jobs = protocol.settings, protocol.jobs()
-    runs = _train_all(jobs, s)
+    runs = _train_all(jobs, s) if s.at is None else _as_they_stand(jobs, s)
     folder = s.out / "figures"
     folder.mkdir(parents=True, exist_ok=True)
+    intro = protocol.intro()
+    if s.at is not None:
+        step = next(iter(runs.values())).until
+        intro = f"{AT_NOTE.format(step=step)} {intro}"
     report = Report(
         protocol.title(),
-        f"{QUICK_NOTE} {protocol.intro()}" if s.quick else protocol.intro(),
+        f"{QUICK_NOTE} {intro}" if s.quick else intro,
         figures=protocol.figures(runs, folder),
         tables=protocol.tables(runs),
         findings=protocol.findings(runs),
@@ -226,6 +239,26 @@ def _train_all(jobs: list[Job], s: Settings) -> Runs:
             rest = format_duration(forecast([(seconds, _cost(c)) for seconds, c in timed], [_cost(c) for c in left]))
             print(f"[{i}/{len(jobs)}] {job.label}: trained in {took}; the {len(left)} left: about {rest} to go")
     return runs
+
+
+def _as_they_stand(jobs: list[Job], s: Settings) -> Runs:
+    """Each job's Run read at iteration `s.at` (for "common", the last evaluation every run has reached),
+    training none: runs not finished yet (carried from machine to machine, or cut off), compared at
+    matched iterations. UsageError for a job without a run of its settings or without an evaluation there."""
+    rows = {}
+    for job in jobs:
+        folder = s.folder(job)
+        _check_same(folder, to_dict(job_config(job, s)))
+        rows[job] = [r for r in run_folder.read(folder) if "train_error" in r]
+        if not rows[job]:
+            raise UsageError(f"{folder}: no evaluation to report (--at reads the runs as they stand; it trains none)")
+    at = min(r[-1]["step"] for r in rows.values()) if s.at == "common" else int(s.at)
+    for job, kept in rows.items():
+        if at not in {r["step"] for r in kept}:
+            raise UsageError(
+                f"{s.folder(job)}: not evaluated at iteration {at:,} (its last evaluation: {kept[-1]['step']:,})"
+            )
+    return {job: Run(s.folder(job), [r for r in kept if r["step"] <= at], until=at) for job, kept in rows.items()}
 
 
 def forecast(timed: list[tuple[float, float]], left: list[float]) -> float:

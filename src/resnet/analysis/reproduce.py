@@ -35,6 +35,7 @@ def degradation(
     seeds: tuple[int, ...] | None = None,
     preset: str | None = None,
     add: tuple[int, ...] = (),
+    at: int | str | None = None,
 ) -> Reproduction:
     """Plain nets against ResNets of each depth (default 20, 32, 44, 56): Fig. 6, Table 6, Fig. 7 and
     gradient flow; `add` puts further depths beside these (or the preset's). `overrides` ("key=value"
@@ -42,7 +43,9 @@ def degradation(
     train once per seed (the plain nets, whose finding has a wide margin, with the first), and the
     deeper ResNet counts as better only when all its seeds beat all the shallower one's. `preset`
     names a protocol of PRESETS. `networks`: the folder of the trained networks (default OUT/runs),
-    which reproductions may share: a network there of the same settings is kept. Returns the paths of
+    which reproductions may share: a network there of the same settings is kept. `at`: report the runs
+    as they stand at that iteration ("common": the last one every run has been evaluated at), training
+    none: runs that have not finished, compared at matched iterations. Returns the paths of
     report.html and summary.md and the findings."""
     return run_experiment(Degradation, settings(locals()), preset=preset, depths=depths, seeds=seeds, add=add)
 
@@ -61,6 +64,7 @@ def shortcuts(
     time_limit: str | float | None = None,
     networks: str | None = None,
     preset: str | None = None,
+    at: int | str | None = None,
 ) -> Reproduction:
     """Shortcut options A, B and C (and the plain net) at one CIFAR depth (default 32), in the spirit
     of Table 3. `preset` names a protocol of PRESETS; other arguments as `degradation`. Returns the
@@ -80,6 +84,7 @@ def mlp_depth(
     overrides: list[str] | dict | None = None,
     time_limit: str | float | None = None,
     networks: str | None = None,
+    at: int | str | None = None,
 ) -> Reproduction:
     """Residual MLPs against plain ones of `blocks` dense blocks (3 layers each) on feature vectors
     (default: the embedded digits), trained with the mlp recipe: does the degradation of deep plain
