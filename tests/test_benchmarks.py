@@ -109,7 +109,9 @@ def _gpu_sh(tmp_path, *args, path=None, out="out"):
     env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
     if path is not None:
         env["PATH"] = f"{path}{os.pathsep}{env['PATH']}"
-    done = subprocess.run(["sh", str(ROOT / "benchmarks" / "gpu.sh"), str(out), *args], env=env, capture_output=True)
+    done = subprocess.run(
+        ["sh", str(ROOT / "benchmarks" / "gpu.sh"), str(out), *args], env=env, capture_output=True, cwd=tmp_path
+    )  # from tmp_path: a relative --work is found there, though the script works from the tree's root
     return out, done
 
 
@@ -144,7 +146,7 @@ def test_gpu_sh_evidence_quick_trains_resumes_and_keeps_the_runs_and_reports(tmp
         capture_output=True,
     )  # fmt: skip
     assert done.returncode == 0 and not (partial / "summary.json").exists(), done.stderr.decode()[-2000:]
-    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick", "--work", str(work), "--commit", "abc1234")
+    out, done = _gpu_sh(tmp_path, "--part", "evidence", "--quick", "--work", "work", "--commit", "abc1234")
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     status = (out / "evidence.txt").read_text()
     if shutil.which("nvidia-cuda-mps-control") is None:
